@@ -1,0 +1,158 @@
+"""Shared data model: what the capture records and what every later stage reads.
+
+One clock everywhere: ``time.perf_counter()`` seconds relative to the request start (``t == 0``).
+A Capture is plain data that round-trips through JSON, so a run can be re-checked offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CAPTURE_FORMAT = 1
+
+# Why a capture ended. Anything but "eof" means the harness cut it short or never got a stream.
+END_REASONS = (
+    "eof",              # server closed the body normally
+    "deadline",         # total deadline reached
+    "idle_timeout",     # no byte for idle_timeout_s
+    "max_bytes",        # body larger than the byte cap
+    "max_line",         # one line longer than the line cap
+    "connect_error",    # could not connect (refused, DNS failure, TLS mismatch...)
+    "read_error",       # connection reset / broken chunked encoding / non-HTTP reply
+    "protocol_error",   # the reply is not HTTP or is malformed HTTP
+    "redirect",         # a 3xx was not followed
+    "encoding_refused", # a Content-Encoding we did not ask for (identity requested)
+    "blocked_address",  # address policy refused the target; nothing was sent
+    "invalid_url",      # the URL cannot be requested at all
+    "cancelled",        # the harness dropped the stream on purpose (disconnect probe)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One raw read from the socket, as it arrived."""
+
+    t: float  # seconds since request start
+    data: bytes
+
+
+@dataclass(slots=True)
+class RequestSpec:
+    """Exactly what was (or will be) sent, so it can be replayed with curl."""
+
+    url: str
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    dialect: str = "prompt"  # "prompt" | "openai"
+    prompt: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["body"] = self.body.decode("utf-8", "replace")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RequestSpec:
+        d = dict(d)
+        d["body"] = d.get("body", "").encode("utf-8")
+        return cls(**d)
+
+
+@dataclass(slots=True)
+class Limits:
+    """Hard caps that end a capture with a recorded reason instead of a hang or unbounded memory."""
+
+    deadline_s: float = 60.0
+    idle_timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    max_bytes: int = 16 * 1024 * 1024
+    max_line_bytes: int = 1024 * 1024
+    max_headers: int = 200
+
+
+@dataclass(slots=True)
+class Capture:
+    """Raw evidence of one request/response exchange."""
+
+    request: RequestSpec
+    started_at: str = ""  # ISO 8601 wall-clock time of the request start
+    status: int | None = None
+    http_version: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)  # in order, names lower-cased
+    reads: list[Read] = field(default_factory=list)
+    t_request_sent: float | None = None
+    t_headers: float | None = None
+    t_first_byte: float | None = None
+    t_end: float = 0.0
+    end_reason: str = "eof"
+    error: str | None = None  # human-readable detail for any end_reason but eof
+    remote_addr: str | None = None  # the IP actually connected to
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(r.data for r in self.reads)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return default
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CAPTURE_FORMAT,
+            "request": self.request.to_dict(),
+            "started_at": self.started_at,
+            "status": self.status,
+            "http_version": self.http_version,
+            "headers": [list(h) for h in self.headers],
+            "reads": [{"t": r.t, "b64": base64.b64encode(r.data).decode("ascii")} for r in self.reads],
+            "t_request_sent": self.t_request_sent,
+            "t_headers": self.t_headers,
+            "t_first_byte": self.t_first_byte,
+            "t_end": self.t_end,
+            "end_reason": self.end_reason,
+            "error": self.error,
+            "remote_addr": self.remote_addr,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Capture:
+        return cls(
+            request=RequestSpec.from_dict(d["request"]),
+            started_at=d.get("started_at", ""),
+            status=d.get("status"),
+            http_version=d.get("http_version", ""),
+            headers=[(k, v) for k, v in d.get("headers", [])],
+            reads=[Read(r["t"], base64.b64decode(r["b64"])) for r in d.get("reads", [])],
+            t_request_sent=d.get("t_request_sent"),
+            t_headers=d.get("t_headers"),
+            t_first_byte=d.get("t_first_byte"),
+            t_end=d.get("t_end", 0.0),
+            end_reason=d.get("end_reason", "eof"),
+            error=d.get("error"),
+            remote_addr=d.get("remote_addr"),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> Capture:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """An oddity a parser noticed. Never silently dropped: checks turn findings into warnings or failures."""
+
+    code: str  # e.g. "cr-line-ending", "no-space-after-colon", "bom", "nul-in-id", "bad-retry",
+    #            "unknown-field", "invalid-utf8", "unterminated-final-block", "line-too-long", "invalid-json-line"
+    message: str
+    offset: int  # byte offset in the body where it was seen
+    t: float | None = None
