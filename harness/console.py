@@ -1,0 +1,114 @@
+"""Human-readable rendering of a run result (rich), shared by `run`, `check` and the pytest plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+_STATUS_ORDER = {"fail": 0, "warn": 1, "skip": 2, "pass": 3}
+_STATUS_STYLE = {"fail": "bold red", "warn": "yellow", "skip": "dim", "pass": "green"}
+
+
+def ordered_checks(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failing first (required before advisory), then warnings, skips, passes; stable within each group."""
+    return sorted(checks, key=lambda c: (_STATUS_ORDER.get(c["status"], 9), not c.get("required", False)))
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.1f}" if isinstance(value, float) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_evidence(check: dict[str, Any], limit: int = 3) -> str:
+    """Evidence as plain text lines: byte offset, time, excerpt (repr'd so control bytes stay visible)."""
+    lines = []
+    for ev in (check.get("evidence") or [])[:limit]:
+        parts = []
+        if ev.get("offset") is not None:
+            parts.append(f"@{ev['offset']}")
+        if ev.get("t") is not None:
+            parts.append(f"t={ev['t'] * 1000:.0f}ms")
+        excerpt = ev.get("excerpt")
+        if excerpt:
+            parts.append(repr(excerpt[:160]))
+        for key, value in ev.items():  # any other evidence fields a check chose to add
+            if key not in ("offset", "t", "excerpt"):
+                parts.append(f"{key}={_short(value, 80)}")
+        lines.append(" ".join(parts))
+    more = len(check.get("evidence") or []) - limit
+    if more > 0:
+        lines.append(f"(+{more} more)")
+    return "\n".join(lines)
+
+
+def format_check_failure(check: dict[str, Any]) -> str:
+    """The text a pytest failure or a log shows for one check."""
+    out = [f"{check['id']}: {check['status'].upper()} - {check.get('message', '')}"]
+    if check.get("measured") is not None or check.get("threshold") is not None:
+        out.append(f"measured: {check.get('measured')!r}   threshold: {check.get('threshold')!r}")
+    evidence = format_evidence(check, limit=5)
+    if evidence:
+        out.append("evidence:\n  " + evidence.replace("\n", "\n  "))
+    if check.get("reproduce"):
+        out.append(f"reproduce:\n  {check['reproduce']}")
+    return "\n".join(out)
+
+
+def metrics_line(metrics: dict[str, Any]) -> str:
+    def ms(key: str) -> str:
+        v = metrics.get(key)
+        return "-" if v is None else f"{v:.0f} ms"
+
+    itl = metrics.get("itl_ms") or {}
+    tps = metrics.get("tokens_per_s")
+    return (
+        f"TTFB {ms('ttfb_ms')} | TTFT {ms('ttft_ms')} | e2e {ms('e2e_ms')} | "
+        f"{metrics.get('chunks', '-')} chunks | {metrics.get('chars', '-')} chars | "
+        f"{metrics.get('tokens', '-')} tokens ({metrics.get('token_method', '?')}) | "
+        f"{'-' if tps is None else f'{tps:.1f}'} tokens/s | "
+        f"ITL p50 {_short(itl.get('p50'))} p99 {_short(itl.get('p99'))} ms"
+    )
+
+
+def print_result(result: dict[str, Any], console: Console | None = None, show_passed: bool = True) -> None:
+    console = console or Console()
+    table = Table(title=f"{result.get('target')}  [profile {result.get('profile')}]", show_lines=False,
+                  expand=False)
+    table.add_column("status")
+    table.add_column("check")
+    table.add_column("req", justify="center")
+    table.add_column("measured", overflow="fold")
+    table.add_column("threshold", overflow="fold")
+    table.add_column("message / evidence", overflow="fold", max_width=80)
+    for check in ordered_checks(result.get("checks", [])):
+        if not show_passed and check["status"] == "pass":
+            continue
+        detail = Text(check.get("message") or "")
+        if check["status"] in ("fail", "warn"):
+            evidence = format_evidence(check)
+            if evidence:
+                detail.append("\n" + evidence, style="dim")
+        table.add_row(
+            Text(check["status"].upper(), style=_STATUS_STYLE.get(check["status"], "")),
+            check["id"],
+            "yes" if check.get("required") else "",
+            _short(check.get("measured")),
+            _short(check.get("threshold")),
+            detail,
+        )
+    console.print(table)
+    console.print(metrics_line(result.get("metrics", {})), highlight=False)
+    failed = [c["id"] for c in result.get("checks", []) if c["status"] == "fail" and c.get("required")]
+    if result.get("passed"):
+        console.print("[bold green]PASS[/]: every required check passed")
+    else:
+        console.print(f"[bold red]FAIL[/]: {len(failed)} required check(s) failed: {', '.join(failed)}")
+        reproduce = next((c.get("reproduce") for c in result.get("checks", []) if c.get("reproduce")), None)
+        if reproduce:
+            console.print("reproduce the request with:", highlight=False)
+            console.print(Text(reproduce), soft_wrap=True)

@@ -1,0 +1,69 @@
+"""Options shared by `streamconform run` and the pytest plugin, defined once.
+
+``add_run_options(add, prefix)`` takes an ``add(name, **kwargs)`` callable — argparse's ``add_argument`` or
+pytest's ``group.addoption`` — so both front ends spell and document the options the same way. The pytest plugin
+passes ``prefix="conformance-"`` so its names cannot clash with other plugins (pytest-html, pytest-benchmark,
+pytest-xdist).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.model import Limits
+
+
+def add_run_options(add: Callable[..., Any], prefix: str = "") -> None:
+    """Each option's dest is the prefixed name (``conformance_timeout``) so it cannot collide with another plugin's."""
+    d = prefix.replace("-", "_")
+    add(f"--{prefix}prompt", dest=f"{d}prompt", default=None, help="prompt text (default: the profile's prompts)")
+    header_names = [f"--{prefix}header"] + ([] if prefix else ["-H"])  # pytest reserves short options
+    add(*header_names, dest=f"{d}headers", action="append", default=[],
+        metavar="'NAME: VALUE'", help="extra request header, repeatable (e.g. -H 'Authorization: Bearer ...')")
+    add(f"--{prefix}set", dest=f"{d}overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a profile setting, repeatable (e.g. --set timing.ttft_ms=1500)")
+    add(f"--{prefix}timeout", dest=f"{d}timeout", type=float, default=60.0, metavar="SECONDS",
+        help="total deadline of the whole run (default 60)")
+    add(f"--{prefix}dialect", dest=f"{d}dialect", choices=["prompt", "openai", "auto"], default=None,
+        help="request body dialect (default: the profile's)")
+    add(f"--{prefix}model", dest=f"{d}model", default=None, help="model name sent in the openai dialect")
+    add(f"--{prefix}follow-redirects", dest=f"{d}follow_redirects", action="store_true",
+        help="follow redirects, re-validating each hop (default: a redirect is reported, not followed)")
+
+
+def parse_headers(raw: Iterable[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in raw or ():
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"header {item!r} is not of the form 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def run_options_from(ns: Any, prefix: str = "", **extra: Any):
+    """Build the runner's RunOptions from parsed options (argparse Namespace or pytest config.option)."""
+    from harness.runner import RunOptions  # imported late: the CLI's --help must not need the whole core
+
+    d = prefix.replace("-", "_")
+
+    def opt(name: str) -> Any:
+        return getattr(ns, d + name)
+
+    timeout = opt("timeout")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError("--timeout must be positive")
+    limits = Limits(deadline_s=timeout, idle_timeout_s=min(Limits().idle_timeout_s, timeout))
+    return RunOptions(
+        prompt=opt("prompt"),
+        headers=parse_headers(opt("headers")),
+        api_key=os.environ.get("STREAMCONFORM_API_KEY") or None,
+        model=opt("model"),
+        dialect=opt("dialect"),
+        limits=limits,
+        follow_redirects=opt("follow_redirects"),
+        **extra,
+    )
