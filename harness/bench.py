@@ -1,15 +1,272 @@
-"""Subcommand stub: replaced by the work that implements it."""
+"""`streamconform bench [URL]`: load-benchmark one streaming endpoint.
+
+A closed-loop sweep over fixed concurrency levels (``--concurrency 1,4,16,64``) or open-loop Poisson arrivals
+(``--rate R``), with per-request TTFB / TTFT / inter-token gaps / TPOT / end-to-end, per-level percentiles,
+throughput, error rate and goodput against ``--slo`` limits, and the client's own overhead. No URL: the reference
+server is started in a child process on a free loopback port.
+
+Pieces: bench_load (the load loops and overhead monitor), bench_request (capture -> per-request record),
+bench_stats (percentiles, SLOs, goodput, compare), bench_render (terminal tables), bench_server (child server).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import datetime as _dt
+import json
+import os
 import sys
+from pathlib import Path
+from typing import Any
+
+from harness.bench_stats import LevelSpec, compare_levels, parse_slos
+from harness.errors import ConfigError
+
+BENCH_SCHEMA_VERSION = 1
+DEFAULT_CONCURRENCY = "1,4,16,64"
+# Built-in prompts for when neither --prompts nor the profile gives any: varied topics, so a server that caches
+# by prompt does not look faster than it is.
+DEFAULT_PROMPTS = (
+    "Explain how server-sent events deliver tokens from a language model to a browser.",
+    "Describe the water cycle for a curious ten-year-old.",
+    "What are the trade-offs between TCP and UDP for real-time games?",
+    "Summarise the causes and consequences of the 1929 stock market crash.",
+    "How does a bloom filter answer membership queries with little memory?",
+    "Give practical advice for growing tomatoes on a small balcony.",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("url", nargs="?", default=None,
+                        help="full endpoint URL (default: the reference server, started in a child process)")
+    load = parser.add_argument_group("load")
+    load.add_argument("--concurrency", default=None, metavar="N,N,...",
+                      help=f"closed-loop levels: requests kept in flight (default {DEFAULT_CONCURRENCY}, "
+                           "or none when --rate is given)")
+    load.add_argument("--rate", default=None, metavar="R,R,...",
+                      help="open-loop levels: Poisson arrivals per second (requests start whatever the server's state)")
+    load.add_argument("--requests", type=int, default=None, metavar="N",
+                      help="requests per level (default 4 x concurrency, at least 8; open loop: 10 x rate, at least 8)")
+    load.add_argument("--duration", type=float, default=None, metavar="S",
+                      help="seconds per level; with --requests, whichever ends first")
+    load.add_argument("--prompts", default=None, metavar="FILE",
+                      help="prompts, one per line (or JSON lines with a 'prompt' field), used in turn")
+    load.add_argument("--seed", type=int, default=0, help="seed of the open-loop arrival times (default 0)")
+    req = parser.add_argument_group("request")
+    req.add_argument("--profile", default="tds", help="profile name or TOML path: dialect and prompts (default tds)")
+    req.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
+                     help="extra request header, repeatable")
+    req.add_argument("--dialect", choices=["prompt", "openai"], default=None,
+                     help="request body dialect (default: the profile's)")
+    req.add_argument("--model", default=None, help="model name sent in the openai dialect")
+    req.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                     help="deadline of each request (default 60): a request past it is an error, never a hang")
+    req.add_argument("--token-method", default="chars/4", choices=["chars/4", "words", "chunks", "usage"],
+                     help="how output tokens are counted (default chars/4)")
+    req.add_argument("--fault", default=None, metavar="NAME",
+                     help="with no URL: start the reference server with this fault mode")
+    out = parser.add_argument_group("output")
+    out.add_argument("--slo", action="append", default=[], metavar="NAME=MS",
+                     help="a service-level objective, repeatable: ttft_ms, tpot_ms, e2e_ms, ttfb_ms, itl_ms "
+                          "(worst gap); goodput counts requests meeting all of them")
+    out.add_argument("--json", dest="json_path", default=None, metavar="PATH|-",
+                     help="write the bench JSON (schemas/bench.schema.json) to PATH, or stdout with '-'")
+    out.add_argument("--html", dest="html_path", default=None, metavar="PATH", help="write an HTML report")
+    out.add_argument("--compare", default=None, metavar="PREVIOUS.json",
+                     help="show deltas against a previous bench JSON")
+    out.add_argument("--no-records", action="store_true",
+                     help="leave the per-request records out of the JSON (keeps it small)")
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected comma-separated whole numbers") from None
+    if not values or any(v < 1 for v in values):
+        raise ConfigError(f"{option} {text!r}: every level must be at least 1")
+    return values
+
+
+def _float_list(text: str, option: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected comma-separated numbers") from None
+    if not values or any(not (v > 0) or v == float("inf") for v in values):
+        raise ConfigError(f"{option} {text!r}: every rate must be a positive number per second")
+    return values
+
+
+def level_specs(concurrency: str | None, rate: str | None) -> list[LevelSpec]:
+    specs: list[LevelSpec] = []
+    if concurrency is not None or rate is None:
+        specs += [LevelSpec("closed", concurrency=c)
+                  for c in _int_list(concurrency or DEFAULT_CONCURRENCY, "--concurrency")]
+    if rate is not None:
+        specs += [LevelSpec("open", rate=r) for r in _float_list(rate, "--rate")]
+    return specs
+
+
+def default_requests(spec: LevelSpec) -> int:
+    if spec.mode == "closed":
+        return max(8, 4 * (spec.concurrency or 1))
+    return max(8, round(10 * (spec.rate or 1)))
+
+
+def read_prompts(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--prompts {path}: cannot read it ({exc})") from None
+    prompts = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"--prompts {path}:{n}: invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str) or not obj["prompt"].strip():
+                raise ConfigError(f"--prompts {path}:{n}: a JSON line needs a non-empty string 'prompt'")
+            line = obj["prompt"]
+        prompts.append(line)
+    if not prompts:
+        raise ConfigError(f"--prompts {path}: no prompt in the file")
+    return prompts
+
+
+def load_previous(path: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--compare {path}: cannot read a bench JSON from it ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "bench" or not isinstance(doc.get("levels"), list):
+        raise ConfigError(f"--compare {path}: not a streamconform bench JSON")
+    return doc
+
+
+def _resolve_profile(name: str) -> tuple[str, str, list[str]]:
+    """(profile name, dialect, prompts) from the profile, tolerant of what the profile module offers."""
+    try:
+        from harness.profile import load_profile
+    except ImportError:  # the profile module is not in this checkout yet: built-in defaults
+        return name, "prompt", list(DEFAULT_PROMPTS)
+    profile = load_profile(name, [])
+    dialect = getattr(profile, "dialect", None) or "prompt"
+    prompts = [p for p in (getattr(profile, "prompts", None) or []) if isinstance(p, str)]
+    return getattr(profile, "name", name), dialect, prompts or list(DEFAULT_PROMPTS)
+
+
+async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dialect: str, prompts: list[str],
+                 slos: dict[str, float], headers: dict[str, str]) -> list[dict[str, Any]]:
+    from harness.bench_load import LevelPlan, run_level
+    from harness.bench_request import BenchClient
+
+    peak = max((s.concurrency or 0) for s in specs) if specs else 1
+    async with BenchClient(url, dialect=dialect, prompts=prompts, headers=headers, model=args.model,
+                           timeout_s=args.timeout, token_method=args.token_method,
+                           max_connections=max(peak, 100)) as client:
+        levels = []
+        for spec in specs:
+            requests = args.requests if args.requests is not None else (
+                None if args.duration is not None else default_requests(spec))
+            plan = LevelPlan(spec, requests=requests, duration_s=args.duration, seed=args.seed)
+            levels.append(await run_level(plan, client.request, slos))
+        return levels
+
+
+def build_document(target: str, profile: str, dialect: str, token_method: str, slos: dict[str, float],
+                   levels: list[dict[str, Any]], started_at: str, options: dict[str, Any],
+                   previous: dict[str, Any] | None, previous_name: str | None,
+                   keep_records: bool = True) -> dict[str, Any]:
+    from harness import __version__
+
+    if not keep_records:
+        levels = [{k: v for k, v in lvl.items() if k != "records"} for lvl in levels]
+    doc: dict[str, Any] = {
+        "schema_version": BENCH_SCHEMA_VERSION,
+        "kind": "bench",
+        "harness_version": __version__,
+        "target": target,
+        "profile": profile,
+        "dialect": dialect,
+        "token_method": token_method,
+        "started_at": started_at,
+        "options": options,
+        "slo": slos,
+        "levels": levels,
+        "comparison": None,
+    }
+    if previous is not None:
+        doc["comparison"] = {"previous": previous_name or "previous run",
+                             "previous_started_at": previous.get("started_at"),
+                             "rows": compare_levels(levels, previous.get("levels", []))}
+    return doc
 
 
 def main(args: argparse.Namespace) -> int:
-    print("not implemented yet", file=sys.stderr)
-    return 2
+    from rich.console import Console
+
+    from harness.bench_render import print_bench
+    from harness.options import parse_headers
+
+    specs = level_specs(args.concurrency, args.rate)
+    slos = parse_slos(args.slo)
+    headers = parse_headers(args.headers)
+    if args.requests is not None and args.requests < 1:
+        raise ConfigError("--requests must be at least 1")
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError("--duration must be a positive number of seconds")
+    if not args.timeout > 0:
+        raise ConfigError("--timeout must be positive")
+    if args.fault and args.url:
+        raise ConfigError("--fault applies to the reference server started when no URL is given")
+    previous = load_previous(args.compare) if args.compare else None
+    profile_name, dialect, prompts = _resolve_profile(args.profile)
+    dialect = args.dialect or (dialect if dialect in ("prompt", "openai") else "prompt")
+    if args.prompts:
+        prompts = read_prompts(args.prompts)
+
+    console = Console(stderr=args.json_path == "-")
+    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    with contextlib.ExitStack() as stack:
+        url = args.url
+        if url is None:
+            from harness.bench_server import ReferenceServerProcess
+
+            server = stack.enter_context(ReferenceServerProcess(["--fault", args.fault] if args.fault else []))
+            url = server.endpoint
+            console.print(f"no URL given: benchmarking the reference server at {url} (child process)",
+                          highlight=False)
+        levels = asyncio.run(_bench(url, specs, args, dialect, prompts, slos, headers))
+
+    options = {"concurrency": [s.concurrency for s in specs if s.mode == "closed"],
+               "rate": [s.rate for s in specs if s.mode == "open"],
+               "requests": args.requests, "duration_s": args.duration, "timeout_s": args.timeout,
+               "seed": args.seed, "prompts": len(prompts), "cpu_count": os.cpu_count()}
+    doc = build_document(url, profile_name, dialect, args.token_method, slos, levels, started_at, options,
+                         previous, args.compare, keep_records=not args.no_records)
+    if args.json_path == "-":
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif args.json_path:
+        Path(args.json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    if args.html_path:
+        write_html_report(args.html_path, doc, previous)
+    print_bench(doc, console)
+    if args.html_path:
+        console.print(f"HTML report: {args.html_path}", highlight=False)
+    # Exit 1 when a level got no successful request at all: the numbers then describe nothing.
+    return 1 if any(lvl["completed"] == 0 for lvl in doc["levels"]) else 0
+
+
+def write_html_report(path: str, doc: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    try:
+        from reports import render_bench, write_html
+    except ImportError as exc:
+        raise ConfigError(f"--html: the bench report renderer is not available ({exc})") from None
+    write_html(path, render_bench(doc, previous))

@@ -1,0 +1,159 @@
+"""One benchmark request: capture a stream, then turn it into a flat per-request record.
+
+The capture (harness/capture.py) is the only I/O and records raw reads with their arrival times; parsing, decoding
+and the timing arithmetic happen after the stream ended, so they never delay a read's timestamp. The CPU they
+cost is measured per request (``parse_cpu_ms``) because it is part of the client's overhead.
+
+A record is a plain dict (it goes straight into the bench JSON) with times in milliseconds:
+``ttfb_ms`` request sent -> first body byte; ``ttft_ms`` request sent -> first non-empty content event;
+``itl_ms`` every gap between consecutive content events; ``tpot_ms`` (last - first content) / (tokens - 1);
+``e2e_ms`` request sent -> end of body; ``tokens`` counted by ``token_method``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+# Ends of a capture that mean the request did not complete on its own.
+_CLEAN_END = "eof"
+
+
+def count_tokens(text: str, method: str, usage: dict | None = None, chunks: int = 0) -> int:
+    """Token count by the named method; delegates to harness/tokens.py when it offers ``count_tokens``."""
+    try:  # the checks engineer's module is the single source of truth once present
+        from harness.tokens import count_tokens as shared_count
+    except ImportError:
+        shared_count = None
+    if shared_count is not None:
+        try:
+            return int(shared_count(text, method, usage=usage, chunks=chunks))
+        except TypeError:
+            return int(shared_count(text, method))
+    if method == "usage" and usage and isinstance(usage.get("completion_tokens"), int):
+        return usage["completion_tokens"]
+    if method == "words":
+        return len(text.split())
+    if method == "chunks":
+        return chunks
+    # chars/4: the usual rule of thumb for English BPE vocabularies; at least one token for any text.
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def _error_kind(capture: Any, saw_error_event: bool, content_events: int) -> str | None:
+    """Why a request counts as failed, as a short key for the per-level error breakdown; None when it is ok."""
+    if capture.end_reason != _CLEAN_END and capture.status is None:
+        return capture.end_reason  # never got a response: connect_error, deadline, ...
+    if capture.status != 200:
+        return f"http_{capture.status}"
+    if capture.end_reason != _CLEAN_END:
+        return capture.end_reason  # cut short mid-stream: deadline, idle_timeout, read_error, max_bytes...
+    if saw_error_event:
+        return "error_event"
+    if content_events == 0:
+        return "no_content"
+    return None
+
+
+def record_from_capture(capture: Any, *, token_method: str = "chars/4", index: int = 0,
+                        t_start_s: float = 0.0) -> dict[str, Any]:
+    """Parse, decode and measure one capture; CPU time of that work is part of the record."""
+    from harness.decode import decode
+    from harness.parse import parse_capture
+
+    cpu0 = time.thread_time()
+    parsed = parse_capture(capture)
+    chunks = decode(parsed.events)
+    t0 = capture.t_request_sent if capture.t_request_sent is not None else 0.0
+    content_times: list[float] = []
+    pieces: list[str] = []
+    usage = None
+    saw_error = False
+    for ch in chunks:
+        if getattr(ch, "error", None) is not None:
+            saw_error = True
+        if getattr(ch, "usage", None):
+            usage = ch.usage
+        if ch.content:
+            content_times.append(ch.t)
+            pieces.append(ch.content)
+    text = "".join(pieces)
+    tokens = count_tokens(text, token_method, usage=usage, chunks=len(content_times))
+    gaps = [(b - a) * 1000.0 for a, b in zip(content_times, content_times[1:], strict=False)]
+    span = content_times[-1] - content_times[0] if content_times else 0.0
+    tpot = span * 1000.0 / (tokens - 1) if tokens > 1 and len(content_times) > 1 else None
+    tokens_per_s = tokens / span if span > 0 else None
+    kind = _error_kind(capture, saw_error, len(content_times))
+    cpu_ms = (time.thread_time() - cpu0) * 1000.0
+    return {
+        "index": index,
+        "t_start_s": t_start_s,
+        "ok": kind is None,
+        "status": capture.status,
+        "end_reason": capture.end_reason,
+        "error_kind": kind,
+        "error": capture.error,
+        "ttfb_ms": (capture.t_first_byte - t0) * 1000.0 if capture.t_first_byte is not None else None,
+        "ttft_ms": (content_times[0] - t0) * 1000.0 if content_times else None,
+        "e2e_ms": (capture.t_end - t0) * 1000.0,
+        "itl_ms": gaps,
+        "itl_max_ms": max(gaps) if gaps else None,
+        "tpot_ms": tpot,
+        "tokens": tokens,
+        "tokens_per_s": tokens_per_s,
+        "token_method": token_method,
+        "chars": len(text),
+        "content_events": len(content_times),
+        "bytes": sum(len(r.data) for r in capture.reads),
+        "parse_cpu_ms": cpu_ms,
+    }
+
+
+class BenchClient:
+    """Sends the benchmark's requests over one shared connection pool and returns one record per request.
+
+    Prompts are used in turn (request ``i`` gets ``prompts[i % len(prompts)]``) so a level's load is the same
+    from run to run.
+    """
+
+    def __init__(self, url: str, *, dialect: str, prompts: list[str], headers: dict[str, str] | None = None,
+                 model: str | None = None, api_key: str | None = None, timeout_s: float = 60.0,
+                 token_method: str = "chars/4", max_connections: int = 100) -> None:
+        from harness.model import Limits
+
+        self.url = url
+        self.dialect = dialect
+        self.prompts = prompts
+        self.headers = dict(headers or {})
+        self.model = model
+        self.api_key = api_key if api_key is not None else (os.environ.get("STREAMCONFORM_API_KEY") or None)
+        self.limits = Limits(deadline_s=timeout_s, idle_timeout_s=min(Limits().idle_timeout_s, timeout_s))
+        self.token_method = token_method
+        self.max_connections = max_connections
+        self._client: Any = None
+
+    async def __aenter__(self) -> BenchClient:
+        from harness.capture import make_client
+
+        self._client = make_client(self.limits, max_connections=self.max_connections)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def spec(self, index: int) -> Any:
+        from harness.request import build_request
+
+        prompt = self.prompts[index % len(self.prompts)]
+        return build_request(self.url, self.dialect, prompt, model=self.model, headers=self.headers,
+                             api_key=self.api_key)
+
+    async def request(self, index: int, t_start_s: float) -> dict[str, Any]:
+        from harness.capture import capture
+
+        cap = await capture(self.spec(index), self.limits, client=self._client)
+        return record_from_capture(cap, token_method=self.token_method, index=index, t_start_s=t_start_s)
