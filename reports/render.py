@@ -1,0 +1,183 @@
+"""The machinery every report shares: one Jinja2 environment, the embedded assets, the page's security policy.
+
+Every value shown in a report may come from a hostile endpoint, so:
+- templates are autoescaped, and chart data travels as JSON inside ``<script type="application/json">`` through
+  Jinja's ``tojson`` (which escapes ``<``, ``>``, ``&`` and ``'``), never spliced into code;
+- the page carries a Content-Security-Policy that allows nothing to be fetched (``default-src 'none'``) and only
+  the exact inline scripts and styles we wrote to run (by SHA-256 hash), so even markup that slipped through the
+  escaping could neither execute nor phone home;
+- long strings are cut with a visible note, so a 100 MB transcript cannot become a 100 MB page.
+
+The chart library (Chart.js, MIT, vendored in ``static/`` with its license) is inlined into each page: one file
+per report, nothing fetched when it opens, readable offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import os
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from harness import __version__
+
+# Bounds on what one report may show (the page must stay small and fast however big the input was).
+MAX_TRANSCRIPT_CHARS = 200_000
+MAX_EXCERPT_CHARS = 600
+MAX_EVIDENCE_ITEMS = 12
+MAX_TEXT_CHARS = 2_000
+MAX_CHART_POINTS = 4_000
+
+CHART_LIBRARY = "chart.umd.min.js"
+
+
+@lru_cache(maxsize=None)
+def asset(name: str) -> str:
+    """The text of a file under ``reports/static/``."""
+    text = resources.files("reports").joinpath("static", name).read_text(encoding="utf-8")
+    if "</script" in text.lower() or "</style" in text.lower():
+        raise RuntimeError(f"static asset {name} cannot be inlined: it contains a closing tag")
+    return text
+
+
+def _csp_hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def content_security_policy(scripts: list[str], styles: list[str]) -> str:
+    """Nothing may load; only these exact inline scripts and styles may run."""
+    script_src = " ".join(_csp_hash(s) for s in scripts) or "'none'"
+    style_src = " ".join(_csp_hash(s) for s in styles) or "'none'"
+    return (f"default-src 'none'; script-src {script_src}; style-src {style_src}; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
+
+
+# -- filters: how values look on the page ---------------------------------------------------------------------
+
+_CONTROL_PICTURES = {i: chr(0x2400 + i) for i in range(32) if chr(i) not in "\n\t"}
+_CONTROL_PICTURES[0x7F] = "\u2421"
+
+
+def visible(text: Any, limit: int = MAX_EXCERPT_CHARS) -> str:
+    """Control characters as their Unicode pictures (CR as U+240D...), cut to ``limit`` with a note."""
+    if text is None:
+        return ""
+    s = str(text)
+    cut = len(s) > limit
+    s = s[:limit].translate(_CONTROL_PICTURES)
+    if cut:
+        s += f" \u2026 [{len(str(text)) - limit:,} more characters not shown]"
+    return s
+
+
+def clip(text: Any, limit: int = MAX_TEXT_CHARS) -> str:
+    """A plain string cut to ``limit`` characters with an ellipsis."""
+    if text is None:
+        return ""
+    s = str(text)
+    return s if len(s) <= limit else s[:limit] + "\u2026"
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """Numbers as people read them: 3 significant digits for small values, thousands separators for big ones."""
+    if value is None:
+        return "\u2014"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}" if value else "0"
+    return clip(value, 200)
+
+
+def value(v: Any) -> str:
+    """Any measured/threshold value (number, string, list, dict) as one short line of text."""
+    if v is None:
+        return "\u2014"
+    if isinstance(v, (int, float, bool)):
+        return number(v)
+    if isinstance(v, str):
+        return visible(v, 300)
+    try:
+        return visible(json.dumps(v, ensure_ascii=False, sort_keys=True, default=str), 300)
+    except (TypeError, ValueError):
+        return visible(repr(v), 300)
+
+
+def percent(v: Any, digits: int = 1) -> str:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        return "\u2014"
+    return f"{v * 100:.{digits}f} %"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("reports", "templates"),
+        autoescape=True,  # every template, whatever its extension: all values are hostile until escaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(visible=visible, clip=clip, number=number, value=value, percent=percent)
+    return env
+
+
+def render_page(template: str, *, title: str, data: Any, script: str, **context: Any) -> str:
+    """Render ``template`` as one self-contained page: the chart library, the shared and the page's own script.
+
+    ``data`` is what the page's script draws from; it is embedded as escaped JSON, read with JSON.parse.
+    """
+    scripts = [asset(CHART_LIBRARY), asset("common.js"), asset(script)]
+    styles = [asset("report.css")]
+    return environment().get_template(template).render(
+        title=title,
+        csp=content_security_policy(scripts, styles),
+        scripts=scripts,
+        styles=styles,
+        data=data,
+        harness_version=__version__,
+        **context,
+    )
+
+
+def write_html(path: str | os.PathLike[str], html: str) -> Path:
+    """Write a report atomically (a reader never sees half a page); create the directory if needed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(html)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return target
+
+
+def downsample(points: list, limit: int = MAX_CHART_POINTS, keep: set[int] | None = None) -> list:
+    """At most ``limit`` points, evenly strided, always keeping the first, the last and the indices in ``keep``."""
+    n = len(points)
+    if n <= limit:
+        return list(points)
+    stride = n / limit
+    chosen = {int(i * stride) for i in range(limit)} | {0, n - 1} | (keep or set())
+    return [points[i] for i in sorted(chosen) if 0 <= i < n]
