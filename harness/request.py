@@ -1,0 +1,133 @@
+"""Request building: what the harness sends, and a `curl -N` command that sends exactly the same.
+
+Dialects:
+    prompt  ``{"prompt": ..., "stream": true}`` (the seed's request shape)
+    openai  ``{"model": ..., "messages": [{"role": "user", "content": ...}], "stream": true}``
+
+Every request asks for ``Accept-Encoding: identity``: the capture records raw bytes and never decodes a body,
+so a compressed reply is the server ignoring the request (a failed check), not something to inflate.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.model import RequestSpec
+
+DIALECTS = ("prompt", "openai")
+DEFAULT_MODEL = "streamconform-test"
+# The name curl users put their key in; the reproduce command refers to it instead of printing the secret.
+API_KEY_ENV = "STREAMCONFORM_API_KEY"
+# Headers whose values are secrets: the reproduce command shows an environment variable instead.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"})
+
+
+def _merge_headers(base: dict[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
+    """Add ``extra`` over ``base``; names compare case-insensitively, the later spelling wins."""
+    merged = dict(base)
+    for name, value in (extra or {}).items():
+        for existing in [k for k in merged if k.lower() == name.lower()]:
+            del merged[existing]
+        merged[name] = value
+    return merged
+
+
+def build_payload(dialect: str, prompt: str, *, model: str | None = None, stream: bool = True,
+                  extra_body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON body for a dialect; ``extra_body`` keys are added last (e.g. ``max_tokens``, ``stream_options``)."""
+    if dialect == "prompt":
+        payload: dict[str, Any] = {"prompt": prompt, "stream": stream}
+    elif dialect == "openai":
+        payload = {"model": model or DEFAULT_MODEL, "messages": [{"role": "user", "content": prompt}],
+                   "stream": stream}
+    else:
+        raise ConfigError(f"unknown dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
+    payload.update(extra_body or {})
+    return payload
+
+
+def build_request(url: str, dialect: str, prompt: str, *, model: str | None = None,
+                  headers: Mapping[str, str] | None = None, api_key: str | None = None, stream: bool = True,
+                  extra_body: Mapping[str, Any] | None = None, accept: str | None = None) -> RequestSpec:
+    """A streaming POST for ``dialect``. User ``headers`` override the defaults, except Accept-Encoding."""
+    payload = build_payload(dialect, prompt, model=model, stream=stream, extra_body=extra_body)
+    base = {"Content-Type": "application/json", "Accept": accept or "text/event-stream"}
+    if api_key:
+        base["Authorization"] = f"Bearer {api_key}"
+    merged = _merge_headers(base, headers)
+    # Always identity: the capture keeps raw bytes and must not be handed a compressed body it did not ask for.
+    merged = _merge_headers(merged, {"Accept-Encoding": "identity"})
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    return RequestSpec(url=url, method="POST", headers=merged, body=body, dialect=dialect, prompt=prompt)
+
+
+def raw_request(url: str, method: str = "POST", body: bytes = b"", headers: Mapping[str, str] | None = None,
+                *, prompt: str = "") -> RequestSpec:
+    """A request sent exactly as given (invalid JSON, other methods...), for the error probes.
+
+    Only Accept-Encoding is forced to identity, for the same reason as in :func:`build_request`.
+    """
+    merged = _merge_headers(dict(headers or {}), {"Accept-Encoding": "identity"})
+    return RequestSpec(url=url, method=method.upper(), headers=merged, body=bytes(body), dialect="raw",
+                       prompt=prompt)
+
+
+def _printf_format(data: bytes) -> str:
+    """Escape bytes for printf(1): printable ASCII as is, everything else as octal (NUL and invalid UTF-8 too)."""
+    out = []
+    for byte in data:
+        ch = chr(byte)
+        if ch == "%":
+            out.append("%%")
+        elif ch == "\\":
+            out.append("\\\\")
+        elif 0x20 <= byte < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return "".join(out)
+
+
+def _header_arg(name: str, value: str, redact: bool) -> str:
+    if redact and name.lower() in _SECRET_HEADERS:
+        if name.lower() == "authorization" and value.lower().startswith("bearer "):
+            secret = f"Bearer ${API_KEY_ENV}"
+        else:
+            secret = f"${API_KEY_ENV}"
+        # Double quotes so the shell expands the variable; the name cannot contain quotes (HTTP token chars).
+        return f'-H "{name}: {secret}"'
+    return "-H " + shlex.quote(f"{name}: {value}")
+
+
+def curl_command(spec: RequestSpec, redact: bool = True) -> str:
+    """A copy-pasteable shell command that repeats ``spec`` with curl, streaming (-N) and showing headers (-i).
+
+    Secrets in headers are replaced by ``$STREAMCONFORM_API_KEY`` unless ``redact`` is false. A body that is not
+    printable UTF-8 (probes send NUL bytes or invalid UTF-8) is piped in through printf so it stays byte-exact.
+    """
+    parts = ["curl", "-N", "-i"]
+    body_via_stdin = False
+    method = spec.method.upper()
+    if not (method == "POST" and spec.body) and not (method == "GET" and not spec.body):
+        parts += ["-X", shlex.quote(method)]
+    parts.append(shlex.quote(spec.url))
+    parts += [_header_arg(k, v, redact) for k, v in spec.headers.items()]
+    if spec.body:
+        try:
+            text = spec.body.decode("utf-8")
+            printable = "\x00" not in text
+        except UnicodeDecodeError:
+            printable = False
+        if printable:
+            parts += ["--data-binary", shlex.quote(text)]
+        else:
+            parts += ["--data-binary", "@-"]
+            body_via_stdin = True
+    command = " ".join(parts)
+    if body_via_stdin:
+        command = f"printf {shlex.quote(_printf_format(spec.body))} | {command}"
+    return command
