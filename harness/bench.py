@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     req.add_argument("--model", default=None, help="model name sent in the openai dialect")
     req.add_argument("--timeout", type=float, default=60.0, metavar="S",
                      help="deadline of each request (default 60): a request past it is an error, never a hang")
-    req.add_argument("--token-method", default="chars/4", choices=["chars/4", "words", "chunks", "usage"],
+    req.add_argument("--token-method", default="chars/4", choices=["chars/4", "words", "chunks", "usage", "tiktoken"],
                      help="how output tokens are counted (default chars/4)")
     req.add_argument("--fault", default=None, metavar="NAME",
                      help="with no URL: start the reference server with this fault mode")

@@ -5,41 +5,19 @@ and the timing arithmetic happen after the stream ended, so they never delay a r
 cost is measured per request (``parse_cpu_ms``) because it is part of the client's overhead.
 
 A record is a plain dict (it goes straight into the bench JSON) with times in milliseconds:
-``ttfb_ms`` request sent -> first body byte; ``ttft_ms`` request sent -> first non-empty content event;
+``ttfb_ms`` request sent -> first body byte; ``ttft_ms`` request sent -> first meaningful content event (harness/metrics.py);
 ``itl_ms`` every gap between consecutive content events; ``tpot_ms`` (last - first content) / (tokens - 1);
 ``e2e_ms`` request sent -> end of body; ``tokens`` counted by ``token_method``.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from typing import Any
 
 # Ends of a capture that mean the request did not complete on its own.
 _CLEAN_END = "eof"
-
-
-def count_tokens(text: str, method: str, usage: dict | None = None, chunks: int = 0) -> int:
-    """Token count by the named method; delegates to harness/tokens.py when it offers ``count_tokens``."""
-    try:  # the checks engineer's module is the single source of truth once present
-        from harness.tokens import count_tokens as shared_count
-    except ImportError:
-        shared_count = None
-    if shared_count is not None:
-        try:
-            return int(shared_count(text, method, usage=usage, chunks=chunks))
-        except TypeError:
-            return int(shared_count(text, method))
-    if method == "usage" and usage and isinstance(usage.get("completion_tokens"), int):
-        return usage["completion_tokens"]
-    if method == "words":
-        return len(text.split())
-    if method == "chunks":
-        return chunks
-    # chars/4: the usual rule of thumb for English BPE vocabularies; at least one token for any text.
-    return max(1, math.ceil(len(text) / 4)) if text else 0
 
 
 def _error_kind(capture: Any, saw_error_event: bool, content_events: int) -> str | None:
@@ -59,33 +37,22 @@ def _error_kind(capture: Any, saw_error_event: bool, content_events: int) -> str
 
 def record_from_capture(capture: Any, *, token_method: str = "chars/4", index: int = 0,
                         t_start_s: float = 0.0) -> dict[str, Any]:
-    """Parse, decode and measure one capture; CPU time of that work is part of the record."""
+    """Parse, decode and measure one capture (harness/metrics.py does the timing); its CPU time is recorded."""
     from harness.decode import decode
+    from harness.metrics import metrics_from_capture
     from harness.parse import parse_capture
 
     cpu0 = time.thread_time()
-    parsed = parse_capture(capture)
-    chunks = decode(parsed.events)
-    t0 = capture.t_request_sent if capture.t_request_sent is not None else 0.0
-    content_times: list[float] = []
-    pieces: list[str] = []
-    usage = None
-    saw_error = False
-    for ch in chunks:
-        if getattr(ch, "error", None) is not None:
-            saw_error = True
-        if getattr(ch, "usage", None):
-            usage = ch.usage
-        if ch.content:
-            content_times.append(ch.t)
-            pieces.append(ch.content)
-    text = "".join(pieces)
-    tokens = count_tokens(text, token_method, usage=usage, chunks=len(content_times))
-    gaps = [(b - a) * 1000.0 for a, b in zip(content_times, content_times[1:], strict=False)]
-    span = content_times[-1] - content_times[0] if content_times else 0.0
-    tpot = span * 1000.0 / (tokens - 1) if tokens > 1 and len(content_times) > 1 else None
-    tokens_per_s = tokens / span if span > 0 else None
-    kind = _error_kind(capture, saw_error, len(content_times))
+    chunks = decode(parse_capture(capture).events)
+    m = metrics_from_capture(capture, chunks, token_method)
+    content = [c for c in chunks if c.has_text]
+    tokens = m.tokens or 0
+    tpot = None
+    if m.first_content_index is not None and tokens > 1:
+        # Same clock span as tokens/s: from the first meaningful content to the last content.
+        span = content[-1].t - chunks[m.first_content_index].t
+        tpot = span * 1000.0 / (tokens - 1) if span > 0 else None
+    kind = _error_kind(capture, any(c.error is not None for c in chunks), len(content))
     cpu_ms = (time.thread_time() - cpu0) * 1000.0
     return {
         "index": index,
@@ -95,17 +62,17 @@ def record_from_capture(capture: Any, *, token_method: str = "chars/4", index: i
         "end_reason": capture.end_reason,
         "error_kind": kind,
         "error": capture.error,
-        "ttfb_ms": (capture.t_first_byte - t0) * 1000.0 if capture.t_first_byte is not None else None,
-        "ttft_ms": (content_times[0] - t0) * 1000.0 if content_times else None,
-        "e2e_ms": (capture.t_end - t0) * 1000.0,
-        "itl_ms": gaps,
-        "itl_max_ms": max(gaps) if gaps else None,
+        "ttfb_ms": m.ttfb_ms,
+        "ttft_ms": m.ttft_ms,
+        "e2e_ms": m.e2e_ms if m.e2e_ms is not None else 0.0,
+        "itl_ms": m.gaps_ms,
+        "itl_max_ms": max(m.gaps_ms) if m.gaps_ms else None,
         "tpot_ms": tpot,
         "tokens": tokens,
-        "tokens_per_s": tokens_per_s,
+        "tokens_per_s": m.tokens_per_s,
         "token_method": token_method,
-        "chars": len(text),
-        "content_events": len(content_times),
+        "chars": m.chars,
+        "content_events": m.chunks,
         "bytes": sum(len(r.data) for r in capture.reads),
         "parse_cpu_ms": cpu_ms,
     }
