@@ -1,15 +1,29 @@
-"""Subcommand stub: replaced by the work that implements it."""
+"""``streamconform report RESULT.json --html out.html``: render any saved JSON as a self-contained HTML page.
+
+The kind of JSON (run result, grading summary, bench result) is detected from its content.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("json_path", metavar="RESULT.json",
+                        help="a saved run result, grading summary (summary.json) or bench result")
+    parser.add_argument("--html", dest="html_path", metavar="OUT.html", default=None,
+                        help="where to write the page (default: RESULT.html beside the JSON)")
+    parser.add_argument("--previous", metavar="PREVIOUS.json", default=None,
+                        help="bench results only: a previous bench JSON to show side by side")
 
 
 def main(args: argparse.Namespace) -> int:
-    print("not implemented yet", file=sys.stderr)
-    return 2
+    from reports.detect import render_file
+    from reports.render import write_html
+
+    html_path = Path(args.html_path) if args.html_path else Path(args.json_path).with_suffix(".html")
+    kind, html = render_file(args.json_path, html_path, args.previous)
+    written = write_html(html_path, html)
+    print(f"{kind} report: {written}")
+    return 0

@@ -19,8 +19,8 @@ import hashlib
 import json
 import math
 import os
-import tempfile
-from functools import lru_cache
+import secrets
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ MAX_CHART_POINTS = 4_000
 CHART_LIBRARY = "chart.umd.min.js"
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset(name: str) -> str:
     """The text of a file under ``reports/static/``."""
     text = resources.files("reports").joinpath("static", name).read_text(encoding="utf-8")
@@ -159,9 +159,10 @@ def write_html(path: str | os.PathLike[str], html: str) -> Path:
     """Write a report atomically (a reader never sees half a page); create the directory if needed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # Not mkstemp: its 0600 mode would make a report others cannot read; "x" honours the umask like any file.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
             f.write(html)
         os.replace(tmp, target)
     except BaseException:

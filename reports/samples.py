@@ -59,7 +59,7 @@ def run_result(*, passed: bool = False, words: int = 90, seed: int = 7, hostile:
         text_words[5] = HOSTILE
     transcript, timeline = _sse_stream(text_words, rng, stall_at=words // 2)
     content_times = [e["t"] for e in timeline if e["chars"]]
-    gaps = sorted((b - a) * 1000 for a, b in zip(content_times, content_times[1:]))
+    gaps = sorted((b - a) * 1000 for a, b in zip(content_times, content_times[1:], strict=False))
     ttft = content_times[0] * 1000
     e2e = timeline[-1]["t"] * 1000 + 1.5
     chars = sum(e["chars"] for e in timeline)

@@ -1,0 +1,218 @@
+"""The benchmark report: TTFT / ITL / end-to-end distributions per load level, throughput and latency against
+concurrency, SLO attainment and goodput, the client's own overhead, and a side-by-side with a previous run.
+
+Input is the bench JSON of ``schemas/bench.schema.json`` (``harness/bench.py``). Distributions are drawn as
+empirical CDFs: from every request's record when the JSON kept them, else from the stored percentiles (exact at
+p50/p90/p95/p99, which is all the JSON then knows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.bench_stats import compare_levels
+from reports.render import render_page
+
+CDF_POINTS = 300  # per level and metric: enough for a smooth curve, small enough for a light page
+DIST_METRICS = (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "end to end"))
+CDF_METRICS = ("ttft_ms", "itl_ms", "e2e_ms")
+PERCENTILE_KEYS = ("p50", "p90", "p95", "p99")
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _dig(doc: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        if not isinstance(doc, Mapping):
+            return None
+        doc = doc.get(key)
+    return doc
+
+
+def _levels(doc: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    if not isinstance(doc, Mapping):
+        return []
+    return [lvl for lvl in doc.get("levels") or [] if isinstance(lvl, Mapping)]
+
+
+def _label(lvl: Mapping[str, Any], index: int) -> str:
+    label = lvl.get("label")
+    if isinstance(label, str) and label:
+        return label[:40]
+    if lvl.get("concurrency") is not None:
+        return f"c={lvl.get('concurrency')}"
+    return f"level {index + 1}"
+
+
+def _samples(lvl: Mapping[str, Any], metric: str) -> list[float]:
+    """Every successful request's value of ``metric`` (ITL: every gap of every request, pooled)."""
+    values: list[float] = []
+    for rec in lvl.get("records") or []:
+        if not isinstance(rec, Mapping) or rec.get("ok") is False:
+            continue
+        v = rec.get(metric)
+        if isinstance(v, list):
+            values.extend(x for x in (_num(i) for i in v) if x is not None)
+        else:
+            x = _num(v)
+            if x is not None:
+                values.append(x)
+    return values
+
+
+def cdf(lvl: Mapping[str, Any], metric: str) -> tuple[list[list[float]], str]:
+    """Points ``[value_ms, fraction_of_requests]`` of the metric's empirical CDF, and where they came from."""
+    values = sorted(_samples(lvl, metric))
+    n = len(values)
+    if n:
+        if n <= CDF_POINTS:
+            idx = range(n)
+        else:
+            idx = sorted({round(k * (n - 1) / (CDF_POINTS - 1)) for k in range(CDF_POINTS)})
+        return [[round(values[i], 3), round((i + 1) / n, 5)] for i in idx], "records"
+    dist = lvl.get(metric) if isinstance(lvl.get(metric), Mapping) else {}
+    points = []
+    for key, frac in (("min", 0.0), ("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
+        v = _num(dist.get(key))
+        if v is not None:
+            points.append([round(v, 3), frac])
+    return points, "percentiles"
+
+
+def _x_axis(levels: list[Mapping[str, Any]]) -> tuple[str, str]:
+    """Which level attribute the 'against concurrency' charts use on x, and its title."""
+    if levels and all(lvl.get("concurrency") is not None for lvl in levels):
+        return "concurrency", "concurrency (streams in flight)"
+    if levels and all(lvl.get("rate") is not None for lvl in levels):
+        return "rate", "offered load (requests/s, Poisson arrivals)"
+    return "label", "load level"
+
+
+def _x_value(lvl: Mapping[str, Any], key: str, index: int) -> str:
+    if key == "label":
+        return _label(lvl, index)
+    v = _num(lvl.get(key))
+    return f"{v:g}" if v is not None else _label(lvl, index)
+
+
+def _series(levels: list[Mapping[str, Any]], key: str) -> dict:
+    """Per level: its x category and the numbers the 'against concurrency' charts plot."""
+    out = []
+    for i, lvl in enumerate(levels):
+        out.append({
+            "x": _x_value(lvl, key, i),
+            "sort": _num(lvl.get(key)) if key != "label" else i,
+            "requests_per_s": _num(lvl.get("requests_per_s")),
+            "output_tokens_per_s": _num(lvl.get("output_tokens_per_s")),
+            "goodput_per_s": _num(_dig(lvl, ("goodput", "requests_per_s"))),
+            "ttft_p50": _num(_dig(lvl, ("ttft_ms", "p50"))),
+            "ttft_p99": _num(_dig(lvl, ("ttft_ms", "p99"))),
+            "e2e_p50": _num(_dig(lvl, ("e2e_ms", "p50"))),
+            "e2e_p99": _num(_dig(lvl, ("e2e_ms", "p99"))),
+            "itl_p99": _num(_dig(lvl, ("itl_ms", "p99"))),
+            "error_rate": _num(lvl.get("error_rate")),
+        })
+    return {"points": out}
+
+
+def pivot(rows: list[Mapping[str, Any]]) -> tuple[list[str], list[tuple[str, list[Mapping[str, Any] | None]]]]:
+    """Comparison rows as a grid: one line per metric, one column per level (both in first-seen order)."""
+    levels: list[str] = []
+    metrics: list[str] = []
+    cells: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for r in rows:
+        level, metric = str(r.get("level", ""))[:40], str(r.get("metric", ""))[:40]
+        if level not in levels:
+            levels.append(level)
+        if metric not in metrics:
+            metrics.append(metric)
+        cells[(metric, level)] = r
+    return levels, [(m, [cells.get((m, lv)) for lv in levels]) for m in metrics]
+
+
+def _level_view(lvl: Mapping[str, Any], i: int) -> dict:
+    overhead = lvl.get("overhead") if isinstance(lvl.get("overhead"), Mapping) else {}
+    goodput = lvl.get("goodput") if isinstance(lvl.get("goodput"), Mapping) else {}
+    errors = lvl.get("errors") if isinstance(lvl.get("errors"), Mapping) else {}
+    return {
+        "label": _label(lvl, i),
+        "requests": lvl.get("requests"),
+        "completed": lvl.get("completed"),
+        "failed": lvl.get("failed"),
+        "error_rate": _num(lvl.get("error_rate")),
+        "errors": sorted((str(k)[:60], v) for k, v in errors.items())[:10],
+        "duration_s": _num(lvl.get("duration_s")),
+        "requests_per_s": _num(lvl.get("requests_per_s")),
+        "output_tokens_per_s": _num(lvl.get("output_tokens_per_s")),
+        "dists": [(label, lvl.get(key) if isinstance(lvl.get(key), Mapping) else {}) for key, label in DIST_METRICS],
+        "good_requests": goodput.get("good_requests"),
+        "good_fraction": _num(goodput.get("fraction")),
+        "goodput_per_s": _num(goodput.get("requests_per_s")),
+        "loop_lag_p99": _num(_dig(overhead, ("loop_lag_ms", "p99"))),
+        "client_cpu_share": _num(overhead.get("client_cpu_share")),
+        "parse_cpu_share": _num(overhead.get("parse_cpu_share")),
+        "cpu_per_1k": _num(overhead.get("client_cpu_ms_per_1k_events")),
+        "warnings": [str(w)[:300] for w in (overhead.get("warnings") or [])][:10],
+    }
+
+
+def render_bench(bench: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> str:
+    """A self-contained HTML page for a bench result, side by side with ``previous`` when given."""
+    if not isinstance(bench, Mapping):
+        raise TypeError("render_bench expects the bench result as a dict")
+    levels = _levels(bench)
+    prev_levels = _levels(previous)
+    x_key, x_title = _x_axis(levels + prev_levels)
+    comparison = bench.get("comparison") if isinstance(bench.get("comparison"), Mapping) else None
+    if prev_levels:
+        rows = compare_levels(levels, prev_levels)  # the same rows `bench --compare` prints
+    elif comparison and isinstance(comparison.get("rows"), list):
+        rows = [r for r in comparison["rows"] if isinstance(r, Mapping)]
+    else:
+        rows = []
+    cdfs: dict[str, Any] = {}
+    sources = set()
+    for metric in CDF_METRICS:
+        cdfs[metric] = {"current": [], "previous": []}
+        for which, group in (("current", levels), ("previous", prev_levels)):
+            for i, lvl in enumerate(group):
+                points, source = cdf(lvl, metric)
+                sources.add(source)
+                cdfs[metric][which].append({"label": _label(lvl, i), "points": points})
+    data = {
+        "x_title": x_title,
+        "cdf": cdfs,
+        "current": _series(levels, x_key),
+        "previous": _series(prev_levels, x_key) if prev_levels else None,
+        "slo": {str(k): _num(v) for k, v in (bench.get("slo") or {}).items()} if isinstance(bench.get("slo"), Mapping) else {},
+    }
+    slo = data["slo"]
+    previous_name = ""
+    if prev_levels:
+        previous_name = str((comparison or {}).get("previous") or "previous run")
+    elif comparison:
+        previous_name = str(comparison.get("previous") or "previous run")
+    return render_page(
+        "bench.html.j2",
+        title="streamconform benchmark",
+        data=data,
+        script="bench.js",
+        target=str(bench.get("target", "")),
+        profile=str(bench.get("profile", "")),
+        started_at=str(bench.get("started_at", "")),
+        token_method=str(bench.get("token_method", "")),
+        levels=[_level_view(lvl, i) for i, lvl in enumerate(levels)],
+        slo=slo,
+        compare_levels=pivot(rows)[0],
+        compare_grid=pivot(rows)[1],
+        previous_name=previous_name,
+        previous_started_at=str((previous or {}).get("started_at") or (comparison or {}).get("previous_started_at") or ""),
+        has_previous=bool(prev_levels),
+        from_percentiles="percentiles" in sources,
+        percentile_keys=PERCENTILE_KEYS,
+    )
