@@ -1,15 +1,119 @@
-"""Subcommand stub: replaced by the work that implements it."""
+"""`streamconform grade ROSTER --out DIR`: grade every submission of a roster, resumably.
+
+Exit codes: 0 the batch is complete (every submission has a result, whatever its grade), 2 a usage error
+(bad roster, unknown profile, bad thresholds), 130 interrupted (rerun the same command to resume).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.grade.attempt import AttemptPolicy, GradeInput
+from harness.grade.roster import Submission, load_roster
+from harness.grade.thresholds import DEFAULT_RANGES, parse_overrides, parse_range, seeded_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("roster", help="CSV with id,url columns (others are carried to the outputs) or JSON lines")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="output folder; rerunning with the same folder resumes (finished ids are skipped)")
+    parser.add_argument("--profile", default="tds", help="profile name or TOML path (default: tds)")
+    parser.add_argument("--concurrency", type=int, default=64, metavar="N",
+                        help="submissions graded at once (default 64)")
+    parser.add_argument("--allow-private", action="store_true",
+                        help="allow loopback/private addresses (local testing only; refused by default)")
+    parser.add_argument("--regrade", nargs="+", action="extend", default=[], metavar="ID",
+                        help="grade these ids again even if they already have a result")
+    parser.add_argument("--retry-delay", type=float, default=5.0, metavar="S",
+                        help="wait before the one retry after a transport failure (default 5)")
+    parser.add_argument("--deadline", type=float, default=60.0, metavar="S",
+                        help="total deadline of one attempt at one submission (default 60)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (CI)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--thresholds-column", metavar="NAME",
+                       help="roster column with per-student overrides, e.g. content.chars=1625;timing.ttft_ms=2000")
+    group.add_argument("--thresholds-seed", metavar="SEED",
+                       help="draw per-student thresholds from a generator seeded with SEED#id (reproducible)")
+    parser.add_argument("--thresholds-range", action="append", default=[], metavar="KEY=LOW..HIGH[/STEP]",
+                        help="with --thresholds-seed: a setting and its range, repeatable (default: "
+                             + ", ".join(f"{k}={lo:g}..{hi:g}/{st:g}" for k, (lo, hi, st) in DEFAULT_RANGES.items())
+                             + ")")
+    parser.add_argument("--send-api-key", action="store_true",
+                        help="send $STREAMCONFORM_API_KEY to every submission (never done unless asked)")
+
+
+def build_inputs(subs: list[Submission], args: argparse.Namespace) -> list[GradeInput]:
+    if args.thresholds_range and not args.thresholds_seed:
+        raise ConfigError("--thresholds-range needs --thresholds-seed")
+    ranges = dict(parse_range(r) for r in args.thresholds_range) or DEFAULT_RANGES
+    items = []
+    for sub in subs:
+        overrides: list[str] = []
+        if args.thresholds_column:
+            if args.thresholds_column not in sub.extra:
+                raise ConfigError(f"roster has no column {args.thresholds_column!r} (--thresholds-column); "
+                                  f"columns: id, url, {', '.join(sub.extra)}")
+            overrides = parse_overrides(str(sub.extra[args.thresholds_column] or ""),
+                                        where=f"roster line {sub.line} (id {sub.id!r}): ")
+        elif args.thresholds_seed is not None:
+            overrides = seeded_overrides(args.thresholds_seed, sub.id, ranges)
+        items.append(GradeInput(sub, overrides))
+    return items
 
 
 def main(args: argparse.Namespace) -> int:
-    print("not implemented yet", file=sys.stderr)
-    return 2
+    from harness.grade.batch import grade_all
+    from harness.grade.engine import EngineRunner
+    from harness.grade.exports import write_batch_exports, write_submission_exports
+    from harness.grade.progress import BatchProgress
+    from harness.grade.store import ResultStore
+
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if args.deadline <= 0 or args.retry_delay < 0:
+        raise ConfigError("--deadline must be positive and --retry-delay not negative")
+    subs = load_roster(args.roster)
+    items = build_inputs(subs, args)
+    known = {s.id for s in subs}
+    unknown = [i for i in args.regrade if i not in known]
+    if unknown:
+        raise ConfigError(f"--regrade: id(s) not in the roster: {', '.join(map(repr, unknown))}")
+
+    api_key = os.environ.get("STREAMCONFORM_API_KEY") if args.send_api_key else None
+    if args.send_api_key and not api_key:
+        raise ConfigError("--send-api-key: STREAMCONFORM_API_KEY is not set")
+    runner = EngineRunner(args.profile, allow_private=args.allow_private, deadline_s=args.deadline, api_key=api_key)
+    for overrides in {tuple(i.overrides) for i in items}:  # every student's thresholds must be valid before we start
+        runner.profile(list(overrides))
+
+    out = Path(args.out)
+    store = ResultStore(out)
+    store.prepare()
+    regrade = set(args.regrade)
+    pending = [i for i in items if i.submission.id in regrade or not store.finished(i.submission.id)]
+    skipped = len(items) - len(pending)
+    progress = BatchProgress(len(pending), quiet=args.quiet)
+    if not args.quiet:
+        progress.console.print(f"{len(items)} submissions: {skipped} already graded, {len(pending)} to grade "
+                               f"(profile {runner.profile_name()}, concurrency {args.concurrency})")
+
+    def persist(record: dict[str, Any]) -> None:
+        store.write(record)  # the commit point: once this returns the grade survives anything
+        write_submission_exports(out, record)
+
+    with progress:
+        asyncio.run(grade_all(pending, runner, persist, concurrency=args.concurrency,
+                              policy=AttemptPolicy(retry_delay_s=args.retry_delay), on_done=progress.done))
+
+    extra_columns = list(dict.fromkeys(c for s in subs for c in s.extra))
+    summary = write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name())
+    if not args.quiet:
+        by_status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items())
+        progress.console.print(f"graded {summary['graded']}/{summary['total']}: {summary['passed']} passed; "
+                               f"{by_status}. Grades: {out / 'grades.csv'}, summary: {out / 'summary.html'}")
+    return 0

@@ -1,0 +1,104 @@
+"""The real Runner: harness.runner.run_target with the address policy, a deadline and no grader credentials.
+
+Kept apart from attempt.py so the unit of work can be exercised with any Runner, and so the grade package
+imports the whole core only when it really grades.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from harness.errors import TargetError
+from harness.grade.attempt import AttemptOutcome, utc_now
+
+# run_target enforces the deadline itself; this margin only covers tearing streams down after it fires.
+TEARDOWN_MARGIN_S = 5.0
+
+
+def classify(end_reason: str | None, http_status: int | None) -> str:
+    """A submission's status from how its primary capture ended."""
+    if end_reason in ("blocked_address", "invalid_url"):
+        return end_reason
+    if http_status is None:  # no response at all: the transport failed, not the endpoint's HTTP
+        if end_reason in ("deadline", "idle_timeout"):
+            return "timeout"
+        if end_reason in ("connect_error", "read_error"):
+            return "unreachable"
+    # Anything that answered — even with garbage — is graded: its checks say what is wrong.
+    return "ok"
+
+
+class EngineRunner:
+    def __init__(self, profile: str, *, allow_private: bool = False, deadline_s: float = 60.0,
+                 api_key: str | None = None, follow_redirects: bool = False) -> None:
+        self._profile_ref = profile
+        self.allow_private = allow_private
+        self.deadline_s = deadline_s
+        # Never the grader's own STREAMCONFORM_API_KEY: only a key the instructor passed on purpose.
+        self.api_key = api_key
+        self.follow_redirects = follow_redirects
+        # A memo of immutable profiles (many students share thresholds); loading is pure, so it is not state.
+        self._profiles: dict[tuple[str, ...], Any] = {}
+        self.base = self.profile([])  # fails fast (ConfigError) on a bad profile, before any grading
+
+    def profile(self, overrides: list[str]) -> Any:
+        key = tuple(overrides)
+        if key not in self._profiles:
+            from harness.profile import load_profile
+
+            self._profiles[key] = load_profile(self._profile_ref, list(overrides))
+        return self._profiles[key]
+
+    def profile_name(self) -> str:
+        return self.base.name
+
+    def weights(self, overrides: list[str]) -> dict[str, float]:
+        return graded_weights(self.profile(overrides))
+
+    def options(self) -> Any:
+        from harness.guard import AddressPolicy
+        from harness.model import Limits
+        from harness.runner import RunOptions
+
+        limits = Limits(deadline_s=self.deadline_s, idle_timeout_s=min(Limits().idle_timeout_s, self.deadline_s),
+                        connect_timeout_s=min(Limits().connect_timeout_s, self.deadline_s))
+        return RunOptions(headers={}, api_key=self.api_key, limits=limits, follow_redirects=self.follow_redirects,
+                          policy=AddressPolicy(allow_private=self.allow_private))
+
+    async def attempt(self, url: str, overrides: list[str]) -> AttemptOutcome:
+        from harness.runner import run_target
+
+        started_at, t0 = utc_now(), time.perf_counter()
+        profile = self.profile(overrides)
+        try:
+            result = await asyncio.wait_for(run_target(url, profile, self.options()),
+                                            self.deadline_s + TEARDOWN_MARGIN_S)
+        except TargetError as exc:
+            return AttemptOutcome(status=exc.status, end_reason=exc.status, error=str(exc), started_at=started_at,
+                                  duration_s=time.perf_counter() - t0)
+        except asyncio.TimeoutError:
+            return AttemptOutcome(status="timeout", end_reason="deadline", started_at=started_at,
+                                  error=f"no result within {self.deadline_s:g} s (stopped by the grader)",
+                                  duration_s=time.perf_counter() - t0)
+        end_reason = getattr(result, "end_reason", None) or None
+        status = classify(end_reason, getattr(result, "status", None))
+        primary = (getattr(result, "captures", None) or {}).get("primary")
+        return AttemptOutcome(status=status, end_reason=end_reason, error=getattr(primary, "error", None),
+                              result=result.to_dict() if status == "ok" else None, started_at=started_at,
+                              duration_s=time.perf_counter() - t0)
+
+
+def graded_weights(profile: Any) -> dict[str, float]:
+    """Check id -> weight for every enabled check of the profile, in registry order.
+
+    A profile that sets no weights at all grades every enabled check equally (weight 1), so such a profile
+    still yields a meaningful score.
+    """
+    from harness.checks import load_checks
+
+    rules = {cid: profile.rule(cid) for cid in load_checks()}
+    enabled = {cid: r for cid, r in rules.items() if r.enabled}
+    weights = {cid: float(r.weight) for cid, r in enabled.items() if r.weight > 0}
+    return weights or {cid: 1.0 for cid in enabled}

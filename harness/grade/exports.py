@@ -1,0 +1,164 @@
+"""Everything written besides the per-submission record: rebuilt from the records on disk, so a resumed run's
+exports cover every submission, graded today or yesterday.
+
+    OUT/results/<stem>.json              instructor's full record (store.py)
+    OUT/feedback/<stem>.md               student-facing feedback
+    OUT/gradescope/<stem>/results.json   Gradescope format, written even when the endpoint never answered
+    OUT/grades.csv                       one row per submission, the roster's extra columns appended
+    OUT/summary.json                     data for reports/ (list of submissions with paths)
+    OUT/summary.html                     a plain, escaped table
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.grade.attempt import utc_now
+from harness.grade.feedback import check_text, render_markdown, student_view
+from harness.grade.store import ResultStore, atomic_write_text, file_stem
+
+CSV_COLUMNS = ["id", "url", "status", "score", "max_score", "passed", "ttft_ms", "tokens_per_s", "chars", "chunks",
+               "failed_checks", "thresholds", "attempts", "result"]
+_PLAIN_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?$")
+
+
+def feedback_relpath(ident: str) -> str:
+    return f"feedback/{file_stem(ident)}.md"
+
+
+def gradescope_relpath(ident: str) -> str:
+    return f"gradescope/{file_stem(ident)}/results.json"
+
+
+def write_submission_exports(out: Path, record: dict[str, Any]) -> None:
+    """The files a student's grade needs, written as soon as the record exists."""
+    view = student_view(record)
+    atomic_write_text(out / feedback_relpath(record["id"]), render_markdown(view))
+    atomic_write_text(out / gradescope_relpath(record["id"]), json.dumps(gradescope(record, view), indent=1))
+
+
+def gradescope(record: dict[str, Any], view: dict[str, Any] | None = None) -> dict[str, Any]:
+    view = view or student_view(record)
+    tests = [{
+        "name": c["id"],
+        "number": str(i),
+        "score": c["points"],
+        "max_score": c["weight"],
+        "status": "passed" if c["points"] >= c["weight"] else "failed",
+        "output": check_text(c),
+        "visibility": "visible",
+    } for i, c in enumerate(view["checks"], start=1)]
+    return {
+        "score": record["score"],
+        "execution_time": record.get("duration_s", 0),
+        "output": f"{view['status_text']} Score {record['score']} / {record['max_score']}.",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
+
+
+def csv_row(record: dict[str, Any], result_path: str) -> dict[str, Any]:
+    metrics = (record.get("result") or {}).get("metrics") or {}
+    return {
+        "id": record["id"], "url": record["url"], "status": record["status"],
+        "score": record["score"], "max_score": record["max_score"], "passed": str(record["passed"]).lower(),
+        "ttft_ms": _num(metrics.get("ttft_ms")), "tokens_per_s": _num(metrics.get("tokens_per_s")),
+        "chars": _num(metrics.get("chars")), "chunks": _num(metrics.get("chunks")),
+        "failed_checks": ";".join(record.get("failed_checks", [])),
+        "thresholds": ";".join(f"{k}={v}" for k, v in record.get("thresholds", {}).items()),
+        "attempts": len(record.get("attempts", [])),
+        "result": result_path,
+    }
+
+
+def _num(x: Any) -> Any:
+    if isinstance(x, float):
+        return round(x, 2)
+    return "" if x is None else x
+
+
+def _cell(value: Any) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas; roster and URL text is untrusted."""
+    text = value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_columns: list[str],
+                        profile: str) -> dict[str, Any]:
+    """grades.csv, summary.json and summary.html for ``ids`` (roster order); returns the summary data."""
+    records = []
+    for ident in ids:
+        record = store.load(ident)
+        if record is not None:
+            records.append(record)
+    own = set(CSV_COLUMNS)
+    extra_names = {c: (c if c not in own else f"roster_{c}") for c in extra_columns}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS + list(extra_names.values()), lineterminator="\n")
+    writer.writeheader()
+    submissions = []
+    for record in records:
+        row = csv_row(record, store.relpath(record["id"]))
+        for col, name in extra_names.items():
+            row[name] = record.get("roster", {}).get(col, "")
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+        submissions.append({
+            "id": record["id"], "url": record["url"], "status": record["status"], "score": record["score"],
+            "max_score": record["max_score"], "passed": record["passed"],
+            "failed_checks": record.get("failed_checks", []),
+            "ttft_ms": row["ttft_ms"] if row["ttft_ms"] != "" else None,
+            "result": store.relpath(record["id"]), "feedback": feedback_relpath(record["id"]),
+            "gradescope": gradescope_relpath(record["id"]),
+        })
+    atomic_write_text(out / "grades.csv", buf.getvalue())
+    counts = Counter(s["status"] for s in submissions)
+    summary = {
+        "grade_summary_format": 1,
+        "grader_version": __version__,
+        "generated_at": utc_now(),
+        "profile": profile,
+        "total": len(ids),
+        "graded": len(submissions),
+        "passed": sum(1 for s in submissions if s["passed"]),
+        "by_status": dict(sorted(counts.items())),
+        "submissions": submissions,
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, ensure_ascii=False))
+    atomic_write_text(out / "summary.html", summary_html(summary))
+    return summary
+
+
+def summary_html(summary: dict[str, Any]) -> str:
+    e = html.escape
+    rows = "\n".join(
+        "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in (
+            s["id"], s["url"], s["status"], f"{s['score']} / {s['max_score']}", "yes" if s["passed"] else "no",
+            "" if s["ttft_ms"] is None else s["ttft_ms"], ", ".join(s["failed_checks"]))) +
+        f"<td><a href=\"{e(s['result'], quote=True)}\">record</a> "
+        f"<a href=\"{e(s['feedback'], quote=True)}\">feedback</a></td></tr>"
+        for s in summary["submissions"])
+    by_status = ", ".join(f"{e(k)}: {v}" for k, v in summary["by_status"].items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Grades</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}</style></head>
+<body><h1>Grades ({e(summary['profile'])})</h1>
+<p>{summary['graded']} of {summary['total']} graded, {summary['passed']} passed. {by_status}.
+Generated {e(summary['generated_at'])} by streamconform {e(summary['grader_version'])}.</p>
+<table><thead><tr><th>id</th><th>url</th><th>status</th><th>score</th><th>passed</th><th>TTFT ms</th>
+<th>lost points on</th><th>files</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table></body></html>
+"""

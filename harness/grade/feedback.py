@@ -1,0 +1,131 @@
+"""What a student may see about their own submission, derived from the instructor's full record.
+
+Withheld from students (instructor-only): raw error strings (addresses resolved, exception text), the connected
+address, the full run result, and for the anti-gaming checks the exact measures and thresholds (publishing them
+would tell students precisely how much gaming goes unnoticed). Students get: what failed, the evidence taken
+from their own response, and a command that reproduces the request.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+STATUS_TEXT = {
+    "ok": "Your endpoint answered and was graded.",
+    "invalid_url": "The submitted URL cannot be requested",
+    "blocked_address": "The URL points to a private, loopback or otherwise non-public address, so it was not "
+                       "contacted. Submit a publicly reachable URL.",
+    "unreachable": "Your endpoint could not be reached (connection refused, DNS failure or reset), "
+                   "on two attempts.",
+    "timeout": "Your endpoint did not answer within the deadline, on two attempts.",
+    "error": "The grader failed on this submission; course staff have been notified and it will be graded again.",
+}
+
+# Anti-gaming checks: students see a plain explanation, not the measure and threshold.
+ANTI_GAMING_TEXT = {
+    "content.relevance": "Each answer should be about its own prompt; yours were no closer to their own prompt "
+                         "than to an unrelated one (canned text?).",
+    "content.not_echo": "The answer repeats the prompt instead of answering it.",
+    "content.distinct": "Answers to two unrelated prompts were nearly identical (canned text).",
+    "content.not_padding": "The answer is mostly repetition or filler.",
+    "content.placeholder_first": "The first chunk was empty or a placeholder followed by a long gap: "
+                                 "time to first token must be time to real content.",
+    "timing.progressive": "The content arrived in one burst after a silence instead of progressively "
+                          "(a buffered answer replayed as a stream).",
+}
+
+MAX_EVIDENCE = 3
+MAX_EXCERPT = 300
+_SECRET_HEADER = re.compile(r"((?:authorization|cookie|x-api-key|api-key|proxy-authorization)\s*:\s*)[^'\"\\\n]*",
+                            re.IGNORECASE)
+
+
+def redact(command: str) -> str:
+    """No credential ever reaches a student's screen, even if one was configured for some other use."""
+    return _SECRET_HEADER.sub(r"\1<redacted>", command or "")
+
+
+def student_view(record: dict[str, Any]) -> dict[str, Any]:
+    status = record["status"]
+    status_text = STATUS_TEXT.get(status, status)
+    if status == "invalid_url":
+        reason = next((a.get("error") for a in record.get("attempts", []) if a.get("error")), None)
+        status_text += f": {reason}." if reason else "."
+    checks_by_id = {c["id"]: c for c in ((record.get("result") or {}).get("checks") or [])}
+    checks = []
+    for item in record.get("scoring", []):
+        check = checks_by_id.get(item["id"], {})
+        hidden = item["id"] in ANTI_GAMING_TEXT
+        entry: dict[str, Any] = {"id": item["id"], "status": item["status"], "points": item["points"],
+                                 "weight": item["weight"]}
+        if item["status"] == "not_run":
+            entry["message"] = "not run: " + (STATUS_TEXT.get(status, status) if status != "ok" else
+                                              "the check did not produce a result")
+        elif hidden and item["status"] in ("fail", "warn"):
+            entry["message"] = ANTI_GAMING_TEXT[item["id"]]
+        else:
+            entry["message"] = str(check.get("message") or "")
+            if check.get("measured") is not None and not hidden:
+                entry["measured"] = check.get("measured")
+            if check.get("threshold") is not None and not hidden:
+                entry["threshold"] = check.get("threshold")
+        if item["status"] in ("fail", "warn", "skip"):
+            entry["evidence"] = [
+                {"offset": e.get("offset"), "t": e.get("t"), "excerpt": _clip(str(e.get("excerpt", "")))}
+                for e in (check.get("evidence") or [])[:MAX_EVIDENCE] if isinstance(e, dict)
+            ]
+            if check.get("reproduce") and not hidden:
+                entry["reproduce"] = redact(str(check["reproduce"]))
+        checks.append(entry)
+    return {
+        "id": record["id"],
+        "url": record["url"],
+        "status": status,
+        "status_text": status_text,
+        "score": record["score"],
+        "max_score": record["max_score"],
+        "passed": record["passed"],
+        "thresholds": record.get("thresholds", {}),
+        "attempts": [{"attempt": a["attempt"], "status": a["status"], "started_at": a.get("started_at")}
+                     for a in record.get("attempts", [])],
+        "checks": checks,
+    }
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_EXCERPT else text[:MAX_EXCERPT] + "..."
+
+
+def check_text(entry: dict[str, Any]) -> str:
+    """One check's feedback as plain text (Gradescope's per-test output, and the feedback file)."""
+    lines = [entry["message"]] if entry.get("message") else []
+    if "measured" in entry or "threshold" in entry:
+        lines.append(f"measured: {entry.get('measured')}   required: {entry.get('threshold')}")
+    for e in entry.get("evidence", []):
+        where = [f"byte {e['offset']}" if e.get("offset") is not None else "",
+                 f"t={e['t']:.3f}s" if isinstance(e.get("t"), (int, float)) else ""]
+        lines.append(f"evidence ({', '.join(w for w in where if w) or 'response'}): {e['excerpt']!r}")
+    if entry.get("reproduce"):
+        lines.append(f"reproduce: {entry['reproduce']}")
+    return "\n".join(lines)
+
+
+def render_markdown(view: dict[str, Any]) -> str:
+    out = [f"# Feedback for {view['id']}", "",
+           f"- URL: `{view['url']}`",
+           f"- Result: {view['status_text']}",
+           f"- Score: {view['score']} / {view['max_score']}" + ("" if view["status"] != "ok" else
+                                                               f" ({'passed' if view['passed'] else 'not passed'})")]
+    if view["thresholds"]:
+        out.append("- Your thresholds: " + ", ".join(f"{k} = {v}" for k, v in view["thresholds"].items()))
+    lost = [c for c in view["checks"] if c["points"] < c["weight"]]
+    if lost:
+        out += ["", "## What lost points", ""]
+        for c in lost:
+            out += [f"### {c['id']} ({c['status']}, {c['points']} / {c['weight']})", "", "```",
+                    check_text(c), "```", ""]
+    kept = [c["id"] for c in view["checks"] if c["points"] >= c["weight"]]
+    if kept:
+        out += ["", "## Passed", "", ", ".join(kept)]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,99 @@
+"""One JSON file per submission, written atomically the moment it is graded; resume by reading them back.
+
+A result file either exists whole or not at all (temporary file + fsync + rename + fsync of the directory), so a
+``kill -9`` at any instant loses at most the submissions still in flight, and a rerun grades exactly those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+# A result with this status is the grader's own failure, not the student's: a rerun grades it again.
+RETRY_ON_RESUME = frozenset({"error"})
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def file_stem(ident: str) -> str:
+    """A file name for an id: readable, safe on every filesystem, and distinct for distinct ids.
+
+    The hash suffix keeps ids apart that sanitise alike ("a/b" vs "a_b") or differ only in case (macOS, Windows).
+    """
+    readable = _UNSAFE.sub("_", ident)[:60].strip("._-") or "id"
+    digest = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:10]
+    return f"{readable}-{digest}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory entry is on disk; not every platform lets us open a dir.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class ResultStore:
+    """``OUT/results/<stem>.json`` per submission."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out = Path(out_dir)
+        self.results_dir = self.out / "results"
+
+    def prepare(self) -> None:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        # Leftovers of a run killed mid-write: never read, safe to remove.
+        for tmp in self.results_dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+    def path(self, ident: str) -> Path:
+        return self.results_dir / f"{file_stem(ident)}.json"
+
+    def relpath(self, ident: str) -> str:
+        return self.path(ident).relative_to(self.out).as_posix()
+
+    def load(self, ident: str) -> dict[str, Any] | None:
+        """The stored record for ``ident``, or None when there is none (or it is unreadable or someone else's)."""
+        try:
+            doc = json.loads(self.path(ident).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("id") != ident:
+            return None
+        return doc
+
+    def finished(self, ident: str) -> bool:
+        doc = self.load(ident)
+        return doc is not None and doc.get("status") not in RETRY_ON_RESUME
+
+    def write(self, doc: dict[str, Any]) -> Path:
+        path = self.path(doc["id"])
+        atomic_write_text(path, json.dumps(doc, indent=1, ensure_ascii=False, default=str))
+        return path
