@@ -50,5 +50,5 @@ def score_checks(checks: Iterable[Mapping[str, Any]], weights: Mapping[str, floa
 
 
 def _round(x: float) -> float:
-    r = round(x, 4)
+    r = round(float(x), 4)
     return int(r) if r.is_integer() else r
