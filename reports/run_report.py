@@ -36,7 +36,7 @@ def _num(v: Any) -> float | None:
 
 def _check_key(check: Mapping[str, Any]) -> tuple:
     status = str(check.get("status", "")).lower()
-    return (STATUS_ORDER.get(status, 1), 0 if check.get("required") else 1, str(check.get("id", "")))
+    return (STATUS_ORDER.get(status, 1), 0 if check.get("required", True) else 1, str(check.get("id", "")))
 
 
 def _checks_view(checks: list) -> list[dict]:
@@ -49,7 +49,7 @@ def _checks_view(checks: list) -> list[dict]:
             "category": str(c.get("category", "")),
             "status": status if status in STATUS_ORDER else "other",
             "status_text": status or "?",
-            "required": bool(c.get("required")),
+            "required": bool(c.get("required", True)),  # unknown counts as required: never a false PASS
             "measured": c.get("measured"),
             "threshold": c.get("threshold"),
             "message": c.get("message") or "",

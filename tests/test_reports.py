@@ -1,0 +1,284 @@
+"""HTML reports without a browser: what the page contains, how hostile values are escaped, the command line.
+
+The browser tests (tests/test_reports_browser.py) look at the same pages in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main as cli_main
+from harness.errors import ConfigError
+from reports import detect_kind, render_bench, render_grading, render_run, write_grading, write_html
+from reports.bench_report import cdf
+from reports.render import MAX_TRANSCRIPT_CHARS, visible
+from reports.run_report import timeline_points
+from reports.samples import HOSTILE, bench_result, grading_summary, run_result
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def inline_blocks(html: str, tag: str) -> list[str]:
+    return re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S)
+
+
+def csp_of(html: str) -> str:
+    match = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+    assert match, "no Content-Security-Policy meta tag"
+    return match.group(1).replace("&#39;", "'")
+
+
+def sha(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@pytest.fixture(scope="module")
+def pages() -> dict[str, str]:
+    return {
+        "run": render_run(run_result()),
+        "grading": render_grading(grading_summary(), ROOT / "nowhere"),
+        "bench": render_bench(bench_result(), bench_result(seed=5, slowdown=1.3)),
+    }
+
+
+# -- every page -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["run", "grading", "bench"])
+def test_page_is_self_contained_and_locked_down(pages: dict[str, str], kind: str) -> None:
+    html = pages[kind]
+    csp = csp_of(html)
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    # The CSP meta comes before anything that could load or run.
+    assert html.index("Content-Security-Policy") < html.index("<style>") < html.index("<script")
+    scripts = inline_blocks(html, "script")
+    assert len(scripts) == 3 and "Chart.js v4" in scripts[0]
+    for code in scripts:
+        assert sha(code) in csp, "an inline script the policy would block"
+    for css in inline_blocks(html, "style"):
+        assert sha(css) in csp
+    # Nothing referenced from outside the file: no src/href to a URL, no external script or stylesheet.
+    assert not re.search(r'\b(src|href)\s*=\s*"(https?:)?//', html)
+    assert "<link" not in html
+
+
+@pytest.mark.parametrize("kind", ["run", "grading", "bench"])
+def test_hostile_strings_are_escaped_everywhere(pages: dict[str, str], kind: str) -> None:
+    html = pages[kind]
+    assert HOSTILE not in html
+    assert '<img src="http://127.0.0.1:9' not in html
+    assert "<script>alert" not in html
+    # The data block is JSON the page reads, escaped so no "</script>" can close it early.
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+    assert data and "<" not in data.group(1)
+    json.loads(data.group(1))
+
+
+def test_hostile_value_is_still_shown_as_text() -> None:
+    html = render_run(run_result())
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+
+
+# -- run report -------------------------------------------------------------------------------------------------
+
+def test_run_report_verdict_and_failing_checks_first() -> None:
+    result = run_result(passed=False)
+    html = render_run(result)
+    assert "streamconform run: FAIL" in html
+    order = [m for m in re.findall(r'<span class="check-id">([^<]+)</span>', html)]
+    statuses = [c["status"] for c in sorted(result["checks"], key=lambda c: order.index(c["id"]))]
+    assert statuses[:2] == ["fail", "fail"] and statuses[-1] == "pass"
+    assert order.index("timing.itl") < order.index("framing.line_endings") < order.index("errors.cors")
+    assert "Required checks failed" in html
+    assert "curl -N -sS -X POST" in html  # the reproduce command
+
+
+def test_run_report_pass_verdict() -> None:
+    html = render_run(run_result(passed=True, hostile=False))
+    assert "streamconform run: PASS" in html and "Every required check passed." in html
+
+
+def test_timeline_is_cumulative_with_gaps_and_keeps_the_longest_gap() -> None:
+    timeline = [{"t": 0.1, "offset": 0, "chars": 0}, {"t": 0.2, "offset": 10, "chars": 5},
+                {"t": 1.2, "offset": 20, "chars": 3}, {"t": 1.25, "offset": 30, "chars": 2}]
+    points, facts = timeline_points(timeline)
+    assert [p[1] for p in points] == [0, 5, 8, 10]
+    assert facts["first_content_ms"] == pytest.approx(200)
+    assert facts["largest_gap_ms"] == pytest.approx(1000)
+    assert facts["largest_gap_at_ms"] == pytest.approx(1200)
+    many = [{"t": i / 1000, "offset": i, "chars": 1} for i in range(20_000)] + [{"t": 60.0, "offset": 1, "chars": 1}]
+    points, facts = timeline_points(many)
+    assert facts["events"] == 20_001 and facts["shown"] < 5_000
+    assert points[-1][0] == pytest.approx(60_000)  # the stall is still on the chart
+
+
+def test_transcript_is_cut_with_a_note_and_control_characters_are_visible() -> None:
+    result = run_result(hostile=False)
+    result["transcript"] = {"text": "data: x\r\n\x00" + "y" * (MAX_TRANSCRIPT_CHARS + 50), "truncated": True,
+                            "bytes": 9_999_999}
+    html = render_run(result)
+    assert 'id="transcript-truncated"' in html and "9,999,999 bytes" in html
+    assert 'id="transcript-cut"' in html
+    transcript = re.search(r'<pre id="transcript">(.*?)</pre>', html, re.S).group(1)
+    assert len(transcript) <= MAX_TRANSCRIPT_CHARS + 100
+    assert "\u240d" in transcript and "\u2400" in transcript and "\x00" not in transcript
+    assert visible("a\rb\x1b") == "a\u240db\u241b"
+
+
+def test_run_report_survives_a_minimal_or_odd_result() -> None:
+    html = render_run({"target": "http://x", "checks": [{"id": "http.status", "status": "fail",
+                                                         "evidence": [{"excerpt": None}, "junk"]}, "junk"],
+                       "timeline": [{"t": "soon"}, None], "metrics": {"itl_ms": None}})
+    assert "streamconform run: FAIL" in html and 'id="no-timeline"' in html
+    with pytest.raises(TypeError):
+        render_run([])  # type: ignore[arg-type]
+
+
+# -- grading summary ---------------------------------------------------------------------------------------------
+
+def test_grading_links_are_relative_and_encoded(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    summary = {"submissions": [
+        {"id": "a", "status": "ok", "score": 5, "max": 10, "failed": ["timing.ttft"], "result": "results/a.json"},
+        {"id": "b", "status": "ok", "score": 10, "max": 10, "failed": [], "result": "javascript:alert(1)"},
+        {"id": "c", "status": "invalid_url", "score": 0, "max": 10, "failed": [], "result": None},
+    ]}
+    (tmp_path / "results" / "a.json").write_text(json.dumps(run_result(seed=1)))
+    (tmp_path / "javascript:alert(1)").write_text("{}")
+    html = render_grading(summary, tmp_path)
+    hrefs = re.findall(r'href="([^"]+)"', html)
+    assert hrefs == ["results/a.json", "javascript%3Aalert%281%29"]
+    write_grading(summary, tmp_path)
+    assert (tmp_path / "results" / "a.html").is_file()
+    html = (tmp_path / "summary.html").read_text()
+    assert 'href="results/a.html"' in html
+    # Rendered from elsewhere, the links are relative to where the page is written.
+    elsewhere = render_grading(summary, tmp_path, html_dir=tmp_path / "pages")
+    assert 'href="../results/a.html"' in elsewhere
+
+
+def test_grading_counts_and_histogram() -> None:
+    summary = grading_summary(n=30)
+    html = render_grading(summary, ROOT)
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1))
+    assert sum(b["count"] for b in data["histogram"]) == 30
+    failing = {}
+    for sub in summary["submissions"]:
+        for c in sub["failed"]:
+            failing[c] = failing.get(c, 0) + 1
+    assert {f["check"]: f["count"] for f in data["failures"]} == failing
+    assert html.count('<tr>') >= 30
+
+
+def test_write_grading_skips_unreadable_results(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "x.json").write_text("{not json")
+    grade_record = {"id": "y", "status": "ok", "result": run_result(seed=2)}
+    (tmp_path / "results" / "y.json").write_text(json.dumps(grade_record))
+    summary = {"submissions": [{"id": "x", "status": "ok", "result": "results/x.json"},
+                               {"id": "y", "status": "ok", "result": "results/y.json"}]}
+    write_grading(summary, tmp_path)
+    assert not (tmp_path / "results" / "x.html").exists()
+    assert "streamconform run" in (tmp_path / "results" / "y.html").read_text()
+
+
+# -- bench report ---------------------------------------------------------------------------------------------
+
+def test_bench_sample_is_valid_against_the_bench_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = ROOT / "schemas" / "bench.schema.json"
+    if not schema_path.exists():
+        pytest.skip("no bench schema yet")
+    doc = bench_result()
+    doc.update({"harness_version": "0.1.0", "profile": "openai-chat", "dialect": "openai", "options": {},
+                "comparison": None})
+    for lvl in doc["levels"]:
+        for rec in lvl["records"]:
+            rec.update({"end_reason": "eof", "token_method": "chars/4"})
+    jsonschema.validate(doc, json.loads(schema_path.read_text()))
+
+
+def test_bench_cdf_from_records_and_from_percentiles() -> None:
+    lvl = bench_result()["levels"][0]
+    points, source = cdf(lvl, "itl_ms")
+    assert source == "records" and len(points) <= 300
+    assert points[-1][1] == 1.0 and all(a[0] <= b[0] for a, b in zip(points, points[1:], strict=False))
+    del lvl["records"]
+    points, source = cdf(lvl, "ttft_ms")
+    assert source == "percentiles"
+    assert [p[1] for p in points] == [0.0, 0.5, 0.9, 0.95, 0.99, 1.0]
+    assert points[1][0] == pytest.approx(lvl["ttft_ms"]["p50"], abs=1e-3)
+
+
+def test_bench_side_by_side_and_without_previous() -> None:
+    html = render_bench(bench_result(), bench_result(seed=5, slowdown=1.3))
+    assert 'id="comparison"' in html and "previous run dashed in the charts" in html
+    assert re.search(r"TTFT p50 ms</td>\s*<td class=\"num\">[\d.,]+ &rarr; [\d.,]+", html)
+    alone = render_bench(bench_result())
+    assert 'id="comparison"' not in alone and "previous run dashed in the charts" not in alone
+    assert "client-bound" in alone  # the overhead warnings are shown
+    no_records = bench_result()
+    for lvl in no_records["levels"]:
+        del lvl["records"]
+    assert "their curves join the stored min" in render_bench(no_records)
+
+
+# -- detection, files, command line ---------------------------------------------------------------------------
+
+def test_detect_kind() -> None:
+    assert detect_kind(run_result()) == "run"
+    assert detect_kind(grading_summary()) == "grading"
+    assert detect_kind(bench_result()) == "bench"
+    assert detect_kind({"submissions": []}) == "grading"
+    with pytest.raises(ConfigError, match="top-level keys: a"):
+        detect_kind({"a": 1})
+    with pytest.raises(ConfigError):
+        detect_kind([1, 2])
+
+
+def test_write_html_is_atomic_and_readable(tmp_path: Path) -> None:
+    path = write_html(tmp_path / "deep" / "r.html", "<p>hi</p>")
+    assert path.read_text() == "<p>hi</p>"
+    assert path.stat().st_mode & stat.S_IROTH  # not mkstemp's 0600
+    assert [p.name for p in path.parent.iterdir()] == ["r.html"]
+
+
+def test_report_command_renders_each_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, doc in (("run", run_result()), ("grading", grading_summary()), ("bench", bench_result())):
+        src = tmp_path / f"{name}.json"
+        src.write_text(json.dumps(doc))
+        assert cli_main(["report", str(src), "--html", str(tmp_path / "out" / f"{name}.html")]) == 0
+        assert f"{name} report:" in capsys.readouterr().out
+        assert "<!doctype html>" in (tmp_path / "out" / f"{name}.html").read_text()
+    prev = tmp_path / "prev.json"
+    prev.write_text(json.dumps(bench_result(seed=2)))
+    assert cli_main(["report", str(tmp_path / "bench.json"), "--previous", str(prev)]) == 0
+    assert 'id="comparison"' in (tmp_path / "bench.html").read_text()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read"),
+    ("{broken", "not valid JSON"),
+    ('{"hello": 1}', "not a run result"),
+])
+def test_report_command_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    content: str | None, message: str) -> None:
+    src = tmp_path / "in.json"
+    if content is not None:
+        src.write_text(content)
+    assert cli_main(["report", str(src), "--html", str(tmp_path / "o.html")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.html").exists()
+
+
+def test_previous_only_for_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(run_result()))
+    assert cli_main(["report", str(src), "--previous", str(src)]) == 2
+    assert "--previous applies to bench results only" in capsys.readouterr().err

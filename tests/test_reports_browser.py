@@ -1,0 +1,127 @@
+"""Each kind of report opened from disk in headless Chromium with the network off, looked at as a person would:
+a screenshot is taken, the charts must be painted, the console must be clean, and no request may leave the page.
+
+Set STREAMCONFORM_SCREENSHOTS=DIR to keep the screenshots for a human to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from reports import render_bench, render_run, write_grading, write_html
+from reports.samples import bench_result, grading_summary, run_result
+from tests.browser import Browser, find_chromium
+
+pytestmark = pytest.mark.skipif(find_chromium() is None,
+                                reason="headless Chromium not installed (CI runs `apt-get install -y chromium`)")
+
+
+def png_facts(data: bytes) -> tuple[int, int, int]:
+    """(width, height, distinct byte values in the pixel data): a blank page has almost none."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    idat, pos = b"", 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    return width, height, len(set(zlib.decompress(idat)))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with Browser(timeout=30) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    keep = os.environ.get("STREAMCONFORM_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        return Path(keep)
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def look_at(browser: Browser, page: Path, shots: Path):
+    shot = shots / (page.stem + ".png")
+    report = browser.open(page, screenshot=shot, ready_expression="document.body && document.body.dataset.ready")
+    assert report.console_errors == [], report.console_errors
+    assert report.requests == [], f"the page tried to fetch {report.requests}"
+    width, height, variety = png_facts(shot.read_bytes())
+    assert width == 1280 and height > 900 and variety > 50, "the screenshot looks blank"
+    return report
+
+
+def test_run_report_in_a_browser(browser: Browser, shots: Path, tmp_path: Path) -> None:
+    page = write_html(tmp_path / "run.html", render_run(run_result()))
+    seen = look_at(browser, page, shots)
+    assert seen.title == "streamconform run: FAIL"
+    painted = {c["id"] for c in seen.painted_charts()}
+    assert painted == {"timeline-chart", "gaps-chart"}
+    assert "FAIL" in seen.text and "timing.itl" in seen.text
+    # The hostile markup in the result is on screen as text, not as elements.
+    assert '<script>alert("x")</script>' in seen.text
+    # Failing checks are listed before passing ones, as a reader scrolls.
+    assert seen.text.index("content.relevance") < seen.text.index("http.status")
+
+
+def test_grading_summary_in_a_browser(browser: Browser, shots: Path, tmp_path: Path) -> None:
+    summary = grading_summary()
+    (tmp_path / "results").mkdir()
+    for i, sub in enumerate(summary["submissions"]):
+        if sub["result"]:
+            (tmp_path / sub["result"]).write_text(json.dumps(run_result(passed=not sub["failed"], seed=i)))
+    page = write_grading(summary, tmp_path, html_name="grading.html")
+    seen = look_at(browser, page, shots)
+    assert {c["id"] for c in seen.painted_charts()} == {"score-chart", "failures-chart"}
+    # Sorting by score (a click on the header, twice: ascending then descending) reorders the rows.
+    sid = browser.send("Target.createTarget", {"url": page.resolve().as_uri()})["targetId"]
+    session = browser.send("Target.attachToTarget", {"targetId": sid, "flatten": True})["sessionId"]
+    try:
+        browser._wait_ready(session, "document.body && document.body.dataset.ready")
+        scores = (
+            "Array.from(document.querySelectorAll('#submissions tbody tr'))"
+            ".map(r => parseFloat(r.cells[2].dataset.sort))"
+        )
+        header = "document.querySelectorAll('#submissions th')[2]"
+        browser.evaluate(f"{header}.click()", session)
+        ascending = browser.evaluate(scores, session)
+        browser.evaluate(f"{header}.click()", session)
+        descending = browser.evaluate(scores, session)
+        assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
+        assert len(ascending) == len(summary["submissions"])
+        # Each submission's report link resolves to a file beside the summary.
+        hrefs = browser.evaluate("Array.from(document.querySelectorAll('#submissions a')).map(a => a.href)", session)
+        assert hrefs and all(h.startswith("file://") and h.endswith(".html") for h in hrefs)
+        assert all(Path(h[len("file://"):]).is_file() for h in hrefs)
+    finally:
+        browser.send("Target.closeTarget", {"targetId": sid})
+
+
+def test_bench_report_in_a_browser(browser: Browser, shots: Path, tmp_path: Path) -> None:
+    page = write_html(tmp_path / "bench.html", render_bench(bench_result(), bench_result(seed=5, slowdown=1.3)))
+    seen = look_at(browser, page, shots)
+    assert {c["id"] for c in seen.painted_charts()} == {"throughput-chart", "latency-chart", "ttft-cdf",
+                                                         "itl-cdf", "e2e-cdf"}
+    assert "Side by side with the previous run" in seen.text
+
+
+def test_the_checks_can_fail(browser: Browser, tmp_path: Path) -> None:
+    """A page that fetches, logs an error and throws must be caught by the same assertions (no vacuous pass)."""
+    page = tmp_path / "bad.html"
+    page.write_text('<!doctype html><title>bad</title><img src="http://127.0.0.1:9/x.png">'
+                    '<canvas id="blank" width="50" height="50"></canvas>'
+                    '<script>console.error("broken"); fetch("http://127.0.0.1:9/y").catch(() => {}); nope();</script>')
+    seen = browser.open(page)
+    assert "http://127.0.0.1:9/x.png" in seen.requests and "http://127.0.0.1:9/y" in seen.requests
+    assert any("broken" in e for e in seen.console_errors)
+    assert any("nope is not defined" in e for e in seen.console_errors)
+    assert seen.charts and not seen.painted_charts()
