@@ -118,9 +118,9 @@ def test_threshold_overrides_parse():
 
 
 def test_seeded_thresholds_reproducible_per_id():
-    ranges = {"content.chars": (1000, 2000, 125)}
+    ranges = {"content.min_chars": (1000, 2000, 125)}
     a1, a2 = seeded_overrides("exam1", "alice", ranges), seeded_overrides("exam1", "alice", ranges)
-    assert a1 == a2 and a1[0].startswith("content.chars=")
+    assert a1 == a2 and a1[0].startswith("content.min_chars=")
     values = {seeded_overrides("exam1", f"s{i}", ranges)[0] for i in range(50)}
     assert len(values) > 3  # students differ
     assert all(1000 <= int(v.split("=")[1]) <= 2000 and int(v.split("=")[1]) % 125 == 0 for v in values)

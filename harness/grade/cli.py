@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output (CI)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--thresholds-column", metavar="NAME",
-                       help="roster column with per-student overrides, e.g. content.chars=1625;timing.ttft_ms=2000")
+                       help="roster column with per-student overrides, e.g. content.min_chars=1625;timing.ttft_ms=2000")
     group.add_argument("--thresholds-seed", metavar="SEED",
                        help="draw per-student thresholds from a generator seeded with SEED#id (reproducible)")
     parser.add_argument("--thresholds-range", action="append", default=[], metavar="KEY=LOW..HIGH[/STEP]",

@@ -2,7 +2,7 @@
 
 Two sources, one result (a list of ``KEY=VALUE`` overrides, the same syntax as ``--set``):
 
-- a roster column holding ``content.chars=1625;timing.ttft_ms=2000`` (``--thresholds-column NAME``);
+- a roster column holding ``content.min_chars=1625;timing.ttft_ms=2000`` (``--thresholds-column NAME``);
 - a generator seeded by ``SEED#id`` (``--thresholds-seed SEED``): the same seed and id always give the same
   thresholds, on any machine and Python version (``random.Random`` seeded with a string hashes it with SHA-512).
 """
@@ -19,7 +19,7 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 
 # key -> (low, high, step): what the seeded generator draws from. Overridable with --thresholds-range.
 DEFAULT_RANGES: dict[str, tuple[float, float, float]] = {
-    "content.chars": (1000, 2000, 125),
+    "content.min_chars": (1000, 2000, 125),
     "timing.ttft_ms": (1500, 3000, 250),
 }
 
@@ -35,13 +35,13 @@ def parse_overrides(text: str, *, where: str = "") -> list[str]:
         key, value = key.strip(), value.strip()
         if not sep or not _KEY.match(key) or not value:
             raise ConfigError(f"{where}threshold override {part!r} is not of the form section.key=value "
-                              "(several separated by ';', e.g. content.chars=1625;timing.ttft_ms=2000)")
+                              "(several separated by ';', e.g. content.min_chars=1625;timing.ttft_ms=2000)")
         items.append(f"{key}={value}")
     return items
 
 
 def parse_range(text: str) -> tuple[str, tuple[float, float, float]]:
-    """``content.chars=1000..2000/125`` -> ("content.chars", (1000, 2000, 125))."""
+    """``content.min_chars=1000..2000/125`` -> ("content.min_chars", (1000, 2000, 125))."""
     m = re.fullmatch(r"\s*([^=\s]+)\s*=\s*([-\d.]+)\s*\.\.\s*([-\d.]+)\s*(?:/\s*([\d.]+))?\s*", text)
     if not m or not _KEY.match(m.group(1)):
         raise ConfigError(f"--thresholds-range {text!r} is not of the form section.key=LOW..HIGH[/STEP]")
