@@ -21,32 +21,37 @@ CURL = ("curl -N -sS -X POST 'http://127.0.0.1:8765/v1/chat/completions' -H 'con
         "[{\"role\":\"user\",\"content\":\"Explain how TCP slow start works.\"}]}'")
 
 
-def _sse_stream(words: list[str], rng: random.Random, stall_at: int | None) -> tuple[str, list[dict]]:
-    """An OpenAI-style SSE transcript and its timeline (t in seconds, per-event character counts)."""
+def _sse_stream(words: list[str], rng: random.Random, stall_at: int | None) -> tuple[str, str, list[dict]]:
+    """An OpenAI-style SSE body, the answer text it carries, and the timeline of its content chunks
+    (t in seconds since the request, byte offset of the event, characters of content), as harness/runner.py
+    builds them."""
     parts: list[str] = []
+    text: list[str] = []
     timeline: list[dict] = []
     offset = 0
     t = 0.18 + rng.random() * 0.05
 
-    def emit(payload: str, chars: int) -> None:
+    def emit(payload: str, content: str | None) -> None:
         nonlocal offset
         block = f"data: {payload}\n\n"
-        timeline.append({"t": round(t, 6), "offset": offset, "chars": chars})
+        if content:
+            timeline.append({"t": round(t, 6), "offset": offset, "chars": len(content)})
+            text.append(content)
         parts.append(block)
         offset += len(block.encode())
 
-    emit(json.dumps({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {"role": "assistant"}}]}), 0)
+    emit(json.dumps({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {"role": "assistant"}}]}), None)
     for i, word in enumerate(words):
         t += 0.012 + rng.random() * 0.02
         if stall_at is not None and i == stall_at:
             t += 0.9  # a visible stall, as when a backend flushes late
         piece = (" " if i else "") + word
-        emit(json.dumps({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {"content": piece}}]}), len(piece))
+        emit(json.dumps({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {"content": piece}}]}), piece)
     t += 0.01
-    emit(json.dumps({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}), 0)
+    emit(json.dumps({"id": "chatcmpl-1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}), None)
     t += 0.002
-    emit("[DONE]", 0)
-    return "".join(parts), timeline
+    emit("[DONE]", None)
+    return "".join(parts), "".join(text), timeline
 
 
 def run_result(*, passed: bool = False, words: int = 90, seed: int = 7, hostile: bool = True) -> dict[str, Any]:
@@ -57,11 +62,11 @@ def run_result(*, passed: bool = False, words: int = 90, seed: int = 7, hostile:
     text_words = [vocabulary[i % len(vocabulary)] for i in range(words)]
     if hostile:
         text_words[5] = HOSTILE
-    transcript, timeline = _sse_stream(text_words, rng, stall_at=words // 2)
-    content_times = [e["t"] for e in timeline if e["chars"]]
+    transcript, answer, timeline = _sse_stream(text_words, rng, stall_at=words // 2)
+    content_times = [e["t"] for e in timeline]
     gaps = sorted((b - a) * 1000 for a, b in zip(content_times, content_times[1:], strict=False))
     ttft = content_times[0] * 1000
-    e2e = timeline[-1]["t"] * 1000 + 1.5
+    e2e = timeline[-1]["t"] * 1000 + 14.5
     chars = sum(e["chars"] for e in timeline)
 
     def pct(q: float) -> float:
@@ -81,14 +86,14 @@ def run_result(*, passed: bool = False, words: int = 90, seed: int = 7, hostile:
          "threshold": True, "message": "[DONE] received", "evidence": [], "reproduce": CURL},
         {"id": "timing.ttft", "category": "timing", "status": "pass", "required": True,
          "measured": round(ttft, 3), "threshold": 2401, "message": f"first content after {ttft:.0f} ms",
-         "evidence": [{"offset": timeline[1]["offset"], "excerpt": transcript[:80], "t": content_times[0]}],
+         "evidence": [{"offset": timeline[0]["offset"], "excerpt": transcript[:80], "t": content_times[0]}],
          "reproduce": CURL},
         {"id": "timing.itl", "category": "timing", "status": "pass" if passed else "fail", "required": True,
          "measured": round(gaps[-1], 3), "threshold": 500,
          "message": f"longest gap between content events {gaps[-1]:.0f} ms exceeds 500 ms",
-         "evidence": [{"offset": timeline[words // 2 + 1]["offset"],
-                       "excerpt": transcript[timeline[words // 2 + 1]["offset"]:][:120],
-                       "t": timeline[words // 2 + 1]["t"]}],
+         "evidence": [{"offset": timeline[words // 2]["offset"],
+                       "excerpt": transcript[timeline[words // 2]["offset"]:][:120],
+                       "t": timeline[words // 2]["t"]}],
          "reproduce": CURL},
         {"id": "content.relevance", "category": "content", "status": "pass" if passed else "fail",
          "required": True, "measured": 0.12, "threshold": 0.2,
@@ -113,12 +118,15 @@ def run_result(*, passed: bool = False, words: int = 90, seed: int = 7, hostile:
         },
         "checks": checks,
         "timeline": timeline,
-        "transcript": {"text": transcript, "truncated": False, "bytes": len(transcript.encode())},
+        "transcript": {"text": answer, "truncated": False, "bytes": len(transcript.encode())},
+        "status": 200,
+        "end_reason": "eof",
     }
 
 
 def grading_summary(n: int = 24, seed: int = 3, hostile: bool = True) -> dict[str, Any]:
-    """A grading summary as the grade command writes ``summary.json`` beside ``results/<id>.json``."""
+    """A grading summary as ``harness/grade/exports.py`` writes ``OUT/summary.json`` (grade.schema.json
+    $defs/summary); each submission's ``result`` is the path of its grade record, relative to the summary."""
     rng = random.Random(seed)
     check_ids = ["timing.ttft", "content.relevance", "stream.done", "errors.cors", "framing.parse",
                  "content.not_padding", "timing.progressive", "http.content_type"]
@@ -127,19 +135,39 @@ def grading_summary(n: int = 24, seed: int = 3, hostile: bool = True) -> dict[st
         sid = f"student{i:03d}@example.edu"
         if i == 3 and hostile:
             sid = HOSTILE
-        roll = rng.random()
-        if roll < 0.1:
-            submissions.append({"id": sid, "url": f"http://10.0.0.{i}/chat", "status": "invalid_url",
-                                "score": 0, "max": 10, "passed": False, "failed": [], "result": None,
-                                "error": "address 10.0.0.x is private: refused by the address policy"})
+        stem = f"{i:03d}"
+        common = {"id": sid, "result": f"results/{stem}.json", "feedback": f"feedback/{stem}.txt",
+                  "gradescope": f"gradescope/{stem}.json"}
+        if rng.random() < 0.1:
+            submissions.append({**common, "url": f"http://10.0.0.{i}/chat", "status": "blocked_address",
+                                "score": 0, "max_score": 10, "passed": False, "failed_checks": [], "ttft_ms": None})
             continue
         failed = [c for c in check_ids if rng.random() < 0.25]
         score = round(10 * (1 - len(failed) / len(check_ids)), 2)
-        submissions.append({"id": sid, "url": f"https://app{i}.example.net/api/stream", "status": "ok",
-                            "score": score, "max": 10, "passed": not failed, "failed": failed,
-                            "result": f"results/{i:03d}.json", "error": None})
-    return {"schema_version": 1, "kind": "grading", "profile": "tds-q28", "started_at": "2026-11-24T05:00:00Z",
-            "finished_at": "2026-11-24T05:09:41Z", "submissions": submissions}
+        submissions.append({**common, "url": f"https://app{i}.example.net/api/stream", "status": "ok",
+                            "score": score, "max_score": 10, "passed": not failed, "failed_checks": failed,
+                            "ttft_ms": round(150 + 400 * rng.random(), 1)})
+    by_status: dict[str, int] = {}
+    for sub in submissions:
+        by_status[sub["status"]] = by_status.get(sub["status"], 0) + 1
+    return {"grade_summary_format": 1, "grader_version": "0.1.0", "generated_at": "2026-11-24T05:09:41Z",
+            "profile": "tds-q28", "total": n, "graded": n, "passed": sum(1 for s in submissions if s["passed"]),
+            "by_status": dict(sorted(by_status.items())), "submissions": submissions}
+
+
+def write_grade_dir(out: Path, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A grade output directory as the grade command leaves it: summary.json and one grade record per
+    submission under results/, the run result nested in it (null when the URL was never requested)."""
+    summary = summary or grading_summary()
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    for i, sub in enumerate(summary["submissions"]):
+        result = run_result(passed=not sub["failed_checks"], seed=i) if sub["status"] == "ok" else None
+        record = {"grade_format": 1, "id": sub["id"], "url": sub["url"], "status": sub["status"],
+                  "score": sub["score"], "max_score": sub["max_score"], "passed": sub["passed"],
+                  "failed_checks": sub["failed_checks"], "result": result}
+        (out / sub["result"]).write_text(json.dumps(record), encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return summary
 
 
 def _bench_level(concurrency: int, rng: random.Random, slowdown: float, slos: dict[str, float]) -> dict:
@@ -191,11 +219,11 @@ def bench_result(seed: int = 11, slowdown: float = 1.0, levels: tuple[int, ...] 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from reports import render_bench, render_grading, render_run, write_html
+    from reports import render_bench, render_run, write_grading, write_html
 
     out = Path((argv or sys.argv[1:] or ["report-samples"])[0])
     write_html(out / "run.html", render_run(run_result()))
-    write_html(out / "grading.html", render_grading(grading_summary(), out))
+    write_grading(write_grade_dir(out / "grade"), out / "grade")
     write_html(out / "bench.html", render_bench(bench_result(), bench_result(seed=5, slowdown=1.3)))
     print(out)
     return 0

@@ -20,7 +20,7 @@ from reports import detect_kind, render_bench, render_grading, render_run, write
 from reports.bench_report import cdf
 from reports.render import MAX_TRANSCRIPT_CHARS, visible
 from reports.run_report import timeline_points
-from reports.samples import HOSTILE, bench_result, grading_summary, run_result
+from reports.samples import HOSTILE, bench_result, grading_summary, run_result, write_grade_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,7 +170,7 @@ def test_grading_counts_and_histogram() -> None:
     assert sum(b["count"] for b in data["histogram"]) == 30
     failing = {}
     for sub in summary["submissions"]:
-        for c in sub["failed"]:
+        for c in sub["failed_checks"]:
             failing[c] = failing.get(c, 0) + 1
     assert {f["check"]: f["count"] for f in data["failures"]} == failing
     assert html.count('<tr>') >= 30
@@ -189,6 +189,39 @@ def test_write_grading_skips_unreadable_results(tmp_path: Path) -> None:
 
 
 # -- bench report ---------------------------------------------------------------------------------------------
+
+def _schema(name: str) -> dict:
+    path = ROOT / "schemas" / name
+    if not path.exists():
+        pytest.skip(f"no {name} yet")
+    return json.loads(path.read_text())
+
+
+def test_samples_are_valid_against_the_result_and_grade_schemas() -> None:
+    """The samples the report tests use stay realistic: the harness's own schemas accept them."""
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(run_result(), _schema("result.schema.json"))
+    grade = _schema("grade.schema.json")
+    jsonschema.validate(grading_summary(), {**grade["$defs"]["summary"], "$defs": grade["$defs"]})
+
+
+def test_grade_output_directory_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = write_grade_dir(tmp_path)
+    page = write_grading(summary, tmp_path)
+    html = page.read_text()
+    ok = [s for s in summary["submissions"] if s["status"] == "ok"]
+    blocked = [s for s in summary["submissions"] if s["status"] != "ok"]
+    assert ok and blocked
+    for sub in ok:  # graded: a link to its own run report, rendered beside the grade record
+        report = (tmp_path / sub["result"]).with_suffix(".html")
+        assert report.is_file() and f'href="{sub["result"][:-5]}.html"' in html
+    for sub in blocked:  # never requested: no run report, the link is to the grade record itself
+        assert not (tmp_path / sub["result"]).with_suffix(".html").exists()
+        assert f'href="{sub["result"]}"' in html
+    # The command renders the same directory's summary.json, with links relative to wherever the page goes.
+    assert cli_main(["report", str(tmp_path / "summary.json"), "--html", str(tmp_path / "pages" / "s.html")]) == 0
+    assert 'href="../results/000.html"' in (tmp_path / "pages" / "s.html").read_text()
+
 
 def test_bench_sample_is_valid_against_the_bench_schema() -> None:
     jsonschema = pytest.importorskip("jsonschema")
