@@ -1,0 +1,129 @@
+"""stream checks: how the stream ends ([DONE] once and last) and the OpenAI finish_reason / usage rules."""
+
+from __future__ import annotations
+
+from harness.checks import Context, Outcome, check, evidence
+
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
+_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _kind(ctx: Context) -> str:
+    return getattr(ctx.primary.parsed, "kind", "sse")
+
+
+@check("stream.done", description="the stream ends with a [DONE] event, exactly once (NDJSON: a done marker)")
+def done(ctx: Context) -> Outcome:
+    chunks = ctx.primary.chunks
+    dones = [c for c in chunks if c.done]
+    last = chunks[-1] if chunks else None
+    if _kind(ctx) == "ndjson":
+        if dones:
+            return Outcome.passed("NDJSON done marker present", measured=len(dones), threshold=1)
+        return Outcome.failed("NDJSON stream without a final {\"done\": true} object: clients can only guess the end "
+                              "from the connection closing", measured=0, threshold=1,
+                              evidence=[evidence(last.offset, last.raw[:120], last.t)] if last else [])
+    if not dones:
+        return Outcome.failed("no [DONE] event: OpenAI-style clients wait for it (some hang until a timeout)",
+                              measured=0, threshold=1,
+                              evidence=[evidence(last.offset, "last event: " + last.raw[:120], last.t)] if last else [])
+    if len(dones) > 1:
+        return Outcome.failed(f"[DONE] sent {len(dones)} times", measured=len(dones), threshold=1,
+                              evidence=[evidence(c.offset, c.raw, c.t) for c in dones[:5]])
+    return Outcome.passed("[DONE] present once", measured=1, threshold=1,
+                          evidence=[evidence(dones[0].offset, dones[0].raw, dones[0].t)])
+
+
+@check("stream.done_last", description="nothing follows the end marker ([DONE] is the last event)")
+def done_last(ctx: Context) -> Outcome:
+    chunks = ctx.primary.chunks
+    first_done = next((i for i, c in enumerate(chunks) if c.done), None)
+    if first_done is None:
+        return Outcome.skip("no end marker (see stream.done)")
+    after = chunks[first_done + 1:]
+    if after:
+        return Outcome.failed(f"{len(after)} event(s) after [DONE]: clients stop reading at [DONE] and lose them",
+                              measured=len(after), threshold=0,
+                              evidence=[evidence(c.offset, c.raw[:120], c.t) for c in after[:5]])
+    return Outcome.passed("the end marker is the last event", measured=0, threshold=0)
+
+
+def _choice_chunks(ctx: Context) -> list:
+    return [c for c in ctx.primary.chunks
+            if isinstance(c.json, dict) and isinstance(c.json.get("choices"), list) and c.json["choices"]]
+
+
+@check("stream.finish_reason", description="exactly one finish_reason, on the last choice chunk, with a known value")
+def finish_reason(ctx: Context) -> Outcome:
+    choice_chunks = _choice_chunks(ctx)
+    if not choice_chunks:
+        if ctx.profile.schema == "chunk.openai":
+            return Outcome.failed("no chunk has choices", measured=0, threshold=1)
+        return Outcome.skip("the stream does not use OpenAI choices")
+    finals = [c for c in choice_chunks if any(isinstance(ch, dict) and ch.get("finish_reason") is not None
+                                              for ch in c.json["choices"])]
+    if not finals:
+        last = choice_chunks[-1]
+        return Outcome.failed("no chunk sets finish_reason: clients cannot tell a complete answer from a cut one",
+                              measured=0, threshold=1, evidence=[evidence(last.offset, last.raw[:160], last.t)])
+    if len(finals) > 1:
+        return Outcome.failed(f"finish_reason set on {len(finals)} chunks", measured=len(finals), threshold=1,
+                              evidence=[evidence(c.offset, c.raw[:160], c.t) for c in finals[:5]])
+    final = finals[0]
+    if final is not choice_chunks[-1]:
+        later = choice_chunks[choice_chunks.index(final) + 1]
+        return Outcome.failed("choice chunks follow the one with finish_reason", measured=1, threshold=1,
+                              evidence=[evidence(later.offset, later.raw[:160], later.t)])
+    value = final.finish_reason
+    if value not in FINISH_REASONS:
+        return Outcome.failed(f"unknown finish_reason {value!r}", measured=value, threshold=" | ".join(FINISH_REASONS),
+                              evidence=[evidence(final.offset, final.raw[:160], final.t)])
+    return Outcome.passed(f"finish_reason {value!r} on the last choice chunk", measured=value,
+                          threshold=" | ".join(FINISH_REASONS), evidence=[evidence(final.offset, None, final.t)])
+
+
+def _asked_for_usage(ctx: Context) -> bool:
+    import json
+
+    try:
+        body = json.loads(ctx.primary.capture.request.body or b"{}")
+    except ValueError:
+        return False
+    opts = body.get("stream_options") if isinstance(body, dict) else None
+    return isinstance(opts, dict) and opts.get("include_usage") is True
+
+
+@check("stream.usage", description="usage: one chunk after the content, before [DONE], with consistent counts")
+def usage(ctx: Context) -> Outcome:
+    chunks = ctx.primary.chunks
+    with_usage = [(i, c) for i, c in enumerate(chunks) if c.usage is not None]
+    asked = _asked_for_usage(ctx)
+    if not with_usage:
+        if asked:
+            last = chunks[-1] if chunks else None
+            return Outcome.failed("stream_options.include_usage was requested but no usage chunk came",
+                                  measured=0, threshold=1,
+                                  evidence=[evidence(last.offset, last.raw[:120], last.t)] if last else [])
+        return Outcome.skip("no usage reported (not requested)")
+    problems = []
+    if len(with_usage) > 1:
+        problems.append((with_usage[1][1], f"usage sent {len(with_usage)} times"))
+    index, chunk = with_usage[-1]
+    last_content = max((i for i, c in enumerate(chunks) if c.has_text), default=-1)
+    done_at = next((i for i, c in enumerate(chunks) if c.done), len(chunks))
+    if index < last_content:
+        problems.append((chunk, "usage chunk arrives before the last content chunk"))
+    if index > done_at:
+        problems.append((chunk, "usage chunk arrives after [DONE]"))
+    if isinstance(chunk.json, dict) and chunk.json.get("choices") not in ([], None) and asked:
+        problems.append((chunk, "the usage chunk must have choices: [] (OpenAI include_usage rule)"))
+    values = {f: chunk.usage.get(f) for f in _USAGE_FIELDS}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values.values()):
+        problems.append((chunk, f"usage fields must be non-negative integers: {values}"))
+    elif values["total_tokens"] != values["prompt_tokens"] + values["completion_tokens"]:
+        problems.append((chunk, f"total_tokens {values['total_tokens']} != prompt_tokens + completion_tokens"))
+    if problems:
+        return Outcome.failed("; ".join(p for _, p in problems), measured=values, threshold="OpenAI usage rules",
+                              evidence=[evidence(c.offset, c.raw[:160], c.t) for c, _ in problems[:5]])
+    return Outcome.passed(f"usage {values}", measured=values, threshold="OpenAI usage rules",
+                          evidence=[evidence(chunk.offset, None, chunk.t)])

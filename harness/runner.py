@@ -1,0 +1,316 @@
+"""The engine: capture an endpoint, then evaluate every check of a profile over the captures.
+
+    run_target(url, profile, options)   primary capture, secondary capture (the profile's second prompt),
+                                        probes.collect(run), robustness.collect(run), then evaluate()
+    evaluate(context)                   pure and offline: one CheckResult per enabled check
+    save_bundle / load_bundle           every capture of a run in one JSON file ("capture bundle")
+    evaluate_bundle(bundle, profile)    re-check a bundle offline (`streamconform check capture.json`)
+
+The whole run respects ``options.limits.deadline_s``: each stage gets only the time left, and a stage that
+runs out of time leaves its captures missing (their checks fail or skip), never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from harness.checks import Context, Outcome, Transcript, load_checks
+from harness.decode import decode
+from harness.metrics import DEFAULT_BURST_WINDOW_MS, metrics_from_capture
+from harness.model import Capture, Limits
+from harness.result import CheckResult, RunResult
+
+BUNDLE_FORMAT = 1
+API_KEY_ENV = "STREAMCONFORM_API_KEY"
+# Time kept back from the deadline for evaluation and teardown once the captures are done.
+_EVALUATION_RESERVE_S = 0.5
+# The secondary capture is skipped when less than this is left: it could not complete anyway.
+_MIN_CAPTURE_S = 1.0
+
+
+@dataclass(slots=True)
+class RunOptions:
+    prompt: str | None = None  # None: the profile's first prompt
+    headers: dict[str, str] = field(default_factory=dict)
+    api_key: str | None = field(default_factory=lambda: os.environ.get(API_KEY_ENV) or None)
+    model: str | None = None
+    dialect: str | None = None  # None: the profile's; "auto": the profile's, then the other after a 4xx
+    limits: Limits = field(default_factory=Limits)
+    policy: Any = None  # address policy (harness/guard.py) or None for the capture's default
+    follow_redirects: bool = False
+    categories: set[str] | None = None  # only run checks of these categories (None: all)
+
+
+@dataclass(slots=True)
+class Run:
+    """What collect() functions (harness/probes.py, harness/robustness.py) receive and fill in."""
+
+    url: str
+    profile: Any
+    options: RunOptions
+    dialect: str  # the dialect that worked (after "auto" resolution)
+    deadline: float  # time.monotonic() value the whole run must end by
+    primary: Capture | None = None
+    secondary: Capture | None = None
+    probes: dict[str, Capture] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def remaining(self) -> float:
+        """Seconds left for captures (the evaluation reserve already taken off)."""
+        return max(0.0, self.deadline - time.monotonic() - _EVALUATION_RESERVE_S)
+
+    def limits(self) -> Limits:
+        """The run's limits with the deadline cut to the time left: pass these to capture()."""
+        left = self.remaining()
+        return replace(self.options.limits, deadline_s=left, idle_timeout_s=min(self.options.limits.idle_timeout_s,
+                                                                                left))
+
+    def build_spec(self, prompt: str, dialect: str | None = None, **kwargs: Any) -> Any:
+        """A RequestSpec like the primary one (same headers, key, model) for another prompt or dialect."""
+        return build_spec(self.url, self.profile, self.options, prompt, dialect or self.dialect, **kwargs)
+
+    def wants(self, category: str) -> bool:
+        cats = self.options.categories
+        return cats is None or category in cats
+
+
+def build_spec(url: str, profile: Any, options: RunOptions, prompt: str, dialect: str, **kwargs: Any) -> Any:
+    from harness.request import build_request
+
+    extra_body = dict(profile.get("request.extra_body", {}) or {})
+    if dialect == "openai" and profile.get("request.include_usage", False):
+        extra_body.setdefault("stream_options", {"include_usage": True})
+    kwargs.setdefault("extra_body", extra_body or None)
+    return build_request(url, dialect, prompt, model=options.model or profile.get("request.model"),
+                         headers=options.headers, api_key=options.api_key, **kwargs)
+
+
+def _prompts(profile: Any, options: RunOptions) -> tuple[str, str]:
+    prompts = profile.prompts
+    primary = options.prompt or prompts[0]
+    secondary = next((p for p in prompts[1:] if p != primary), prompts[0])
+    return primary, secondary
+
+
+async def _capture(spec: Any, run: Run) -> Capture:
+    from harness.capture import capture
+
+    return await capture(spec, run.limits(), policy=run.options.policy,
+                         follow_redirects=run.options.follow_redirects)
+
+
+async def _bounded(coro: Any, run: Run, label: str) -> None:
+    """Run a collect() stage within the time left; a crash or a timeout is recorded, not raised."""
+    try:
+        await asyncio.wait_for(coro, timeout=max(0.01, run.remaining()))
+    except asyncio.TimeoutError:
+        run.extra.setdefault("stage_errors", {})[label] = "ran out of time (run deadline)"
+    except Exception as exc:  # a bug in a collect stage must not lose the primary verdict
+        run.extra.setdefault("stage_errors", {})[label] = f"{type(exc).__name__}: {exc}"
+
+
+async def run_target(url: str, profile: Any, options: RunOptions | None = None) -> RunResult:
+    """Capture ``url`` as ``profile`` asks and evaluate every enabled check. Never raises for endpoint behaviour."""
+    from harness import probes, robustness
+
+    options = options or RunOptions()
+    started = time.monotonic()
+    dialect = options.dialect or profile.dialect
+    auto = dialect == "auto"
+    if auto:
+        dialect = profile.dialect
+    run = Run(url=url, profile=profile, options=options, dialect=dialect,
+              deadline=started + options.limits.deadline_s)
+    primary_prompt, secondary_prompt = _prompts(profile, options)
+
+    run.primary = await _capture(run.build_spec(primary_prompt), run)
+    if auto and run.primary.status is not None and 400 <= run.primary.status < 500:
+        other = "openai" if dialect == "prompt" else "prompt"
+        retry = await _capture(run.build_spec(primary_prompt, other), run)
+        if retry.status is not None and retry.status < 400:
+            run.dialect, run.primary = other, retry
+        run.extra["dialect_attempts"] = [dialect, other]
+
+    reached = run.primary.status is not None
+    if reached and run.remaining() >= _MIN_CAPTURE_S and _needs_secondary(profile, options):
+        run.secondary = await _capture(run.build_spec(secondary_prompt), run)
+
+    if reached:
+        if run.wants("errors"):
+            await _bounded(probes.collect(run), run, "probes")
+        if run.wants("robustness"):
+            await _bounded(robustness.collect(run), run, "robustness")
+
+    ctx = build_context(profile, run.primary, run.secondary, run.probes, run.extra)
+    result = evaluate(ctx, categories=options.categories)
+    result.duration_s = time.monotonic() - started
+    result.extra = run.extra
+    return result
+
+
+def _needs_secondary(profile: Any, options: RunOptions) -> bool:
+    cats = options.categories
+    return (cats is None or "content" in cats) and profile.enabled("content.distinct")
+
+
+# -- evaluation (pure) ----------------------------------------------------------------------------------------------
+
+def transcript_of(capture: Capture, profile: Any) -> Transcript:
+    """Parse, decode and measure one capture."""
+    from harness.parse import parse_capture
+
+    parsed = parse_capture(capture)
+    chunks = decode(parsed.events)
+    metrics = metrics_from_capture(capture, chunks, token_method=profile.token_method,
+                                   burst_window_ms=float(profile.get("timing.burst_window_ms",
+                                                                     DEFAULT_BURST_WINDOW_MS)))
+    return Transcript(capture=capture, parsed=parsed, chunks=chunks, metrics=metrics)
+
+
+def build_context(profile: Any, primary: Capture, secondary: Capture | None = None,
+                  probes: dict[str, Capture] | None = None, extra: dict[str, Any] | None = None) -> Context:
+    return Context(profile=profile, primary=transcript_of(primary, profile),
+                   secondary=transcript_of(secondary, profile) if secondary is not None else None,
+                   probes=dict(probes or {}), extra=dict(extra or {}))
+
+
+def planned_checks(profile: Any, categories: set[str] | None = None) -> list[tuple[str, str]]:
+    """(check id, category) of every check the profile enables, in report order."""
+    return [(cid, spec.category) for cid, spec in load_checks().items()
+            if profile.enabled(cid) and (categories is None or spec.category in categories)]
+
+
+def _reproduce(capture: Capture | None) -> str | None:
+    if capture is None:
+        return None
+    try:
+        from harness.request import curl_command
+    except ImportError:
+        return None
+    try:
+        return curl_command(capture.request)
+    except Exception:  # a reproduce line is a convenience: never lose the verdict over it
+        return None
+
+
+def _run_one(spec: Any, ctx: Context) -> Outcome:
+    try:
+        outcome = spec.func(ctx)
+        if not isinstance(outcome, Outcome):
+            return Outcome.failed(f"internal error: check returned {type(outcome).__name__}, not an Outcome")
+        return outcome
+    except Exception as exc:  # a check that raises is a failed check with the reason, never a crash
+        return Outcome.failed(f"check raised {type(exc).__name__}: {exc}")
+
+
+def evaluate(ctx: Context, categories: set[str] | None = None) -> RunResult:
+    """Run every enabled check over the context. Pure: no I/O, same input -> same verdict."""
+    profile = ctx.profile
+    registry = load_checks()
+    primary_curl = _reproduce(ctx.primary.capture)
+    checks = []
+    for check_id, _category in planned_checks(profile, categories):
+        spec = registry[check_id]
+        rule = profile.rule(check_id)
+        outcome = _run_one(spec, ctx)
+        checks.append(CheckResult(
+            id=check_id, category=spec.category, status=outcome.status, required=rule.required,
+            weight=rule.weight, measured=outcome.measured, threshold=outcome.threshold, message=outcome.message,
+            evidence=list(outcome.evidence), reproduce=outcome.reproduce or primary_curl,
+            description=spec.description,
+        ))
+    cap = ctx.primary.capture
+    metrics = ctx.primary.metrics
+    timeline = [{"t": c.t, "offset": c.offset, "chars": len(c.content)} for c in ctx.primary.content_chunks]
+    captures = {"primary": cap}
+    if ctx.secondary is not None:
+        captures["secondary"] = ctx.secondary.capture
+    return RunResult(
+        target=cap.request.url, profile=profile.name, started_at=cap.started_at, metrics=metrics.to_dict(),
+        checks=checks, timeline=timeline, transcript_text=ctx.primary.text, body_bytes=len(cap.body),
+        status=cap.status, end_reason=cap.end_reason, captures=captures, probes=dict(ctx.probes),
+        extra=dict(ctx.extra),
+    )
+
+
+# -- capture bundles ------------------------------------------------------------------------------------------------
+
+def _encode_extra(value: Any) -> Any:
+    """Extra data may hold Captures (robustness); keep them restorable, anything else JSON or its repr."""
+    if isinstance(value, Capture):
+        return {"__capture__": value.to_dict()}
+    if isinstance(value, dict):
+        return {str(k): _encode_extra(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_extra(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _decode_extra(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__capture__"}:
+            return Capture.from_dict(value["__capture__"])
+        return {k: _decode_extra(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode_extra(v) for v in value]
+    return value
+
+
+def bundle_of(run: RunResult | Run) -> dict[str, Any]:
+    """The capture bundle of a finished run (a RunResult) or of a Run being collected."""
+    if isinstance(run, RunResult):
+        primary, secondary = run.captures.get("primary"), run.captures.get("secondary")
+        profile = run.profile
+    else:
+        primary, secondary, profile = run.primary, run.secondary, run.profile.name
+    if primary is None:
+        raise ValueError("the run has no primary capture to save")
+    return {
+        "format": BUNDLE_FORMAT,
+        "profile": profile,
+        "primary": primary.to_dict(),
+        "secondary": secondary.to_dict() if secondary is not None else None,
+        "probes": {name: cap.to_dict() for name, cap in run.probes.items()},
+        "extra": _encode_extra(run.extra),
+    }
+
+
+def save_bundle(path: str, run: RunResult | Run) -> None:
+    """Write the bundle atomically (tmp file then rename): a crash never leaves half a file."""
+    doc = bundle_of(run)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, path)
+
+
+def load_bundle(path: str) -> dict[str, Any]:
+    """Read a bundle; a bare capture (Capture.to_json()) is accepted as a bundle with only a primary."""
+    with open(path, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    if not isinstance(doc, dict):
+        raise ValueError("not a capture bundle (expected a JSON object)")
+    if "primary" not in doc and "request" in doc:  # a single saved capture
+        doc = {"format": BUNDLE_FORMAT, "profile": None, "primary": doc, "secondary": None, "probes": {},
+               "extra": {}}
+    if doc.get("format") != BUNDLE_FORMAT:
+        raise ValueError(f"unsupported bundle format {doc.get('format')!r} (expected {BUNDLE_FORMAT})")
+    if not isinstance(doc.get("primary"), dict):
+        raise ValueError("the bundle has no primary capture")
+    return doc
+
+
+def evaluate_bundle(bundle: dict[str, Any], profile: Any, categories: set[str] | None = None) -> RunResult:
+    """Re-check a bundle offline with ``profile``."""
+    primary = Capture.from_dict(bundle["primary"])
+    secondary = Capture.from_dict(bundle["secondary"]) if bundle.get("secondary") else None
+    probes = {name: Capture.from_dict(d) for name, d in (bundle.get("probes") or {}).items()}
+    extra = _decode_extra(bundle.get("extra") or {})
+    return evaluate(build_context(profile, primary, secondary, probes, extra), categories=categories)
