@@ -9,6 +9,7 @@ to (``results/<stem>.json``) are either run results or grade records that carry 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ MAX_FAILED_SHOWN = 8
 
 
 def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
     return float(v)
 

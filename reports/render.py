@@ -20,6 +20,7 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Mapping
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -137,6 +138,17 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def json_safe(value: Any) -> Any:
+    """Chart data as strict JSON: NaN and infinities (which Python's json writes but JSON.parse rejects) -> null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def render_page(template: str, *, title: str, data: Any, script: str, **context: Any) -> str:
     """Render ``template`` as one self-contained page: the chart library, the shared and the page's own script.
 
@@ -149,7 +161,7 @@ def render_page(template: str, *, title: str, data: Any, script: str, **context:
         csp=content_security_policy(scripts, styles),
         scripts=scripts,
         styles=styles,
-        data=data,
+        data=json_safe(data),
         harness_version=__version__,
         **context,
     )

@@ -3,6 +3,7 @@ raw transcript, from a run result dict (the JSON of ``schemas/result.schema.json
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +30,7 @@ METRIC_LABELS = (
 
 
 def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
     return float(v)
 

@@ -315,3 +315,18 @@ def test_previous_only_for_bench(tmp_path: Path, capsys: pytest.CaptureFixture[s
     src.write_text(json.dumps(run_result()))
     assert cli_main(["report", str(src), "--previous", str(src)]) == 2
     assert "--previous applies to bench results only" in capsys.readouterr().err
+
+
+def test_non_finite_numbers_do_not_break_the_page_data() -> None:
+    result = run_result(hostile=False)
+    result["metrics"]["ttft_ms"] = float("nan")
+    result["timeline"][3]["t"] = float("inf")
+    bench = bench_result()
+    bench["levels"][0]["requests_per_s"] = float("nan")
+    bench["levels"][1]["records"][0]["ttft_ms"] = float("-inf")
+    summary = grading_summary()
+    summary["submissions"][0]["score"] = float("nan")
+    for html in (render_run(result), render_bench(bench), render_grading(summary, ROOT)):
+        data = re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1)
+        assert "NaN" not in data and "Infinity" not in data
+        json.loads(data, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
