@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from functools import cache, lru_cache
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from harness import __version__
 
@@ -64,20 +66,27 @@ def content_security_policy(scripts: list[str], styles: list[str]) -> str:
 
 # -- filters: how values look on the page ---------------------------------------------------------------------
 
-_CONTROL_PICTURES = {i: chr(0x2400 + i) for i in range(32) if chr(i) not in "\n\t"}
-_CONTROL_PICTURES[0x7F] = "\u2421"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL_NAMES = {"\r": "CR", "\x00": "NUL", "\x1b": "ESC", "\x7f": "DEL", "\x0b": "VT", "\x0c": "FF"}
 
 
-def visible(text: Any, limit: int = MAX_EXCERPT_CHARS) -> str:
-    """Control characters as their Unicode pictures (CR as U+240D...), cut to ``limit`` with a note."""
+def _control_chip(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    name = _CONTROL_NAMES.get(ch, f"x{ord(ch):02X}")
+    return f'<span class="ctl" title="U+{ord(ch):04X}">{name}</span>'
+
+
+def visible(text: Any, limit: int = MAX_EXCERPT_CHARS) -> Markup:
+    """Escaped text with control characters (other than newline and tab) shown as small labelled chips
+    (CR, NUL, ESC, x01...), which read the same in any font; cut to ``limit`` characters with a note."""
     if text is None:
-        return ""
+        return Markup("")
     s = str(text)
     cut = len(s) > limit
-    s = s[:limit].translate(_CONTROL_PICTURES)
+    out = _CONTROL.sub(_control_chip, str(escape(s[:limit])))  # escape first: the chips are our only markup
     if cut:
-        s += f" \u2026 [{len(str(text)) - limit:,} more characters not shown]"
-    return s
+        out += f" \u2026 [{len(s) - limit:,} more characters not shown]"
+    return Markup(out)
 
 
 def clip(text: Any, limit: int = MAX_TEXT_CHARS) -> str:

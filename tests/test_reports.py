@@ -127,8 +127,11 @@ def test_transcript_is_cut_with_a_note_and_control_characters_are_visible() -> N
     assert 'id="transcript-cut"' in html
     transcript = re.search(r'<pre id="transcript">(.*?)</pre>', html, re.S).group(1)
     assert len(transcript) <= MAX_TRANSCRIPT_CHARS + 100
-    assert "\u240d" in transcript and "\u2400" in transcript and "\x00" not in transcript
-    assert visible("a\rb\x1b") == "a\u240db\u241b"
+    assert '<span class="ctl" title="U+000D">CR</span>' in transcript and ">NUL</span>" in transcript
+    assert "\x00" not in transcript and "\r" not in transcript
+    assert visible("<a>\rb\x1b\x01\n") == ('&lt;a&gt;<span class="ctl" title="U+000D">CR</span>b'
+                                           '<span class="ctl" title="U+001B">ESC</span>'
+                                           '<span class="ctl" title="U+0001">x01</span>\n')
 
 
 def test_run_report_survives_a_minimal_or_odd_result() -> None:
