@@ -91,6 +91,7 @@ class Capture:
     end_reason: str = "eof"
     error: str | None = None  # human-readable detail for any end_reason but eof
     remote_addr: str | None = None  # the IP actually connected to
+    redirects: list[str] = field(default_factory=list)  # URLs of the redirect hops followed, in order
 
     @property
     def body(self) -> bytes:
@@ -119,6 +120,7 @@ class Capture:
             "end_reason": self.end_reason,
             "error": self.error,
             "remote_addr": self.remote_addr,
+            "redirects": list(self.redirects),
         }
 
     @classmethod
@@ -137,6 +139,7 @@ class Capture:
             end_reason=d.get("end_reason", "eof"),
             error=d.get("error"),
             remote_addr=d.get("remote_addr"),
+            redirects=list(d.get("redirects", [])),
         )
 
     def to_json(self) -> str:

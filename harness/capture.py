@@ -1,0 +1,391 @@
+"""Capture: the harness's only network I/O. One request, every raw read with its arrival time, and why it ended.
+
+Whatever the endpoint does, :func:`capture` returns a :class:`~harness.model.Capture`; it never raises for the
+endpoint's behaviour. Each way of ending maps to one ``end_reason`` (see ``harness.model.END_REASONS``) with a
+message in ``error``, and the bytes that arrived before the end are kept.
+
+How each cap is enforced, and why that way:
+    deadline       an asyncio timeout around the whole exchange (DNS, connect, headers, body): httpx has no total
+                   timeout, and a 1 byte/s trickle never trips a per-read one.
+    idle timeout   httpx's read timeout, which is per socket read: no extra timer task per read, so hundreds of
+                   concurrent captures stay cheap.
+    max bytes /    counted on the raw reads as they arrive; the capture stops reading at the cap.
+    max line
+    max headers    h11 refuses a header block over 100 KiB (httpcore's limit) and we count the rest, so 10,000
+                   headers end as a protocol_error, not as memory.
+    encoding       the request asks for identity and the body is read with ``aiter_raw``, so nothing is ever
+                   decompressed; a Content-Encoding the server applied anyway ends the capture as
+                   ``encoding_refused`` after a short raw prefix is kept as evidence (a gzip bomb stays small).
+Redirects are not followed unless asked; each followed hop is re-validated (URL syntax here, address in the
+guarded network backend), at most five hops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import http.cookiejar
+import re
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from harness import __version__
+from harness.guard import AddressPolicy, GuardedBackend, blocked_reason, check_url, parse_ip
+from harness.model import Capture, Limits, Read, RequestSpec
+
+MAX_REDIRECTS = 5
+# Raw bytes of a body in an unrequested Content-Encoding kept as evidence before the capture stops.
+ENCODED_PREFIX_BYTES = 64 * 1024
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Headers not carried to a different origin when following a redirect (the grader's secrets stay with the target).
+_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
+_LINE_BREAKS = re.compile(rb"[\r\n]")
+_GUARD_MARK = "_streamconform_guarded"
+
+# The policy of the capture running in this task: a shared client's network backend applies it on connect.
+_TASK_POLICY: contextvars.ContextVar[AddressPolicy | None] = contextvars.ContextVar("streamconform_policy",
+                                                                                  default=None)
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A cookie policy that accepts none: one submission's cookies must never reach another (or the grader's)."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+def make_client(*args: Any, policy: AddressPolicy | None = None, limits: Limits | None = None,
+                max_connections: int = 512) -> httpx.AsyncClient:
+    """An httpx client whose every connection goes through the address policy; share it between captures.
+
+    Accepts ``make_client(policy, limits)`` or ``make_client(limits)`` positionally (or keywords). ``policy=None``
+    admits any address (local testing, benchmarks); a capture given its own policy applies it too, on top.
+    No cookie jar, no environment proxies or .netrc (``trust_env=False``), no automatic redirects.
+    """
+    for arg in args:
+        if isinstance(arg, AddressPolicy):
+            policy = arg
+        elif isinstance(arg, Limits):
+            limits = arg
+        elif arg is not None:
+            raise TypeError(f"make_client() takes an AddressPolicy and/or Limits, not {type(arg).__name__}")
+    limits = limits or Limits()
+    transport = httpx.AsyncHTTPTransport(
+        trust_env=False, retries=0,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                            keepalive_expiry=5.0))
+    pool = transport._pool  # httpx 0.28 has no public hook for the network backend; httpcore's pool does
+    if not hasattr(pool, "_network_backend"):
+        raise RuntimeError("this httpcore version has no network backend hook; the address guard cannot apply")
+    pool._network_backend = GuardedBackend(policy, policy_for_task=_TASK_POLICY.get)
+    client = httpx.AsyncClient(
+        transport=transport, trust_env=False, follow_redirects=False,
+        cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+        timeout=_timeouts(limits),
+        headers={"User-Agent": f"streamconform/{__version__}", "Accept-Encoding": "identity"})
+    setattr(client, _GUARD_MARK, True)
+    return client
+
+
+def _timeouts(limits: Limits) -> httpx.Timeout:
+    return httpx.Timeout(connect=limits.connect_timeout_s, read=limits.idle_timeout_s,
+                         write=limits.idle_timeout_s, pool=limits.deadline_s)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
+
+
+class _Ended(Exception):
+    """Raised inside the exchange when a cap ends the capture; carries the reason and message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class _Run:
+    """The state of one capture while it runs."""
+
+    def __init__(self, spec: RequestSpec, limits: Limits, policy: AddressPolicy | None,
+                 follow_redirects: bool) -> None:
+        self.spec = spec
+        self.limits = limits
+        self.policy = policy
+        self.follow_redirects = follow_redirects
+        self.cap = Capture(request=spec)
+        self.t0 = 0.0
+        self.total = 0       # body bytes kept
+        self.line_run = 0    # bytes since the last CR or LF, across reads
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def end(self, reason: str, message: str | None) -> None:
+        self.cap.end_reason = reason
+        self.cap.error = message
+
+    async def trace(self, name: str, info: dict[str, Any]) -> None:
+        # httpcore's trace events are the closest the client gets to the wire: the body handed to the socket,
+        # the header block parsed.
+        if name == "http11.send_request_body.complete":
+            self.cap.t_request_sent = self.now()
+        elif name == "http11.receive_response_headers.complete":
+            self.cap.t_headers = self.now()
+        elif name == "connection.connect_tcp.complete":
+            # Known before any response: a capture that fails later still names the address it reached.
+            stream = info.get("return_value")
+            addr = stream.get_extra_info("server_addr") if stream is not None else None
+            if addr:
+                self.cap.remote_addr = str(addr[0])
+
+    # -- the exchange -------------------------------------------------------------------------------------------
+
+    async def exchange(self, client: httpx.AsyncClient) -> None:
+        url, method = self.spec.url, self.spec.method
+        headers, body = dict(self.spec.headers), self.spec.body
+        for hop in range(MAX_REDIRECTS + 1):
+            location = await self.one_request(client, url, method, headers, body)
+            if location is None:
+                return
+            status = self.cap.status
+            target = urljoin(url, location)
+            if not self.follow_redirects:
+                raise _Ended("redirect", f"HTTP {status} redirect to {target} was not followed "
+                                         "(redirects are followed only with --follow-redirects)")
+            if hop == MAX_REDIRECTS:
+                raise _Ended("redirect", f"more than {MAX_REDIRECTS} redirects; the last one pointed to {target}")
+            problem = check_url(target)
+            if problem is not None:
+                raise _Ended("invalid_url", f"HTTP {status} redirect to {target!r} cannot be followed: {problem}")
+            if _origin(target) != _origin(url):
+                headers = {k: v for k, v in headers.items() if k.lower() not in _ORIGIN_BOUND_HEADERS}
+            if status == 303 or (status in (301, 302) and method == "POST"):
+                # What browsers and curl -L do: the redirected request becomes a GET without a body.
+                method, body = "GET", b""
+                headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+            self.cap.redirects.append(target)
+            url = target
+            self.reset_response()
+
+    def reset_response(self) -> None:
+        cap = self.cap
+        cap.status, cap.http_version, cap.headers, cap.reads = None, "", [], []
+        cap.t_headers = cap.t_first_byte = None
+        self.total = self.line_run = 0
+
+    async def one_request(self, client: httpx.AsyncClient, url: str, method: str, headers: dict[str, str],
+                          body: bytes) -> str | None:
+        """Send one request and read its response under the caps; the Location when it is a redirect."""
+        request = client.build_request(method, url, headers=headers, content=body or None,
+                                       timeout=_timeouts(self.limits), extensions={"trace": self.trace})
+        response = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            self.record_head(response)
+            location = response.headers.get("location")
+            if response.status_code in _REDIRECT_STATUSES and location:
+                return location
+            await self.read_body(response)
+            return None
+        finally:
+            await response.aclose()
+
+    def record_head(self, response: httpx.Response) -> None:
+        cap = self.cap
+        if cap.t_headers is None:
+            cap.t_headers = self.now()
+        cap.status = response.status_code
+        cap.http_version = response.http_version
+        raw = response.headers.raw
+        cap.headers = [(k.decode("latin-1").lower(), v.decode("latin-1"))
+                       for k, v in raw[: self.limits.max_headers]]
+        stream = response.extensions.get("network_stream")
+        if stream is not None:
+            addr = stream.get_extra_info("server_addr")
+            if addr:
+                cap.remote_addr = str(addr[0])
+        if len(raw) > self.limits.max_headers:
+            raise _Ended("protocol_error", f"the response has {len(raw)} headers (limit {self.limits.max_headers}); "
+                                           f"only the first {self.limits.max_headers} were kept")
+
+    async def read_body(self, response: httpx.Response) -> None:
+        limits = self.limits
+        encoding = (response.headers.get("content-encoding") or "").strip()
+        foreign = encoding.lower() not in ("", "identity")
+        byte_cap = min(limits.max_bytes, ENCODED_PREFIX_BYTES) if foreign else limits.max_bytes
+        reads = self.cap.reads
+        async for chunk in response.aiter_raw():
+            t = self.now()
+            if not chunk:
+                continue
+            if self.cap.t_first_byte is None:
+                self.cap.t_first_byte = t
+            room = byte_cap - self.total
+            if len(chunk) > room:
+                chunk = chunk[:room]
+                if chunk:
+                    reads.append(Read(t, chunk))
+                    self.total += len(chunk)
+                if foreign:
+                    break
+                raise _Ended("max_bytes", f"the body exceeded {limits.max_bytes} bytes; the first "
+                                          f"{self.total} were kept")
+            reads.append(Read(t, chunk))
+            self.total += len(chunk)
+            longest = self.track_lines(chunk)
+            if longest > limits.max_line_bytes:
+                raise _Ended("max_line", f"a line of over {limits.max_line_bytes} bytes without CR or LF "
+                                         f"(at least {longest} so far); the capture stopped reading")
+        if foreign:
+            raise _Ended("encoding_refused", f"the server sent Content-Encoding: {encoding} although the request "
+                                             f"asked for identity; the body was not decoded ({self.total} raw "
+                                             "bytes kept)")
+
+    def track_lines(self, chunk: bytes) -> int:
+        """Update the run of bytes since the last line break; return the longest run this chunk is part of."""
+        n = len(chunk)
+        last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if last < 0:
+            self.line_run += n
+            return self.line_run
+        if self.line_run + n <= self.limits.max_line_bytes:  # cannot be over: skip the scan
+            self.line_run = n - last - 1
+            return 0
+        pieces = _LINE_BREAKS.split(chunk)
+        longest = max(self.line_run + len(pieces[0]), max(len(p) for p in pieces))
+        self.line_run = len(pieces[-1])
+        return longest
+
+
+def _classify(exc: BaseException, run: _Run) -> tuple[str, str]:
+    """Turn an exception from the exchange into (end_reason, message). One place, as h11 does at its boundary."""
+    limits = run.limits
+    got_head = run.cap.status is not None
+    detail = str(exc) or type(exc).__name__
+    blocked = blocked_reason(exc)
+    if blocked is not None:
+        return "blocked_address", blocked
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect_error", f"connecting timed out after {limits.connect_timeout_s:g} s: {detail}"
+    if isinstance(exc, httpx.PoolTimeout):
+        return "connect_error", f"no free connection in the client's pool within {limits.deadline_s:g} s"
+    if isinstance(exc, httpx.ConnectError):
+        lowered = detail.lower()
+        if "ssl" in lowered or "tls" in lowered or "certificate" in lowered:
+            return "connect_error", (f"TLS handshake failed: {detail} (an https:// URL pointing at a plain-HTTP "
+                                     "server fails this way)")
+        return "connect_error", f"could not connect: {detail}"
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
+        where = "in the body" if got_head else "before the response headers"
+        return "idle_timeout", f"no byte for {limits.idle_timeout_s:g} s {where}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        if not got_head:
+            if "disconnected without sending a response" in detail:
+                return "read_error", f"the server closed the connection without a response: {detail}"
+            if "receive buffer too long" in detail.lower() or "too long" in detail.lower():
+                return "protocol_error", ("the response header block is over httpcore's 100 KiB limit "
+                                          f"(a flood of headers?): {detail}")
+            return "protocol_error", f"the reply is not valid HTTP/1.1: {detail}"
+        return "read_error", f"the body broke off (bad chunked encoding or an early close): {detail}"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.CloseError)):
+        return "read_error", f"the connection failed: {detail} (reset by the server?)"
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)):
+        return "invalid_url", f"the request cannot be sent: {detail}"
+    if isinstance(exc, httpx.TransportError):
+        return "read_error", f"{type(exc).__name__}: {detail}"
+    if isinstance(exc, OSError):
+        return ("read_error" if got_head else "connect_error"), f"{type(exc).__name__}: {detail}"
+    # Not an endpoint behaviour we know: still a result, never a traceback; the type names the surprise.
+    return ("read_error" if got_head else "connect_error"), f"unexpected {type(exc).__name__}: {detail}"
+
+
+async def _run_with_timeout(coro: Any, seconds: float) -> None:
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            await coro
+    else:  # pragma: no cover - Python 3.10
+        await asyncio.wait_for(coro, seconds)
+
+
+async def capture(spec: RequestSpec, limits: Limits | None = None, *, policy: AddressPolicy | None = None,
+                  follow_redirects: bool = False, client: httpx.AsyncClient | None = None,
+                  cancel_after_s: float | None = None) -> Capture:
+    """Send ``spec`` and record the response under ``limits``. Never raises for anything the endpoint does.
+
+    ``policy``: the address policy (None admits any address). ``client``: a shared client from
+    :func:`make_client`, for many concurrent captures on one loop; a client without the guard is not used
+    when a policy is given (a fresh guarded client is used instead). ``cancel_after_s``: drop the stream on
+    purpose after that many seconds (``end_reason="cancelled"``), as the disconnect probe does.
+    """
+    limits = limits or Limits()
+    run = _Run(spec, limits, policy, follow_redirects)
+    cap = run.cap
+    cap.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    run.t0 = time.perf_counter()
+    try:
+        problem = check_url(spec.url)
+        if problem is not None:
+            run.end("invalid_url", f"{problem}: {spec.url!r}")
+            return cap
+        literal = parse_ip(urlsplit(spec.url).hostname or "")
+        if literal is not None and policy is not None:
+            refused = policy.check_ip(literal)
+            if refused is not None:  # known before any socket exists; the backend would refuse it too
+                run.end("blocked_address", f"refused to connect to {literal}: {refused}")
+                return cap
+        own_client = client is None or (policy is not None and not getattr(client, _GUARD_MARK, False))
+        use = make_client(policy, limits, max_connections=4) if own_client else client
+        assert use is not None
+        cut, cut_reason = limits.deadline_s, "deadline"
+        if cancel_after_s is not None and cancel_after_s < limits.deadline_s:
+            cut, cut_reason = cancel_after_s, "cancelled"
+        token = _TASK_POLICY.set(policy)
+        try:
+            await _run_with_timeout(_guarded_exchange(run, use), max(0.0, cut - run.now()))
+        except asyncio.TimeoutError:
+            if cut_reason == "cancelled":
+                run.end("cancelled", f"the harness dropped the stream on purpose after {cut:g} s")
+            else:
+                run.end("deadline", f"the total deadline of {cut:g} s was reached "
+                                    f"({run.total} body bytes received)")
+        finally:
+            _TASK_POLICY.reset(token)
+            if own_client:
+                await use.aclose()
+    finally:
+        cap.t_end = run.now()
+    return cap
+
+
+async def _guarded_exchange(run: _Run, client: httpx.AsyncClient) -> None:
+    try:
+        await run.exchange(client)
+    except _Ended as ended:
+        run.end(ended.reason, ended.message)
+    except Exception as exc:  # noqa: BLE001 - every endpoint failure becomes an end_reason, by design
+        run.end(*_classify(exc, run))
+
+
+def capture_sync(spec: RequestSpec, limits: Limits | None = None, **kwargs: Any) -> Capture:
+    """:func:`capture` for synchronous callers; runs in a helper thread when an event loop is already running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(capture(spec, limits, **kwargs))
+    box: list[Capture] = []
+    thread = threading.Thread(target=lambda: box.append(asyncio.run(capture(spec, limits, **kwargs))))
+    thread.start()
+    thread.join()
+    return box[0]

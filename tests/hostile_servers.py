@@ -1,0 +1,328 @@
+"""Small purpose-built servers that misbehave on purpose, for testing that the harness cannot be hung or flooded.
+
+Each server speaks raw bytes over asyncio streams (no HTTP framework would let us send a broken chunked encoding
+or 10,000 headers), runs its own event loop in a thread, listens on a free 127.0.0.1 port, and is a context
+manager::
+
+    with hostile_server("silence") as srv:
+        cap = capture_sync(build_request(srv.url, "prompt", "hi"), Limits(idle_timeout_s=1))
+
+``srv.accepted`` counts accepted connections (to prove that a blocked address made none). The behaviours are
+listed in ``BEHAVIOURS``; :class:`HostileServer` takes any ``async handler(reader, writer)`` as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+import struct
+import threading
+import zlib
+from collections.abc import Awaitable, Callable
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Connection: close\r\n\r\n")
+_BLOCK = 64 * 1024
+
+
+class HostileServer:
+    """Serves ``handler`` for every connection on 127.0.0.1:<free port> from a background thread."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.port = 0
+        self.accepted = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream"
+
+    def __enter__(self) -> HostileServer:
+        self._thread = threading.Thread(target=self._serve, name="hostile-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("hostile server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._on_connect, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        async with server:
+            await self._stop.wait()
+            server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+        # Let the aborted handlers notice and finish before the loop goes away.
+        await asyncio.sleep(0.05)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._writers.add(writer)
+        try:
+            await self.handler(reader, writer)
+        except NotHTTPRequest:
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                OSError):
+            pass  # the client went away: expected when the harness cuts a capture
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+
+class NotHTTPRequest(Exception):
+    """The client sent something that is not an HTTP/1 request (a TLS ClientHello, say)."""
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """Read one request head and its Content-Length body; returns the request line.
+
+    Like a real plain-HTTP server, a request that does not start like HTTP/1 gets a 400 and a close
+    (that is what an https:// URL pointed at this server produces).
+    """
+    first = await reader.read(1)
+    if not first.isalpha():
+        raise NotHTTPRequest(first)
+    head = first + await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip() or 0)
+    if length:
+        await reader.readexactly(length)
+    return head.split(b"\r\n", 1)[0]
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def send(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write and drain, raising once the client has gone (drain alone does not on a closing transport)."""
+    if writer.transport.is_closing():
+        raise ConnectionResetError("client went away")
+    writer.write(data)
+    await writer.drain()
+
+
+# -- behaviours ------------------------------------------------------------------------------------------------
+
+async def ok_sse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, events: int = 5,
+                 gap_s: float = 0.0, ttft_s: float = 0.0) -> None:
+    """A well-behaved SSE stream: ``events`` data events then ``[DONE]``, close-delimited."""
+    await read_request(reader)
+    writer.write(SSE_HEAD)
+    await writer.drain()
+    await asyncio.sleep(ttft_s)
+    for i in range(events):
+        if i:
+            await asyncio.sleep(gap_s)
+        await send(writer, b'data: {"content": "token %d "}\n\n' % i)
+    writer.write(b"data: [DONE]\n\n")
+    await writer.drain()
+
+
+async def silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Headers, then nothing, forever."""
+    await read_request(reader)
+    writer.write(SSE_HEAD)
+    await writer.drain()
+    await _forever()
+
+
+async def no_response(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept, read the request, never answer."""
+    await read_request(reader)
+    await _forever()
+
+
+async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Well-formed SSE events as fast as the client reads, never ending."""
+    await read_request(reader)
+    writer.write(SSE_HEAD)
+    block = b'data: {"content": "more "}\n\n' * 2000
+    while True:
+        await send(writer, block)
+
+
+async def huge_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, size: int = 128 * 1024 * 1024
+                    ) -> None:
+    """One data line of ``size`` bytes (128 MiB by default) with no newline, generated on the fly."""
+    await read_request(reader)
+    writer.write(SSE_HEAD + b"data: ")
+    block = b"a" * _BLOCK
+    for _ in range(size // _BLOCK):
+        await send(writer, block)
+    writer.write(b"\n\n")
+    await writer.drain()
+
+
+@functools.cache
+def bomb(kind: str, size: int = 256 * 1024 * 1024) -> bytes:
+    """``size`` zero bytes compressed (about a thousandth of it): gzip or raw-zlib deflate."""
+    wbits = {"gzip": 31, "deflate": 15}[kind]
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    zeros = bytes(1024 * 1024)
+    parts = [packer.compress(zeros) for _ in range(size // len(zeros))]
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+async def compression_bomb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, kind: str = "gzip"
+                           ) -> None:
+    """A small body that inflates to 256 MiB, sent with Content-Encoding although identity was asked for."""
+    await read_request(reader)
+    body = bomb(kind)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: %s\r\n"
+                 b"Content-Length: %d\r\n\r\n" % (kind.encode(), len(body)))
+    writer.write(body)
+    await writer.drain()
+
+
+async def invalid_utf8(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """SSE events whose data holds bytes that are not UTF-8, then a clean end."""
+    await read_request(reader)
+    writer.write(SSE_HEAD + b'data: {"content": "caf\xe9 \xff\xfe"}\n\n' + b"data: \xc3\x28\n\ndata: [DONE]\n\n")
+    await writer.drain()
+
+
+async def reset_mid_event(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One full event, half of the next, then a TCP reset (SO_LINGER 0)."""
+    await read_request(reader)
+    writer.write(SSE_HEAD + b'data: {"content": "first"}\n\ndata: {"content": "sec')
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def broken_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A chunked body whose second chunk-size line is not hex."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"1b\r\ndata: {\"content\": \"ok\"}\n\n\r\nZZ-not-hex\r\nxxxx\r\n")
+    await writer.drain()
+    await _forever()
+
+
+async def redirect_loop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Every request is answered with a 307 to the next of an endless chain of paths."""
+    line = await read_request(reader)
+    path = line.split(b" ")[1] if line.count(b" ") >= 2 else b"/"
+    hop = path.count(b"/again")
+    writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: %s/again\r\nContent-Length: 0\r\n\r\n"
+                 % (b"/stream" + b"/again" * hop))
+    await writer.drain()
+    await _forever()
+
+
+async def redirect_to(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, location: str) -> None:
+    """A 302 to ``location``."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                 % location.encode())
+    await writer.drain()
+
+
+async def many_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: int = 10_000
+                       ) -> None:
+    """A response head with ``count`` headers."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+    for i in range(count):
+        writer.write(b"X-Flood-%d: %d\r\n" % (i, i))
+        if i % 1000 == 0:
+            await writer.drain()
+    writer.write(b"Connection: close\r\n\r\ndata: [DONE]\n\n")
+    await writer.drain()
+
+
+async def slowloris(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, interval_s: float = 1.0
+                    ) -> None:
+    """The whole response, status line included, one byte every ``interval_s``."""
+    await read_request(reader)
+    payload = SSE_HEAD + b'data: {"content": "slow"}\n\n' * 1000
+    for i in range(len(payload)):
+        await send(writer, payload[i:i + 1])
+        await asyncio.sleep(interval_s)
+
+
+async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """What sshd does when spoken HTTP to: its banner, a complaint, and a close."""
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(reader.read(1024), 1.0)
+    writer.write(b"Protocol mismatch.\r\n")
+    await writer.drain()
+
+
+async def silent_banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A non-HTTP banner and then silence (a service waiting for its own protocol)."""
+    writer.write(b"220 mail.example ESMTP ready\r\n")
+    await writer.drain()
+    await _forever()
+
+
+async def garbage_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A complete header block whose status line is not HTTP."""
+    await read_request(reader)
+    writer.write(b"HELLO THERE\r\nfoo: bar\r\n\r\nsome body")
+    await writer.drain()
+    await _forever()
+
+
+async def close_without_response(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the request and hang up."""
+    await read_request(reader)
+
+
+BEHAVIOURS: dict[str, Handler] = {
+    "ok": ok_sse,
+    "silence": silence,
+    "no-response": no_response,
+    "endless": endless,
+    "huge-line": huge_line,
+    "gzip-bomb": functools.partial(compression_bomb, kind="gzip"),
+    "deflate-bomb": functools.partial(compression_bomb, kind="deflate"),
+    "invalid-utf8": invalid_utf8,
+    "reset": reset_mid_event,
+    "broken-chunked": broken_chunked,
+    "redirect-loop": redirect_loop,
+    "many-headers": many_headers,
+    "slowloris": slowloris,
+    "not-http": not_http,
+    "silent-banner": silent_banner,
+    "garbage-head": garbage_head,
+    "hang-up": close_without_response,
+}
+
+
+def hostile_server(behaviour: str | Handler, **options: object) -> HostileServer:
+    """A server for a named behaviour (see ``BEHAVIOURS``) or a handler; ``options`` go to the handler."""
+    handler = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
+    if options:
+        handler = functools.partial(handler, **options)
+    return HostileServer(handler)
