@@ -1,0 +1,286 @@
+"""The reference server's Starlette app: chat completions in both dialects, /health, /v1/models, CORS.
+
+`POST /v1/chat/completions` is a plain ASGI endpoint rather than a Starlette request handler: it streams by calling
+`send` directly (no per-event middleware or response-object layers), which is what lets one process hold
+thousands of paced streams; validation, CORS, rate limiting and fault selection all happen here before the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reference_server.config import ServerConfig
+from reference_server.faults import FAULTS, CutConnection, normal
+from reference_server.stream import Stream
+from reference_server.validate import ApiError, ChatRequest, parse_request
+
+CORS_HEADERS = [(b"access-control-allow-origin", b"*"),
+                (b"access-control-expose-headers", b"Retry-After, X-Request-Id")]
+_ALLOWED = "POST, OPTIONS"
+# Any body is drained (not kept) up to this size before a 413, so the client can finish sending and read it.
+_DRAIN_LIMIT = 64 * 1024 * 1024
+_NO_VALIDATION_PROMPT = "an unspecified question"
+
+log = logging.getLogger("reference_server")
+
+
+class _QuietCut(logging.Filter):
+    """The `truncated` fault cuts connections on purpose by raising; uvicorn would log that as a crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, CutConnection)
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietCut())
+
+
+class RateLimiter:
+    """Token bucket: `rate` requests per second on average, bursts up to one second's worth."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def take(self) -> float:
+        """0 when the request may go on, else the seconds until it could."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+@dataclass
+class ServerState:
+    """Live counters, read by tests and the benchmark (disconnect cleanup, concurrency)."""
+    active: set = field(default_factory=set)
+    started: int = 0
+    completed: int = 0
+    cancelled: int = 0
+
+
+async def _send_bytes(send: Any, status: int, body: bytes, content_type: str,
+                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
+                            *CORS_HEADERS, *(headers or [])]})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_error(send: Any, err: ApiError) -> None:
+    headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+    await _send_bytes(send, err.status, err.body(), "application/json", headers)
+
+
+_HTML_500 = (b"<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>\n"
+             b"<body><h1>Internal Server Error</h1><p>The server encountered an internal error and was unable to "
+             b"complete your request.</p></body></html>\n")
+
+
+class ChatCompletions:
+    """ASGI endpoint for /v1/chat/completions."""
+
+    def __init__(self, config: ServerConfig, state: ServerState):
+        self.config = config
+        self.state = state
+        self.limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
+        if method == "OPTIONS":
+            return await self._preflight(send, headers)
+        if method != "POST":
+            return await send_error(send, ApiError(
+                405, f"method {method} is not allowed on {scope['path']}; use POST", type="invalid_request_error",
+                code="method_not_allowed", headers={"Allow": _ALLOWED}))
+        if self.limiter is not None:
+            wait = self.limiter.take()
+            if wait:
+                return await send_error(send, ApiError(
+                    429, f"rate limit of {self.config.rate_limit:g} requests/s exceeded; retry later",
+                    type="requests", code="rate_limit_exceeded", headers={"Retry-After": str(max(1, round(wait + .5)))}))
+        fault_name = headers.get("x-fault", "").strip() or self.config.fault
+        if fault_name and fault_name not in FAULTS:
+            return await send_error(send, ApiError(
+                400, f"unknown fault {fault_name!r}; known: {', '.join(FAULTS)}", param="X-Fault", code="unknown_fault"))
+
+        body = await self._read_body(receive, headers)
+        if body is None:
+            return await send_error(send, ApiError(
+                413, f"the request body exceeds {self.config.max_body_bytes} bytes", code="request_too_large"))
+        try:
+            request = parse_request(body, self.config)
+        except ApiError as err:
+            if fault_name == "error-500":
+                return await _send_bytes(send, 500, _HTML_500, "text/html; charset=utf-8")
+            if fault_name != "no-validation":
+                return await send_error(send, err)
+            request = ChatRequest(prompt=_NO_VALIDATION_PROMPT, dialect="prompt", stream=True)
+
+        if not request.stream:
+            return await self._complete(send, request)
+        if self.config.upstream:
+            from reference_server.upstream import relay
+
+            return await self._guarded(receive, lambda: relay(send, body, request, self.config, headers))
+        ndjson = "application/x-ndjson" in headers.get("accept", "")
+        stream = Stream(send, self.config, request, ndjson_framing=ndjson, base_headers=CORS_HEADERS)
+        mode = FAULTS.get(fault_name) if fault_name else None
+        writer = mode.run if mode is not None and mode.run is not None else normal
+        await self._guarded(receive, lambda: writer(stream), stream)
+
+    async def _guarded(self, receive: Any, run: Any, stream: Stream | None = None) -> None:
+        """Run a stream writer; a client disconnect cancels it, a failure after the start becomes an error event."""
+        task = asyncio.current_task()
+        assert task is not None
+        finished = False
+        disconnected = False
+
+        async def watch() -> None:
+            nonlocal disconnected
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not finished:
+                disconnected = True
+                task.cancel()
+
+        state = self.state
+        state.started += 1
+        state.active.add(task)
+        watcher = asyncio.create_task(watch())
+        try:
+            await run()
+            state.completed += 1
+        except asyncio.CancelledError:
+            if not disconnected:
+                raise
+            state.cancelled += 1
+        except CutConnection:
+            raise
+        except Exception as exc:  # a server-side failure: never a traceback to the client
+            log.exception("stream failed")
+            if stream is not None and stream.started:
+                await stream.error_event(f"the stream failed: {type(exc).__name__}")
+                await stream.end()
+            elif stream is not None:
+                await send_error(stream.send, ApiError(500, "internal error", type="server_error"))
+        finally:
+            finished = True
+            watcher.cancel()
+            state.active.discard(task)
+
+    async def _read_body(self, receive: Any, headers: dict[str, str]) -> bytes | None:
+        """The body, or None when it is over the limit (then drained and discarded, up to a bound)."""
+        limit = self.config.max_body_bytes
+        try:
+            declared = int(headers.get("content-length", "0"))
+        except ValueError:
+            declared = 0
+        parts: list[bytes] = []
+        size = 0
+        too_big = declared > limit
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                too_big = True
+            if not too_big:
+                parts.append(chunk)
+            elif size > _DRAIN_LIMIT:
+                break
+            if not message.get("more_body", False):
+                break
+        return None if too_big else b"".join(parts)
+
+    async def _preflight(self, send: Any, headers: dict[str, str]) -> None:
+        requested = headers.get("access-control-request-headers", "") or "Content-Type, Authorization, X-Fault"
+        await send({"type": "http.response.start", "status": 204, "headers": [
+            *CORS_HEADERS, (b"access-control-allow-methods", _ALLOWED.encode()),
+            (b"access-control-allow-headers", requested.encode("latin-1")), (b"access-control-max-age", b"600"),
+            (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _complete(self, send: Any, request: ChatRequest) -> None:
+        from reference_server.chunks import ChunkEncoder
+        from reference_server.generate import answer_text
+
+        target = self.config.target_chars
+        reason = "stop"
+        if request.max_tokens is not None and request.max_tokens * 4 < target:
+            target, reason = request.max_tokens * 4, "length"
+        text = answer_text(request.prompt, target)[:target] if reason == "length" else answer_text(request.prompt, target)
+        payload = ChunkEncoder(request.model or self.config.model).completion(text, request.prompt_chars, reason)
+        await _send_bytes(send, 200, json.dumps(payload, ensure_ascii=False).encode(), "application/json")
+
+
+def create_app(config: ServerConfig | None = None) -> Starlette:
+    config = config or ServerConfig()
+    state = ServerState()
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "fault": config.fault}, headers={"Access-Control-Allow-Origin": "*"})
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": config.model, "object": "model", "created": 0,
+                                                           "owned_by": "streamconform"}]},
+                            headers={"Access-Control-Allow-Origin": "*"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "error")
+        err = ApiError(status, f"{request.method} {request.url.path}: {code.replace('_', ' ')}", code=code)
+        extra = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        return JSONResponse(err.payload(), status_code=status, headers={**extra, "Access-Control-Allow-Origin": "*"})
+
+    chat = ChatCompletions(config, state)  # one instance: the rate limit is shared by both paths
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat),
+            Route("/chat/completions", chat),
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/models", models, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.config = config
+    app.state.streams = state
+    return app
+
+
+CONFIG_ENV = "STREAMCONFORM_SERVER_CONFIG"
+
+
+def config_to_env(config: ServerConfig) -> str:
+    from dataclasses import asdict
+
+    return json.dumps(asdict(config))
+
+
+def app_from_env() -> Starlette:
+    """App factory for uvicorn worker processes: the config comes from `CONFIG_ENV` (set by the CLI)."""
+    import os
+
+    raw = json.loads(os.environ.get(CONFIG_ENV, "{}"))
+    if "cors_origins" in raw:
+        raw["cors_origins"] = tuple(raw["cors_origins"])
+    return create_app(ServerConfig(**raw))

@@ -1,0 +1,41 @@
+"""Settings of one reference server: pacing, length, the fault to inject, rate limit, upstream relay.
+
+The defaults pass the tds thresholds (TTFT < 2401 ms, > 29 tokens/s with tokens = chars/4, >= 1,500 characters in
+>= 20 chunks) by a wide margin while keeping a whole stream near one second, because tests run it many times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    ttft_ms: float = 50.0
+    """Delay between the response headers and the first content chunk."""
+    gap_ms: float = 20.0
+    """Delay between two content chunks."""
+    target_chars: int = 1600
+    """Length of the generated answer (characters); generation stops at the first sentence end past it."""
+    min_chunks: int = 20
+    """The answer is cut into at least this many content chunks."""
+    chunk_chars: int = 40
+    """Preferred size of one content chunk; chunks are cut at word boundaries near it."""
+    fault: str | None = None
+    """Fault mode applied to every request (see `reference_server.faults`); `X-Fault` selects one per request."""
+    rate_limit: float | None = None
+    """Requests per second accepted before answering 429 (token bucket, burst = one second's worth)."""
+    upstream: str | None = None
+    """Base URL or chat-completions URL of an OpenAI-compatible server to relay instead of generating text."""
+    upstream_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the upstream API key (the key itself never sits in the config)."""
+    model: str = "streamconform-reference"
+    max_body_bytes: int = MIB
+    max_prompt_chars: int = 5000
+    max_json_depth: int = 32
+    cors_origins: tuple[str, ...] = field(default=("*",))
+
+    def with_(self, **changes: object) -> ServerConfig:
+        return replace(self, **changes)

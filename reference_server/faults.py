@@ -1,0 +1,380 @@
+"""Fault modes: one function per fault, each changing exactly one thing about a correct response.
+
+Select one for the whole server with `--fault NAME`, or per request with the header `X-Fault: NAME`. Defects exist
+so that every harness check can be shown to catch one; the valid-but-unusual variants (`VALID_VARIANTS`) exist so
+that the harness can be shown to accept everything the SSE specification allows.
+Two faults act before the stream (on validation): `error-500` and `no-validation`; the app consults them there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip as _gzip
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from reference_server.chunks import DONE, sse
+from reference_server.stream import Stream
+
+Fault = Callable[[Stream], Awaitable[None]]
+
+
+class CutConnection(Exception):
+    """Raised after writing a partial event: the server then closes the socket without ending the body."""
+
+
+@dataclass(frozen=True)
+class FaultMode:
+    name: str
+    description: str
+    run: Fault | None
+    """The stream writer; None for the faults that act on validation (the app handles those)."""
+    valid: bool = False
+    """True for variants a correct harness must accept (no defect)."""
+
+
+FAULTS: dict[str, FaultMode] = {}
+
+
+def fault(name: str, description: str, *, valid: bool = False) -> Callable[[Fault], Fault]:
+    def register(fn: Fault) -> Fault:
+        FAULTS[name] = FaultMode(name, description, fn, valid)
+        return fn
+    return register
+
+
+FAULTS["error-500"] = FaultMode("error-500", "bad input gets a 500 HTML error page instead of a 4xx JSON error", None)
+FAULTS["no-validation"] = FaultMode("no-validation", "bad input gets 200 and a normal stream instead of a 4xx", None)
+
+
+async def normal(s: Stream) -> None:
+    """The correct response: paced content chunks, the finish chunk, optional usage, [DONE]."""
+    await s.start()
+    await s.play(s.content_events(), s.tail_events())
+    await s.end()
+
+
+# --- timing ----------------------------------------------------------------------------------------------------
+@fault("slow-ttft", "first content chunk only after ~3 s (TTFT fails), everything else normal")
+async def slow_ttft(s: Stream) -> None:
+    await s.start()
+    await s.play(s.content_events(), s.tail_events(), ttft_s=3.0)
+    await s.end()
+
+
+@fault("buffered", "every event in one write after a delay as long as the normal stream (no progressive delivery)")
+async def buffered(s: Stream) -> None:
+    events = s.content_events()
+    await s.start()
+    await asyncio.sleep(s.config.ttft_ms / 1000 + s.config.gap_ms / 1000 * max(0, len(events) - 1))
+    await s.write(b"".join(events + s.tail_events()))
+    await s.end()
+
+
+@fault("slow-throughput", "normal content at ~15 tokens/s (chars/4 per second); a full stream takes ~25 s")
+async def slow_throughput(s: Stream) -> None:
+    pieces = s.pieces
+    # The gap before piece i is the time 15 tokens/s (60 chars/s) takes to deliver the piece before it.
+    await s.start()
+    await s.play(s.content_events(), s.tail_events(), gap_s=lambda i: len(pieces[i - 1]) / 60.0)
+    await s.end()
+
+
+@fault("placeholder-first", 'a "..." content chunk at once, then a 2 s gap, then the normal content')
+async def placeholder_first(s: Stream) -> None:
+    await s.start()
+    await s.write(s.frame(s.encoder.content("...", role=True)))
+    await asyncio.sleep(2.0)
+    events = s.frame  # the real answer follows, without a second role
+    await s.play([events(p) for p in [s.encoder.content(x) for x in s.pieces]], s.tail_events(), ttft_s=0)
+    await s.end()
+
+
+# --- content ---------------------------------------------------------------------------------------------------
+@fault("few-chunks", "the normal text in 4 chunks (below the 20-chunk minimum)")
+async def few_chunks(s: Stream) -> None:
+    pieces = s.split(s.text, min_chunks=4, chunk_chars=max(1, len(s.text) // 4 + 1))
+    await s.start()
+    await s.play(s.content_events(pieces), s.tail_events(), gap_s=0.1)
+    await s.end()
+
+
+@fault("short-content", "a relevant answer of ~300 characters (below the length minimum), in 20+ chunks")
+async def short_content(s: Stream) -> None:
+    text = s.answer(target=300)[:320]
+    await s.start()
+    await s.play(s.content_events(s.split(text, chunk_chars=14)), s.tail_events(text))
+    await s.end()
+
+
+CANNED_PROMPT = "General remarks about careful study, planning and good habits"
+
+
+@fault("canned", "the same text whatever the prompt")
+async def canned(s: Stream) -> None:
+    text = s.answer(prompt=CANNED_PROMPT)
+    await s.start()
+    await s.play(s.content_events(s.split(text)), s.tail_events(text))
+    await s.end()
+
+
+@fault("echo", "returns the prompt itself (repeated up to the normal length)")
+async def echo(s: Stream) -> None:
+    prompt = " ".join(s.request.prompt.split())
+    text = prompt
+    while len(text) < s.target_chars:
+        text += " " + prompt
+    await s.start()
+    await s.play(s.content_events(s.split(text)), s.tail_events(text))
+    await s.end()
+
+
+@fault("padding", "one relevant sentence repeated to reach the normal length")
+async def padding(s: Stream) -> None:
+    sentence = s.text.split(". ")[0].rstrip(".") + ". "
+    text = sentence * (s.target_chars // len(sentence) + 1)
+    await s.start()
+    await s.play(s.content_events(s.split(text)), s.tail_events(text))
+    await s.end()
+
+
+# --- structure -------------------------------------------------------------------------------------------------
+@fault("no-done", "no final data: [DONE] event")
+async def no_done(s: Stream) -> None:
+    await s.start()
+    await s.play(s.content_events(), s.tail_events(done=False))
+    await s.end()
+
+
+@fault("data-after-done", "one more content chunk after data: [DONE]")
+async def data_after_done(s: Stream) -> None:
+    await s.start()
+    await s.play(s.content_events(), s.tail_events() + [s.frame(s.encoder.content(" Afterthought."))])
+    await s.end()
+
+
+@fault("malformed-json", "one chunk in the middle is not valid JSON (its closing brace is missing)")
+async def malformed_json(s: Stream) -> None:
+    payloads = s.content_payloads()
+    mid = len(payloads) // 2
+    payloads[mid] = payloads[mid][:-1]
+    await s.start()
+    await s.play([s.frame(p) for p in payloads], s.tail_events())
+    await s.end()
+
+
+@fault("schema-mismatch", 'chunks in the legacy completions shape (object "text_completion", choices[].text, no delta)')
+async def schema_mismatch(s: Stream) -> None:
+    import json
+
+    enc = s.encoder
+
+    def legacy(text: str | None, reason: str | None) -> str:
+        return json.dumps({"id": enc.id, "object": "text_completion", "created": enc.created, "model": enc.model,
+                           "choices": [{"index": 0, "text": text, "finish_reason": reason}]})
+
+    content = [s.frame(legacy(p, None)) for p in s.pieces]
+    await s.start()
+    await s.play(content, [s.frame(legacy("", s.finish_reason)), s.frame(DONE)])
+    await s.end()
+
+
+@fault("truncated", "the connection is cut in the middle of an event (no [DONE], body never ended)")
+async def truncated(s: Stream) -> None:
+    events = s.content_events()
+    keep = max(1, len(events) * 2 // 3)
+    await s.start()
+    await s.play(events[:keep])
+    await asyncio.sleep(s.config.gap_ms / 1000)
+    cut = events[keep]
+    await s.write(cut[: len(cut) // 2])
+    raise CutConnection()
+
+
+@fault("error-midstream", 'some content, then data: {"error": {...}}, then data: [DONE]')
+async def error_midstream(s: Stream) -> None:
+    events = s.content_events()
+    await s.start()
+    await s.play(events[: max(1, len(events) // 3)])
+    await s.error_event("the model backend failed while generating (simulated by the error-midstream fault)")
+    await s.end()
+
+
+@fault("wrong-content-type", "a correct event stream served as text/plain")
+async def wrong_content_type(s: Stream) -> None:
+    await s.start(content_type="text/plain; charset=utf-8")
+    await s.play(s.content_events(), s.tail_events())
+    await s.end()
+
+
+@fault("invalid-utf8", "one chunk's content string holds bytes that are not UTF-8 (0xFF 0xFE)")
+async def invalid_utf8(s: Stream) -> None:
+    events = s.content_events()
+    mid = len(events) // 2
+    marker = b'"content": "'
+    at = events[mid].index(marker) + len(marker)
+    events[mid] = events[mid][:at] + b"\xff\xfe" + events[mid][at:]
+    await s.start()
+    await s.play(events, s.tail_events())
+    await s.end()
+
+
+@fault("gzip", "a correct event stream compressed with Content-Encoding: gzip (flushed per event)")
+async def gzip_stream(s: Stream) -> None:
+    comp = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip container
+
+    async def write(data: bytes) -> None:
+        await s.write(comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH))
+
+    await s.start(extra_headers=[("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")])
+    await s.play(s.content_events(), s.tail_events(), write=write)
+    await s.end(comp.flush())
+
+
+assert _gzip  # the container format written above is gzip's (RFC 1952), readable by gzip.decompress
+
+
+# --- hostile ---------------------------------------------------------------------------------------------------
+@fault("hang", "sends the headers, then nothing, ever (until the client gives up)")
+async def hang(s: Stream) -> None:
+    await s.start()
+    await asyncio.Event().wait()  # cancelled when the client disconnects
+
+
+@fault("infinite", "valid content chunks forever at the normal pace, never finishing")
+async def infinite(s: Stream) -> None:
+    await s.start()
+    start = s.loop.time()
+    gap = s.config.gap_ms / 1000
+    sent = 0
+    round_no = 0
+    while True:
+        # A fresh answer per round keeps memory flat (no growing buffer) and the text non-repetitive.
+        pieces = s.split(s.answer(prompt=f"{s.request.prompt} (part {round_no})"))
+        payloads = [s.encoder.content(p, role=(sent == 0 and i == 0)) for i, p in enumerate(pieces)]
+        await s.play([s.frame(p) for p in payloads], ttft_s=s.config.ttft_ms / 1000 + sent * gap, gap_s=gap,
+                     start=start)
+        sent += len(payloads)
+        round_no += 1
+
+
+HUGE_LINE_BYTES = 128 * 1024 * 1024
+
+
+@fault("huge-line", "one data line of 128 MiB with no newline, streamed in 64 KiB pieces")
+async def huge_line(s: Stream) -> None:
+    await s.start()
+    prefix = s.encoder.content("", role=True)
+    head = prefix[: prefix.rindex('"')]  # ... "content": "   (the string is left open)
+    await s.write(f"data: {head}".encode())
+    block = b"a" * 65536  # one immutable block written again and again: nothing grows in memory
+    for _ in range(HUGE_LINE_BYTES // len(block)):
+        await s.write(block)
+    await s.write(b'"}, "finish_reason": null}]}\n\n' + sse(DONE))
+    await s.end()
+
+
+# --- valid variants --------------------------------------------------------------------------------------------
+def _reframe(s: Stream, fn: Callable[[str], bytes]) -> tuple[list[bytes], list[bytes]]:
+    return [fn(p) for p in s.content_payloads()], [fn(p) for p in s.tail_payloads()]
+
+
+async def _play_framed(s: Stream, fn: Callable[[str], bytes]) -> None:
+    content, tail = _reframe(s, fn)
+    await s.start()
+    await s.play(content, tail)
+    await s.end()
+
+
+@fault("crlf", "valid: lines end with CRLF", valid=True)
+async def crlf(s: Stream) -> None:
+    await _play_framed(s, lambda d: f"data: {d}\r\n\r\n".encode())
+
+
+@fault("cr", "valid: lines end with a lone CR", valid=True)
+async def cr(s: Stream) -> None:
+    await _play_framed(s, lambda d: f"data: {d}\r\r".encode())
+
+
+@fault("no-space", "valid: no space after 'data:'", valid=True)
+async def no_space(s: Stream) -> None:
+    await _play_framed(s, lambda d: f"data:{d}\n\n".encode())
+
+
+@fault("comments", "valid: keep-alive comment lines, id and retry fields, an event name on each event", valid=True)
+async def comments(s: Stream) -> None:
+    counter = iter(range(1, 1 << 30))
+
+    def framed(d: str) -> bytes:
+        n = next(counter)
+        retry = "retry: 3000\n" if n == 1 else ""
+        return f": keep-alive\n\n{retry}id: {n}\nevent: message\ndata: {d}\n\n".encode()
+
+    await s.start()
+    await s.write(b": stream opened\n\n")
+    content, tail = _reframe(s, framed)
+    await s.play(content, tail)
+    await s.end()
+
+
+def _split_json_lines(d: str) -> str:
+    """Put each top-level `, "key":` of a chunk on its own data line (a newline is JSON whitespace, so the
+    joined data is the same object)."""
+    if d == DONE or not d.startswith("{"):
+        return f"data: {d}\n\n"
+    head, sep, rest = d.partition(', "choices"')
+    if not sep:
+        return f"data: {d}\n\n"
+    return f"data: {head}\ndata: {sep[2:]}{rest}\n\n"
+
+
+@fault("multiline-data", "valid: each JSON chunk split over two data: lines", valid=True)
+async def multiline_data(s: Stream) -> None:
+    await _play_framed(s, _split_json_lines)
+
+
+def _split_points(event: bytes) -> list[int]:
+    """Cut positions inside the field name and inside the first multi-byte character."""
+    cuts = {2}  # "da|ta: ..."
+    for i, b in enumerate(event):
+        if b >= 0xC0:  # lead byte of a multi-byte UTF-8 sequence: cut right after it
+            cuts.add(i + 1)
+            break
+    return sorted(c for c in cuts if 0 < c < len(event))
+
+
+@fault("split-reads", "valid: bytes written cut inside field names and multi-byte characters", valid=True)
+async def split_reads(s: Stream) -> None:
+    # Typographic punctuation gives every piece multi-byte characters to cut through.
+    text = s.text.replace(", ", " — ").replace("'", "’")
+    pieces = s.split(text)
+
+    async def write(event: bytes) -> None:
+        start = 0
+        for cut in _split_points(event):
+            await s.write(event[start:cut])
+            await asyncio.sleep(0.002)  # separate TCP segments, so the client sees separate reads
+            start = cut
+        await s.write(event[start:])
+
+    await s.start()
+    await s.play(s.content_events(pieces), s.tail_events(text), write=write)
+    await s.end()
+
+
+@fault("ndjson", "valid: the same chunks as NDJSON lines (application/x-ndjson), whatever the Accept header",
+       valid=True)
+async def ndjson_variant(s: Stream) -> None:
+    s.ndjson = True
+    await normal(s)
+
+
+def describe() -> str:
+    """One line per fault, for `streamconform serve --list-faults`."""
+    width = max(len(n) for n in FAULTS)
+    lines = []
+    for mode in FAULTS.values():
+        tag = "" if not mode.valid else ""
+        lines.append(f"{mode.name:<{width}}  {tag}{mode.description}")
+    return "\n".join(lines)
