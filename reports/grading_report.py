@@ -125,6 +125,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
             "max": max_score,
             "fraction": fraction,
             "passed": sub.get("passed"),
+            "ttft_ms": _num(sub.get("ttft_ms")),
             "failed": failed[:MAX_FAILED_SHOWN],
             "failed_hidden": max(0, len(failed) - MAX_FAILED_SHOWN),
             "failed_count": len(failed),
@@ -157,6 +158,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
         mean=mean,
         median=median,
         full_marks=sum(1 for f in fractions if f >= 1.0),
+        has_ttft=any(r["ttft_ms"] is not None for r in rows),
     )
 
 

@@ -46,6 +46,8 @@ CHART_LIBRARY = "chart.umd.min.js"
 def asset(name: str) -> str:
     """The text of a file under ``reports/static/``."""
     text = resources.files("reports").joinpath("static", name).read_text(encoding="utf-8")
+    # The browser hashes a script as parsed, and HTML parsing turns CRLF/CR into LF: hash what it will see.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "</script" in text.lower() or "</style" in text.lower():
         raise RuntimeError(f"static asset {name} cannot be inlined: it contains a closing tag")
     return text

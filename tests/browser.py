@@ -18,6 +18,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -148,7 +149,8 @@ class Browser:
         try:
             self._proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                pass_fds=(3, 4), preexec_fn=wire_fds,  # noqa: PLW1509 - single-threaded at this point
+                pass_fds=(3, 4), preexec_fn=wire_fds,
+                start_new_session=True,  # its own process group: a forced stop takes its helpers down too
             )
         finally:
             os.close(cmd_r)
@@ -169,7 +171,10 @@ class Browser:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the group we created at start: Chromium and its helpers
+                except ProcessLookupError:
+                    pass
                 proc.wait(timeout=10)
             for f in (self._out, self._in):
                 try:

@@ -26,6 +26,14 @@
       borderWidth: 2, pointRadius: 0, order: 1
     });
   }
+  if (typeof d.ttfb_ms === "number") {
+    datasets.push({
+      label: "first byte " + SC.fmt(d.ttfb_ms) + " ms",
+      data: [{x: d.ttfb_ms, y: 0}, {x: d.ttfb_ms, y: maxChars}],
+      showLine: true, borderColor: "#8a8f98", backgroundColor: "#8a8f98", borderDash: [2, 3],
+      borderWidth: 1.5, pointRadius: 0, order: 1
+    });
+  }
   if (typeof d.largest_gap_at_ms === "number" && d.largest_gap_ms > 0) {
     var at = arrivals.filter(function (a) { return a.x === d.largest_gap_at_ms; })[0];
     if (at) {
