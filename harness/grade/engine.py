@@ -32,13 +32,15 @@ def classify(end_reason: str | None, http_status: int | None) -> str:
 
 class EngineRunner:
     def __init__(self, profile: str, *, allow_private: bool = False, deadline_s: float = 60.0,
-                 api_key: str | None = None, follow_redirects: bool = False) -> None:
+                 api_key: str | None = None, follow_redirects: bool = False,
+                 categories: set[str] | None = None) -> None:
         self._profile_ref = profile
         self.allow_private = allow_private
         self.deadline_s = deadline_s
         # Never the grader's own STREAMCONFORM_API_KEY: only a key the instructor passed on purpose.
         self.api_key = api_key
         self.follow_redirects = follow_redirects
+        self.categories = categories  # only these check categories are run and graded (None: all)
         # A memo of immutable profiles (many students share thresholds); loading is pure, so it is not state.
         self._profiles: dict[tuple[str, ...], Any] = {}
         self.base = self.profile([])  # fails fast (ConfigError) on a bad profile, before any grading
@@ -55,7 +57,7 @@ class EngineRunner:
         return self.base.name
 
     def weights(self, overrides: list[str]) -> dict[str, float]:
-        return graded_weights(self.profile(overrides))
+        return graded_weights(self.profile(overrides), self.categories)
 
     def options(self) -> Any:
         from harness.guard import AddressPolicy
@@ -65,7 +67,8 @@ class EngineRunner:
         limits = Limits(deadline_s=self.deadline_s, idle_timeout_s=min(Limits().idle_timeout_s, self.deadline_s),
                         connect_timeout_s=min(Limits().connect_timeout_s, self.deadline_s))
         return RunOptions(headers={}, api_key=self.api_key, limits=limits, follow_redirects=self.follow_redirects,
-                          policy=AddressPolicy(allow_private=self.allow_private))
+                          policy=AddressPolicy(allow_private=self.allow_private),
+                          categories=self.categories)
 
     async def attempt(self, url: str, overrides: list[str]) -> AttemptOutcome:
         from harness.runner import run_target
@@ -90,7 +93,7 @@ class EngineRunner:
                               duration_s=time.perf_counter() - t0)
 
 
-def graded_weights(profile: Any) -> dict[str, float]:
+def graded_weights(profile: Any, categories: set[str] | None = None) -> dict[str, float]:
     """Check id -> weight for every enabled check of the profile, in registry order.
 
     A profile that sets no weights at all grades every enabled check equally (weight 1), so such a profile
@@ -98,7 +101,8 @@ def graded_weights(profile: Any) -> dict[str, float]:
     """
     from harness.checks import load_checks
 
-    rules = {cid: profile.rule(cid) for cid in load_checks()}
+    rules = {cid: profile.rule(cid) for cid, spec in load_checks().items()
+             if categories is None or spec.category in categories}
     enabled = {cid: r for cid, r in rules.items() if r.enabled}
     weights = {cid: float(r.weight) for cid, r in enabled.items() if r.weight > 0}
     return weights or {cid: 1.0 for cid in enabled}

@@ -1,0 +1,176 @@
+"""Scale benchmark of `streamconform grade`: 1,000 simulated submissions on this machine.
+
+    python benchmarks/grade_scale.py                   # 1,000 submissions (about a minute)
+    python benchmarks/grade_scale.py --n 200 --quick   # a smaller run
+
+Submissions. A few reference servers run in one separate process (pinned to CPU 0 on a two-core machine; the
+grader is pinned to CPU 1), each with a server-wide fault mode and a known TTFT delay; the 1,000 roster URLs point
+at them round-robin and differ by a ``?student=N`` query, so each is a distinct submission. Loopback only.
+
+What one submission costs. The grading profile's content and timing checks need two streams per submission (the
+answer and an unrelated prompt's answer, for the relevance/canned checks). The bad-request probes and the
+robustness checks (about a dozen more requests each) are left out with ``categories`` — they are the same for
+every submission of a course and would only multiply the request count; say ``--all-checks`` to include them.
+
+Printed: wall time, TTFT error (measured TTFT minus the server's configured delay; it also contains the server's
+own scheduling delay, so it is an upper bound of the grader's error) p50/p99/max over submissions whose server
+keeps normal pacing, peak RSS of the grader process, and the speed-up over grading one at a time. The sequential
+figure is measured on a sample (``--sequential-sample``, default 12 submissions, concurrency 1) and extrapolated
+linearly to the whole roster; the script says so. Targets: <= 60 s wall, p99 <= 20 ms, RSS <= 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# (fault, ttft_ms): faults that keep the normal pacing come first; their TTFT is known.
+SERVERS: list[tuple[str | None, float]] = [
+    (None, 100.0), (None, 250.0), ("canned", 100.0), ("echo", 150.0), ("padding", 100.0),
+    ("buffered", 100.0), ("placeholder-first", 100.0), ("few-chunks", 100.0),
+]
+KNOWN_TTFT_FAULTS = {None, "canned", "echo", "padding"}
+GAP_MS = 20.0
+TARGETS = {"wall_s": 60.0, "ttft_err_p99_ms": 20.0, "rss_mb": 500.0}
+
+
+def pin_to(cpu: int) -> None:
+    try:
+        if len(os.sched_getaffinity(0)) >= 2:
+            os.sched_setaffinity(0, {cpu})
+    except (AttributeError, OSError):
+        pass
+
+
+def serve(conn: Any) -> None:
+    """Child process: start one embedded server per (fault, ttft), report endpoints, run until told to stop."""
+    pin_to(0)
+    from reference_server.config import ServerConfig
+    from reference_server.embedded import EmbeddedServer
+
+    servers = [EmbeddedServer(ServerConfig(fault=f, ttft_ms=t, gap_ms=GAP_MS)).start() for f, t in SERVERS]
+    conn.send([s.endpoint for s in servers])
+    conn.recv()  # any message: stop
+    for s in servers:
+        s.stop()
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    data = sorted(values)
+    pos = (len(data) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+async def grade(items: list[Any], runner: Any, out: Path, concurrency: int, bound_s: float) -> tuple[float, int]:
+    from harness.grade.attempt import AttemptPolicy
+    from harness.grade.batch import grade_all
+    from harness.grade.exports import write_submission_exports
+    from harness.grade.store import ResultStore
+
+    store = ResultStore(out)
+    store.prepare()
+
+    def persist(record: dict[str, Any]) -> None:
+        store.write(record)
+        write_submission_exports(out, record)
+
+    t0 = time.perf_counter()
+    try:
+        done = await asyncio.wait_for(grade_all(items, runner, persist, concurrency=concurrency,
+                                                policy=AttemptPolicy(retry_delay_s=1.0)), bound_s)
+    except asyncio.TimeoutError:
+        done = len(list(store.results_dir.glob("*.json")))
+        print(f"  stopped at the {bound_s:.0f} s bound with {done} graded")
+    return time.perf_counter() - t0, done
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=1000, help="submissions (default 1000)")
+    ap.add_argument("--concurrency", type=int, default=128)
+    ap.add_argument("--sequential-sample", type=int, default=12)
+    ap.add_argument("--bound", type=float, default=240.0, help="hard time bound of the parallel phase, seconds")
+    ap.add_argument("--all-checks", action="store_true", help="also run the bad-request probes and robustness")
+    ap.add_argument("--quick", action="store_true", help="sample of 6 for the sequential estimate")
+    args = ap.parse_args()
+
+    from harness.grade.attempt import GradeInput
+    from harness.grade.engine import EngineRunner
+    from harness.grade.roster import Submission
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=serve, args=(child,), daemon=True)
+    proc.start()
+    try:
+        endpoints = parent.recv()
+        pin_to(1)
+        categories = None if args.all_checks else {"http", "framing", "schema", "stream", "content", "timing"}
+        runner = EngineRunner("grading", allow_private=True, deadline_s=30.0, categories=categories)
+        known: dict[str, float] = {}
+        items = []
+        for i in range(args.n):
+            k = i % len(SERVERS)
+            url = f"{endpoints[k]}?student={i}"
+            if SERVERS[k][0] in KNOWN_TTFT_FAULTS:
+                known[f"s{i:04d}"] = SERVERS[k][1]
+            items.append(GradeInput(Submission(f"s{i:04d}", url)))
+        servers = ", ".join(f"{f or 'normal'}@{t:g}ms" for f, t in SERVERS)
+        print(f"grade_scale: {args.n} submissions over {len(SERVERS)} reference servers "
+              f"({servers}), concurrency {args.concurrency}, "
+              f"profile grading ({'all checks' if categories is None else 'no probes/robustness'}); loopback")
+        with tempfile.TemporaryDirectory(prefix="grade_scale_") as tmp:
+            sample = args.sequential_sample if not args.quick else 6
+            seq_items = [GradeInput(Submission(f"q{i}", it.submission.url)) for i, it in
+                         enumerate(items[:sample])]
+            seq_wall, seq_done = asyncio.run(grade(seq_items, runner, Path(tmp) / "seq", 1, args.bound))
+            per_sub = seq_wall / max(1, seq_done)
+            wall, done = asyncio.run(grade(items, runner, Path(tmp) / "par", args.concurrency, args.bound))
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            recs = [json.loads(p.read_text()) for p in (Path(tmp) / "par" / "results").glob("*.json")]
+        errors, statuses = [], {}
+        for rec in recs:
+            statuses[rec["status"]] = statuses.get(rec["status"], 0) + 1
+            ttft = ((rec.get("result") or {}).get("metrics") or {}).get("ttft_ms")
+            if rec["id"] in known and ttft is not None:
+                errors.append(ttft - known[rec["id"]])
+        seq_estimate = per_sub * args.n
+        p50, p99, worst = pct(errors, 50), pct(errors, 99), max(errors) if errors else None
+        print(f"  graded {done}/{args.n} in {wall:.1f} s wall ({done / wall:.1f} submissions/s); statuses {statuses}")
+        print(f"  TTFT error over {len(errors)} submissions with a known delay: p50 {p50:.1f} ms, "
+              f"p99 {p99:.1f} ms, max {worst:.1f} ms" if errors else "  TTFT error: no data")
+        print(f"  peak RSS of the grader process: {rss_mb:.0f} MB")
+        print(f"  one at a time: {seq_done} submissions took {seq_wall:.1f} s ({per_sub:.2f} s each), "
+              f"extrapolated to {args.n}: {seq_estimate:.0f} s (estimate, not measured)")
+        print(f"  speed-up over one at a time: {seq_estimate / wall:.1f}x")
+        verdicts = {"wall_s": wall <= TARGETS["wall_s"],
+                    "ttft_err_p99_ms": p99 is not None and p99 <= TARGETS["ttft_err_p99_ms"],
+                    "rss_mb": rss_mb <= TARGETS["rss_mb"]}
+        print("  targets: " + ", ".join(f"{k} <= {TARGETS[k]:g}: {'met' if v else 'MISSED'}"
+                                         for k, v in verdicts.items()))
+        return 0 if done == args.n else 1
+    finally:
+        parent.send("stop")
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
