@@ -20,7 +20,8 @@ Beyond the bad requests there are two probes with their own shape:
     method_codes    codes that count for the wrong-method probe (default [405, 404])
     prompt_limit    the endpoint's documented prompt limit in characters; prompt_too_long sends a longer one
                     (default: none -> the probe is skipped)
-    seed_error_shape  accept the seed's {"error": str, "code": int} as a well-formed error (default false)
+    seed_error_shape  accept the seed's {"error": str, "code": int} as a well-formed error (default: true when
+                    the profile's dialect is "prompt", the seed's own request shape; false otherwise)
     probe_timeout_s deadline of one probe request (default 10)
     parallel        probe requests in flight at once (default 4)
     rate_limit      run the burst probe (default false)
@@ -177,6 +178,15 @@ def errors_settings(profile: Any) -> dict[str, Any]:
     return section("errors") if callable(section) else {}
 
 
+def seed_shape_ok(profile: Any) -> bool:
+    """Whether the seed's flat ``{"error": str, "code": int}`` counts as a well-formed error for this profile."""
+    settings = errors_settings(profile)
+    if "seed_error_shape" in settings:
+        return bool(settings["seed_error_shape"])
+    dialect = profile.get("dialect") if isinstance(profile, dict) else getattr(profile, "dialect", None)
+    return dialect == "prompt"
+
+
 def selected_probes(settings: dict[str, Any]) -> list[str]:
     """Probe ids to run, in catalog order: the profile's list (unknown ids ignored) plus rate_limit when enabled."""
     wanted = settings.get("probes")
@@ -251,8 +261,11 @@ def run_profile(run: Any) -> Any:
 
 
 def run_limits(run: Any) -> Limits:
+    """The run's caps; the runner's ``Run.limits()`` already cuts the deadline to the time left."""
     limits = getattr(run, "limits", None)
-    if limits is None:
+    if callable(limits):
+        limits = limits()
+    if not isinstance(limits, Limits):
         limits = getattr(getattr(run, "options", None), "limits", None)
     return limits if isinstance(limits, Limits) else Limits()
 
@@ -293,8 +306,8 @@ def time_left(run: Any) -> float:
         except Exception:  # noqa: BLE001 - a broken helper must not stop the run
             pass
     deadline = getattr(run, "deadline", None)
-    if isinstance(deadline, (int, float)):
-        return float(deadline) - time.perf_counter()
+    if isinstance(deadline, (int, float)):  # the runner's deadline is a time.monotonic() value
+        return float(deadline) - time.monotonic()
     return run_limits(run).deadline_s
 
 

@@ -1,10 +1,171 @@
-"""Placeholder filled in by the errors/robustness work (issue 4). The runner calls collect() unconditionally."""
+"""Robustness requests, sent after the probes: parallel streams, a dropped stream, and timing repeats.
+
+Every extra request is a copy of the primary request (same URL, headers, body), so anything that differs from the
+main capture is the endpoint's behaviour under these conditions, not a different question. Captures are filed in
+``run.probes`` under ``robustness.<what>.<n>`` (captures there are saved in the bundle and re-checked offline);
+plain numbers go to ``run.extra``:
+
+    robustness.concurrency.0 .. K-1   K streams started together
+    robustness.disconnect.dropped    a stream the harness drops half-way (``cancel_after_s``)
+    robustness.disconnect.next       the request sent right after: it must be served normally
+    robustness.repeats.warmup.i      warm-up requests (cold starts, caches): captured, not counted
+    robustness.repeats.0 .. N-1      sequential repeats: timing medians and their spread
+    extra["robustness"]              {"concurrency": K, "repeats": N, "warmup": W, "drop_after_s": s,
+                                      "skipped": {part: reason}}
+    extra["repeats"]                 medians/min/max/values of ttft_ms, tokens_per_s, e2e_ms over the N repeats,
+                                     for the timing checks or any report that wants steadier numbers
+
+``[robustness]`` profile keys (all optional): ``concurrency`` (K, default 5), ``repeats`` (N, default 3),
+``warmup`` (default 1), ``concurrency_enabled`` / ``disconnect_enabled`` / ``repeats_enabled`` (default true; a
+count of 0 also turns a part off), ``ttft_p90_ms`` (default: the profile's ``timing.ttft_ms``).
+
+Nothing is sent when the main capture did not produce a complete 2xx stream (the other checks already say why, and a
+hanging endpoint would only burn the run's deadline again), or when too little time is left.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import statistics
 from typing import Any
+
+from harness.model import Capture
+from harness.probes import (
+    MIN_TIME_LEFT_S,
+    capture_with,
+    primary_capture,
+    primary_request,
+    run_limits,
+    run_profile,
+    run_store,
+    short_limits,
+    time_left,
+)
+
+DEFAULT_CONCURRENCY = 5
+DEFAULT_REPEATS = 3
+DEFAULT_WARMUP = 1
+# Drop the stream at half the main capture's duration, within these bounds (seconds).
+MIN_DROP_AFTER_S, MAX_DROP_AFTER_S = 0.1, 5.0
+
+
+def robustness_settings(profile: Any) -> dict[str, Any]:
+    if profile is None:
+        return {}
+    if isinstance(profile, dict):
+        value = profile.get("robustness", {})
+        return dict(value) if isinstance(value, dict) else {}
+    section = getattr(profile, "section", None)
+    return section("robustness") if callable(section) else {}
+
+
+def plan(settings: dict[str, Any]) -> dict[str, Any]:
+    """The numbers this run uses, from the profile with defaults (recorded in extra["robustness"])."""
+    def on(part: str) -> bool:
+        return bool(settings.get(f"{part}_enabled", True))
+
+    return {
+        "concurrency": max(0, min(64, int(settings.get("concurrency", DEFAULT_CONCURRENCY)))) if on("concurrency")
+        else 0,
+        "repeats": max(0, min(20, int(settings.get("repeats", DEFAULT_REPEATS)))) if on("repeats") else 0,
+        "warmup": max(0, min(5, int(settings.get("warmup", DEFAULT_WARMUP)))),
+        "disconnect": bool(settings.get("disconnect", True)) and on("disconnect"),
+    }
+
+
+def healthy(cap: Capture | None) -> str | None:
+    """Why the main capture is not a basis for more requests; None when it is a complete 2xx stream."""
+    if cap is None:
+        return "there is no main capture"
+    if cap.status is None or not 200 <= cap.status < 300:
+        return f"the main request was not answered with 2xx ({cap.status or cap.end_reason})"
+    if cap.end_reason != "eof":
+        return f"the main stream did not end normally ({cap.end_reason})"
+    return None
+
+
+def drop_after_s(cap: Capture) -> float:
+    """Half the main capture's duration: the dropped stream is then mid-way through its answer."""
+    duration = cap.t_end - (cap.t_request_sent or 0.0)
+    return max(MIN_DROP_AFTER_S, min(MAX_DROP_AFTER_S, duration / 2.0))
+
+
+def repeat_stats(values: list[float | None]) -> dict[str, Any]:
+    present = [v for v in values if v is not None]
+    if not present:
+        return {"median": None, "min": None, "max": None, "spread": None, "values": values}
+    return {"median": statistics.median(present), "min": min(present), "max": max(present),
+            "spread": max(present) - min(present), "values": values}
+
+
+def repeats_summary(captures: list[Capture], profile: Any) -> dict[str, Any]:
+    """Medians and spread of the timing metrics over the repeat captures (pure: parse, decode, measure)."""
+    from harness.runner import transcript_of
+
+    metrics = [transcript_of(c, profile).metrics for c in captures]
+    return {"n": len(captures),
+            "ttft_ms": repeat_stats([m.ttft_ms for m in metrics]),
+            "tokens_per_s": repeat_stats([m.tokens_per_s for m in metrics]),
+            "e2e_ms": repeat_stats([m.e2e_ms for m in metrics])}
 
 
 async def collect(run: Any) -> None:
-    """Add extra captures/data for the robustness checks to the run context. No-op until implemented."""
-    return None
+    """Send the robustness requests the profile asks for and file their captures (see the module docstring)."""
+    base = primary_request(run)
+    probes = run_store(run, "probes")
+    extra = run_store(run, "extra")
+    numbers = plan(robustness_settings(run_profile(run)))
+    info: dict[str, Any] = dict(numbers, skipped={})
+    extra["robustness"] = info
+    reason = healthy(primary_capture(run))
+    if base is None or reason is not None:
+        for part in ("concurrency", "disconnect", "repeats"):
+            info["skipped"][part] = f"not run: {reason or 'no main request'}"
+        return
+    limits = run_limits(run)
+
+    def budget(part: str) -> float | None:
+        left = time_left(run) - MIN_TIME_LEFT_S
+        if left <= 0:
+            info["skipped"][part] = "not run: the run's deadline was reached first"
+            return None
+        return left
+
+    if numbers["concurrency"]:
+        left = budget("concurrency")
+        if left is not None:
+            lim = short_limits(limits, left)
+            caps = await asyncio.gather(*(capture_with(base, lim, run) for _ in range(numbers["concurrency"])))
+            for i, cap in enumerate(caps):
+                probes[f"robustness.concurrency.{i}"] = cap
+
+    if numbers["disconnect"]:
+        left = budget("disconnect")
+        if left is not None:
+            after = drop_after_s(primary_capture(run))
+            info["drop_after_s"] = after
+            probes["robustness.disconnect.dropped"] = await capture_with(
+                base, short_limits(limits, left), run, cancel_after_s=after)
+            left = budget("disconnect")
+            if left is not None:
+                probes["robustness.disconnect.next"] = await capture_with(base, short_limits(limits, left), run)
+
+    if numbers["repeats"]:
+        for i in range(numbers["warmup"]):
+            left = budget("repeats")
+            if left is None:
+                return
+            probes[f"robustness.repeats.warmup.{i}"] = await capture_with(base, short_limits(limits, left), run)
+        repeats = []
+        for i in range(numbers["repeats"]):
+            left = budget("repeats")
+            if left is None:
+                break
+            cap = await capture_with(base, short_limits(limits, left), run)
+            probes[f"robustness.repeats.{i}"] = cap
+            repeats.append(cap)
+        if repeats:
+            try:
+                extra["repeats"] = repeats_summary(repeats, run_profile(run))
+            except Exception as exc:  # noqa: BLE001 - the check recomputes it offline and reports any problem
+                extra["repeats"] = {"n": len(repeats), "error": f"{type(exc).__name__}: {exc}"}

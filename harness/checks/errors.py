@@ -3,8 +3,8 @@
 Bad-request probes (``errors.<probe_id>``, captures filled by harness/probes.py):
 
     pass  a 4xx the profile accepts, with a well-formed error: the OpenAI error object ``{"error": {"message"...}}``
-          (schemas/error.json), an SSE/NDJSON event carrying that object, or -- when the profile sets
-          ``seed_error_shape`` (tds) -- the seed's ``{"error": str, "code": int}``
+          (schemas/error.json), an SSE/NDJSON event carrying that object, or -- for profiles in the seed's
+          prompt dialect (tds), or with ``seed_error_shape = true`` -- the seed's ``{"error": str, "code": int}``
     warn  a 4xx whose body is not a structured error (plain text, an HTML page without a traceback, other JSON);
           a 200 that reports the error in the body; a 429 (rate-limited before validation: nothing learned)
     fail  a 2xx stream for bad input, any 5xx, a 3xx, an HTML/text traceback, an empty body, a 4xx the profile
@@ -25,7 +25,14 @@ import re
 from typing import Any
 
 from harness.checks import Context, Outcome, check, evidence
-from harness.probes import BAD_REQUEST_PROBES, PROBES, accepted_codes, errors_settings, retry_after_s
+from harness.probes import (
+    BAD_REQUEST_PROBES,
+    PROBES,
+    accepted_codes,
+    errors_settings,
+    retry_after_s,
+    seed_shape_ok,
+)
 
 _TRACEBACK = re.compile(
     rb"Traceback \(most recent call last\)|\bat [\w$.<>]+ \([^)]*:\d+:\d+\)|Exception in thread"
@@ -202,7 +209,7 @@ def _make_probe_check(probe_id: str) -> None:
         if cap is None:
             return Outcome.skip(f"probe {probe_id} not run (not selected by the profile's [errors] section)")
         settings = errors_settings(ctx.profile)
-        return judge_bad_request(cap, accepted_codes(settings, probe_id), bool(settings.get("seed_error_shape")))
+        return judge_bad_request(cap, accepted_codes(settings, probe_id), seed_shape_ok(ctx.profile))
 
     probe_check.__name__ = f"errors_{probe_id}"
     check(f"errors.{probe_id}", category="errors",
@@ -259,7 +266,7 @@ def _swallowed_error_hint(transcript: Any) -> dict[str, Any] | None:
 @check("errors.midstream", category="errors",
        description="an error event mid-stream matches the error schema and is followed by [DONE] or a clean close")
 def midstream(ctx: Context) -> Outcome:
-    seed_ok = bool(errors_settings(ctx.profile).get("seed_error_shape"))
+    seed_ok = seed_shape_ok(ctx.profile)
     transcripts = [("primary", ctx.primary)] + ([("secondary", ctx.secondary)] if ctx.secondary else [])
     problems: list[str] = []
     items: list[dict[str, Any]] = []

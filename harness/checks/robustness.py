@@ -1,0 +1,223 @@
+"""robustness: the endpoint under parallel streams, after a dropped stream, and over repeated requests.
+
+The captures come from harness/robustness.py (``ctx.probes["robustness.<part>.<n>"]``); each is parsed, decoded and
+measured here with the same pipeline as the main capture, so the checks re-run offline from a saved bundle.
+
+"Conforms" for an extra stream means: a 2xx answer, a body that ended normally (eof), parsed as SSE or NDJSON, with
+content, no event that is not JSON, no error event -- and no *required* http/framing/schema/stream check failing on
+it that did not already fail on the main capture (the main capture's own failures are reported by those checks;
+here the question is only whether the endpoint does worse under these conditions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks import Context, Outcome, Transcript, check, evidence, load_checks
+from harness.metrics import percentile
+
+_CONFORMANCE_CATEGORIES = ("http", "framing", "schema", "stream")
+
+
+def numbered(probes: dict[str, Any], prefix: str) -> list[Any]:
+    """Captures filed as ``<prefix><n>`` in n order (``robustness.repeats.warmup.0`` is not a repeat)."""
+    found = []
+    for name, cap in probes.items():
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            found.append((int(name[len(prefix):]), cap))
+    return [cap for _, cap in sorted(found, key=lambda item: item[0])]
+
+
+def transcript_of(capture: Any, profile: Any) -> Transcript:
+    from harness.runner import transcript_of as runner_transcript_of
+
+    return runner_transcript_of(capture, profile)
+
+
+def basic_problems(tr: Transcript) -> list[str]:
+    """What makes one extra stream unusable, in words."""
+    cap = tr.capture
+    if cap.status is None:
+        return [f"no HTTP answer ({cap.end_reason}: {cap.error or 'no detail'})"]
+    problems = []
+    if not 200 <= cap.status < 300:
+        problems.append(f"status {cap.status}")
+    if cap.end_reason != "eof":
+        problems.append(f"ended by {cap.end_reason}" + (f" ({cap.error})" if cap.error else ""))
+    if getattr(tr.parsed, "kind", None) == "unknown":
+        problems.append("not an SSE or NDJSON stream")
+    if not tr.content_chunks:
+        problems.append("no content")
+    bad_json = [c for c in tr.chunks if c.json_error and not c.done]
+    if bad_json:
+        problems.append(f"{len(bad_json)} event(s) not JSON")
+    if any(c.error is not None for c in tr.chunks):
+        problems.append("an error event")
+    return problems
+
+
+def _outcome_of(func: Any, ctx: Context) -> Outcome | None:
+    try:
+        return func(ctx)
+    except Exception:  # noqa: BLE001 - a check that raises is that check's failure, reported by the engine
+        return None
+
+
+def regressions(ctx: Context, tr: Transcript) -> list[str]:
+    """Required conformance checks that fail on ``tr`` but not on the main capture."""
+    found = []
+    rule = getattr(ctx.profile, "rule", None)
+    for check_id, spec in load_checks().items():
+        if spec.category not in _CONFORMANCE_CATEGORIES:
+            continue
+        if callable(rule):
+            r = rule(check_id)
+            if not (r.enabled and r.required):
+                continue
+        here = _outcome_of(spec.func, Context(profile=ctx.profile, primary=tr))
+        if here is None or here.status != "fail":
+            continue
+        there = _outcome_of(spec.func, Context(profile=ctx.profile, primary=ctx.primary))
+        if there is not None and there.status == "fail":
+            continue
+        found.append(f"{check_id}: {here.message}")
+    return found
+
+
+def stream_problems(ctx: Context, tr: Transcript) -> list[str]:
+    problems = basic_problems(tr)
+    if tr.capture.status is not None:
+        problems += [p for p in regressions(ctx, tr) if p not in problems]
+    return problems
+
+
+def stream_evidence(tr: Transcript, label: str) -> dict[str, Any]:
+    cap = tr.capture
+    body = cap.body
+    excerpt = body[:160].decode("utf-8", "replace") if body else (cap.error or "")
+    return evidence(offset=0 if body else None, excerpt=excerpt, t=cap.t_end, stream=label, status=cap.status,
+                    end_reason=cap.end_reason)
+
+
+def _skip_reason(ctx: Context, part: str) -> str:
+    info = ctx.extra.get("robustness") or {}
+    reason = (info.get("skipped") or {}).get(part)
+    if reason:
+        return reason
+    stage_error = (ctx.extra.get("stage_errors") or {}).get("robustness")
+    if stage_error:
+        return f"not run: {stage_error}"
+    return f"not run (the profile's [robustness] section turns {part} off, or the run was re-checked without it)"
+
+
+def _settings(ctx: Context) -> dict[str, Any]:
+    section = getattr(ctx.profile, "section", None)
+    return section("robustness") if callable(section) else {}
+
+
+@check("robustness.concurrency", category="robustness",
+       description="K parallel streams all conform and their TTFT p90 stays within the threshold")
+def concurrency(ctx: Context) -> Outcome:
+    caps = numbered(ctx.probes, "robustness.concurrency.")
+    if not caps:
+        return Outcome.skip(_skip_reason(ctx, "concurrency"))
+    limit = _settings(ctx).get("ttft_p90_ms", ctx.setting("timing.ttft_ms"))
+    transcripts = [transcript_of(c, ctx.profile) for c in caps]
+    problems, items = [], []
+    for i, tr in enumerate(transcripts):
+        found = stream_problems(ctx, tr)
+        if found:
+            problems.append(f"stream {i + 1}: {'; '.join(found)}")
+            items.append(stream_evidence(tr, f"concurrent {i + 1}"))
+    ttfts = [tr.metrics.ttft_ms for tr in transcripts if tr.metrics.ttft_ms is not None]
+    p90 = percentile(ttfts, 90)
+    k = len(caps)
+    measured = {"streams": k, "conforming": k - len(problems), "ttft_p90_ms": None if p90 is None else round(p90, 1)}
+    threshold = f"all {k} conform" + (f"; TTFT p90 < {limit} ms" if limit is not None else "")
+    if problems:
+        return Outcome.failed(f"{len(problems)} of {k} parallel streams did not conform: " + " | ".join(problems),
+                              measured=measured, threshold=threshold, evidence=items)
+    if limit is not None and (p90 is None or p90 >= float(limit)):
+        slowest = max(transcripts, key=lambda tr: tr.metrics.ttft_ms or 0.0)
+        return Outcome.failed(f"with {k} parallel streams the TTFT p90 is {p90:.0f} ms, not below {limit} ms",
+                              measured=measured, threshold=threshold,
+                              evidence=[stream_evidence(slowest, "slowest concurrent")])
+    p90_text = f"{p90:.0f} ms" if p90 is not None else "n/a"
+    return Outcome.passed(f"{k} parallel streams all conform; TTFT p90 {p90_text}", measured=measured,
+                          threshold=threshold)
+
+
+@check("robustness.disconnect", category="robustness",
+       description="after the harness drops a stream half-way, the next request is served normally")
+def disconnect(ctx: Context) -> Outcome:
+    dropped = ctx.probes.get("robustness.disconnect.dropped")
+    following = ctx.probes.get("robustness.disconnect.next")
+    if dropped is None:
+        return Outcome.skip(_skip_reason(ctx, "disconnect"))
+    threshold = "the request after a dropped stream conforms"
+    if following is None:
+        skipped = ((ctx.extra.get("robustness") or {}).get("skipped") or {}).get("disconnect")
+        return Outcome.skip(skipped or "the request after the drop was not sent (run deadline)")
+    tr = transcript_of(following, ctx.profile)
+    problems = stream_problems(ctx, tr)
+    measured = {"dropped": dropped.end_reason, "next_status": following.status, "next_end": following.end_reason}
+    if problems:
+        return Outcome.failed("after a client dropped a stream mid-way, the next request failed: "
+                              + "; ".join(problems), measured=measured, threshold=threshold,
+                              evidence=[stream_evidence(tr, "after the drop")])
+    if dropped.end_reason != "cancelled":
+        return Outcome.warned(f"the stream to drop ended by itself ({dropped.end_reason}) before the drop point, so "
+                              "the disconnect was not exercised; the next request was served normally",
+                              measured=measured, threshold=threshold)
+    return Outcome.passed("a stream dropped mid-way did not disturb the next request", measured=measured,
+                          threshold=threshold)
+
+
+def _fmt(stats: dict[str, Any], unit: str) -> str:
+    if stats.get("median") is None:
+        return "n/a"
+    return f"{stats['median']:.0f} {unit} (min {stats['min']:.0f}, max {stats['max']:.0f})"
+
+
+@check("robustness.repeats", category="robustness",
+       description="N repeated requests (after a warm-up) all succeed and their median timing meets the thresholds")
+def repeats(ctx: Context) -> Outcome:
+    from harness.robustness import repeat_stats
+
+    caps = numbered(ctx.probes, "robustness.repeats.")
+    if not caps:
+        return Outcome.skip(_skip_reason(ctx, "repeats"))
+    transcripts = [transcript_of(c, ctx.profile) for c in caps]
+    failed, items = [], []
+    for i, tr in enumerate(transcripts):
+        found = basic_problems(tr)
+        if found:
+            failed.append(f"repeat {i + 1}: {'; '.join(found)}")
+            items.append(stream_evidence(tr, f"repeat {i + 1}"))
+    ttft = repeat_stats([tr.metrics.ttft_ms for tr in transcripts])
+    rate = repeat_stats([tr.metrics.tokens_per_s for tr in transcripts])
+    e2e = repeat_stats([tr.metrics.e2e_ms for tr in transcripts])
+    n = len(caps)
+    measured = {"n": n, "ttft_ms": {k: ttft[k] for k in ("median", "min", "max", "spread")},
+                "tokens_per_s": {k: rate[k] for k in ("median", "min", "max", "spread")},
+                "e2e_ms": {k: e2e[k] for k in ("median", "min", "max", "spread")}}
+    ttft_limit = ctx.setting("timing.ttft_ms")
+    rate_limit = ctx.setting("timing.tokens_per_s")
+    parts = []
+    if ttft_limit is not None:
+        parts.append(f"median TTFT < {ttft_limit} ms")
+    if rate_limit is not None:
+        parts.append(f"median tokens/s > {rate_limit}")
+    threshold = f"all {n} succeed" + ("; " + "; ".join(parts) if parts else "")
+    summary = f"TTFT {_fmt(ttft, 'ms')}, {_fmt(rate, 'tokens/s')}, e2e {_fmt(e2e, 'ms')} over {n} repeats"
+    if failed:
+        return Outcome.failed(f"{len(failed)} of {n} repeated requests failed: " + " | ".join(failed),
+                              measured=measured, threshold=threshold, evidence=items)
+    misses = []
+    if ttft_limit is not None and (ttft["median"] is None or ttft["median"] >= float(ttft_limit)):
+        misses.append(f"median TTFT {_fmt(ttft, 'ms')} is not below {ttft_limit} ms")
+    if rate_limit is not None and (rate["median"] is None or rate["median"] <= float(rate_limit)):
+        misses.append(f"median rate {_fmt(rate, 'tokens/s')} is not above {rate_limit}")
+    if misses:
+        return Outcome.failed("; ".join(misses), measured=measured, threshold=threshold)
+    return Outcome.passed(summary, measured=measured, threshold=threshold)
