@@ -116,6 +116,9 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
         status = str(sub.get("status") or "?")
         statuses[status] += 1
         href, link_kind = _link(sub, out, html_home)
+        feedback = sub.get("feedback")
+        feedback_file = (out / feedback) if isinstance(feedback, str) and feedback and not os.path.isabs(feedback) else None
+        feedback_href = _href(feedback_file, html_home) if feedback_file is not None and feedback_file.is_file() else None
         rows.append({
             "id": str(sub.get("id", "?")),
             "url": str(sub.get("url") or ""),
@@ -132,6 +135,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
             "error": sub.get("error") or "",
             "href": href,
             "link_kind": link_kind,
+            "feedback_href": feedback_href,
         })
     failure_rows = failures.most_common()
     mean = sum(fractions) / len(fractions) if fractions else None

@@ -252,7 +252,8 @@ class Browser:
                                                              "deviceScaleFactor": 1, "mobile": False},
                       session=session)
             self.send("Page.navigate", {"url": url}, session=session)
-            self._wait_ready(session, ready_expression)
+            # Checked against the URL too: about:blank is "complete" before the navigation has committed.
+            self._wait_ready(session, f"location.href === {json.dumps(url)} && ({ready_expression})")
             report.charts = json.loads(self.evaluate(CHART_PROBE, session))
             report.title = self.evaluate("document.title", session)
             report.text = self.evaluate("document.body ? document.body.innerText : ''", session)

@@ -221,6 +221,9 @@ def test_grade_output_directory_end_to_end(tmp_path: Path, capsys: pytest.Captur
     for sub in blocked:  # never requested: no run report, the link is to the grade record itself
         assert not (tmp_path / sub["result"]).with_suffix(".html").exists()
         assert f'href="{sub["result"]}"' in html
+    (tmp_path / "feedback").mkdir()
+    (tmp_path / ok[0]["feedback"]).write_text("# feedback")
+    assert f'href="{ok[0]["feedback"]}">feedback</a>' in write_grading(summary, tmp_path).read_text()
     # The command renders the same directory's summary.json, with links relative to wherever the page goes.
     assert cli_main(["report", str(tmp_path / "summary.json"), "--html", str(tmp_path / "pages" / "s.html")]) == 0
     assert 'href="../results/000.html"' in (tmp_path / "pages" / "s.html").read_text()
