@@ -14,8 +14,8 @@ from harness.checks import Context, Outcome, check, evidence
 PARSE_FAILURES = {"invalid-json-line", "line-too-long"}
 # Findings that are legal but surprising: reported as warnings by framing.parse.
 PARSE_WARNINGS = {"unknown-field", "bad-retry", "nul-in-id", "bom"}
-# Findings owned by a more specific check (not repeated by framing.parse).
-OWNED_ELSEWHERE = {"invalid-utf8", "unterminated-final-block", "cr-line-ending", "no-space-after-colon"}
+# Everything else the parser notes (comments, CRLF endings, ...) is informational, or owned by a more specific
+# check (invalid-utf8, unterminated-final-block, cr-line-ending, no-space-after-colon), so not repeated here.
 _MAX_EVIDENCE = 5
 _LONE_CR = re.compile(rb"\r(?!\n)")
 _LONE_LF = re.compile(rb"(?<!\r)\n")
@@ -52,7 +52,7 @@ def parse(ctx: Context) -> Outcome:
     if body and not events:
         return Outcome.failed(f"{len(body)} bytes received but no event could be parsed (format: {kind})",
                               measured=0, threshold="> 0 events", evidence=[evidence(0, body[:120])])
-    warnings = [f for f in ctx.primary.findings if f.code not in OWNED_ELSEWHERE and f.code not in PARSE_FAILURES]
+    warnings = _findings(ctx, PARSE_WARNINGS)
     if warnings:
         codes = sorted({f.code for f in warnings})
         return Outcome.warned(f"parsed {len(events)} {kind} events with oddities: {', '.join(codes)}",

@@ -18,10 +18,14 @@ def done(ctx: Context) -> Outcome:
     dones = [c for c in chunks if c.done]
     last = chunks[-1] if chunks else None
     if _kind(ctx) == "ndjson":
-        if dones:
-            return Outcome.passed("NDJSON done marker present", measured=len(dones), threshold=1)
-        return Outcome.failed("NDJSON stream without a final {\"done\": true} object: clients can only guess the end "
-                              "from the connection closing", measured=0, threshold=1,
+        # NDJSON has no sentinel: the last object must say the answer is over ("done": true, Ollama) or carry a
+        # finish_reason (OpenAI chunks as lines); otherwise a cut connection looks like a complete answer.
+        if last is not None and (last.done or last.finish_reason is not None or
+                                 (last.usage is not None and len(chunks) > 1 and chunks[-2].finish_reason)):
+            return Outcome.passed("NDJSON stream ends with a final object", measured=1, threshold=1,
+                                  evidence=[evidence(last.offset, last.raw[:120], last.t)])
+        return Outcome.failed("NDJSON stream whose last object neither sets done nor finish_reason: a cut "
+                              "connection cannot be told from a complete answer", measured=0, threshold=1,
                               evidence=[evidence(last.offset, last.raw[:120], last.t)] if last else [])
     if not dones:
         return Outcome.failed("no [DONE] event: OpenAI-style clients wait for it (some hang until a timeout)",
