@@ -51,6 +51,10 @@ _GUARD_MARK = "_streamconform_guarded"
 # The policy of the capture running in this task: a shared client's network backend applies it on connect.
 _TASK_POLICY: contextvars.ContextVar[AddressPolicy | None] = contextvars.ContextVar("streamconform_policy",
                                                                                   default=None)
+# The running capture's view of raw socket reads (to quote a reply that is not HTTP in the error message).
+_TASK_TAP: contextvars.ContextVar[Any] = contextvars.ContextVar("streamconform_tap", default=None)
+# Bytes of a reply kept before its headers are parsed: enough to quote a non-HTTP reply.
+_HEAD_EXCERPT_BYTES = 256
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -86,7 +90,7 @@ def make_client(*args: Any, policy: AddressPolicy | None = None, limits: Limits 
     pool = transport._pool  # httpx 0.28 has no public hook for the network backend; httpcore's pool does
     if not hasattr(pool, "_network_backend"):
         raise RuntimeError("this httpcore version has no network backend hook; the address guard cannot apply")
-    pool._network_backend = GuardedBackend(policy, policy_for_task=_TASK_POLICY.get)
+    pool._network_backend = GuardedBackend(policy, policy_for_task=_TASK_POLICY.get, tap_for_task=_TASK_TAP.get)
     client = httpx.AsyncClient(
         transport=transport, trust_env=False, follow_redirects=False,
         cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
@@ -129,6 +133,18 @@ class _Run:
         self.t0 = 0.0
         self.total = 0       # body bytes kept
         self.line_run = 0    # bytes since the last CR or LF, across reads
+        self.head = b""      # the first bytes of the reply, until its headers are parsed
+
+    def head_note(self) -> str:
+        """For messages about a reply whose headers never completed: what it had sent so far."""
+        if self.cap.status is not None or not self.head:
+            return ""
+        kind = "" if self.head.startswith(b"HTTP/"[: len(self.head)]) else " (not HTTP)"
+        return f"; the reply so far{kind}: {self.head[:80]!r}"
+
+    def tap(self, data: bytes) -> None:
+        if self.cap.status is None and len(self.head) < _HEAD_EXCERPT_BYTES:
+            self.head += data[: _HEAD_EXCERPT_BYTES - len(self.head)]
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -289,8 +305,10 @@ def _classify(exc: BaseException, run: _Run) -> tuple[str, str]:
         return "connect_error", f"could not connect: {detail}"
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
         where = "in the body" if got_head else "before the response headers"
-        return "idle_timeout", f"no byte for {limits.idle_timeout_s:g} s {where}"
+        return "idle_timeout", f"no byte for {limits.idle_timeout_s:g} s {where}{run.head_note()}"
     if isinstance(exc, httpx.RemoteProtocolError):
+        if not got_head and run.head and not run.head.startswith(b"HTTP/"):
+            return "protocol_error", f"the reply is not HTTP: it began {run.head[:80]!r} ({detail})"
         if not got_head:
             if "disconnected without sending a response" in detail:
                 return "read_error", f"the server closed the connection without a response: {detail}"
@@ -352,16 +370,19 @@ async def capture(spec: RequestSpec, limits: Limits | None = None, *, policy: Ad
         if cancel_after_s is not None and cancel_after_s < limits.deadline_s:
             cut, cut_reason = cancel_after_s, "cancelled"
         token = _TASK_POLICY.set(policy)
+        tap_token = _TASK_TAP.set(run.tap)
         try:
             await _run_with_timeout(_guarded_exchange(run, use), max(0.0, cut - run.now()))
         except asyncio.TimeoutError:
             if cut_reason == "cancelled":
                 run.end("cancelled", f"the harness dropped the stream on purpose after {cut:g} s")
             else:
-                run.end("deadline", f"the total deadline of {cut:g} s was reached "
-                                    f"({run.total} body bytes received)")
+                where = "in the body" if cap.status is not None else "before the response headers were complete"
+                run.end("deadline", f"the total deadline of {cut:g} s was reached {where} "
+                                    f"({run.total} body bytes received){run.head_note()}")
         finally:
             _TASK_POLICY.reset(token)
+            _TASK_TAP.reset(tap_token)
             if own_client:
                 await use.aclose()
     finally:

@@ -198,21 +198,57 @@ async def resolve(host: str, port: int, timeout: float | None) -> list[str]:
     return addresses
 
 
+ReadTap = typing.Callable[[bytes], None]
+
+
+class _TappedStream(httpcore.AsyncNetworkStream):
+    """A network stream that shows every read to the current task's tap (the capture uses it to see the bytes
+    of a reply that is not HTTP, which httpcore would otherwise discard)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, tap_for_task: typing.Callable[[], ReadTap | None]) -> None:
+        self._inner = inner
+        self._tap_for_task = tap_for_task
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = await self._inner.read(max_bytes, timeout)
+        tap = self._tap_for_task()
+        if tap is not None:
+            tap(data)
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(self, ssl_context: typing.Any, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        inner = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return _TappedStream(inner, self._tap_for_task)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An httpcore network backend that connects only to addresses the policy admits.
 
     It resolves the host itself, refuses the whole host when ANY address is refused (a name that mixes public
     and private answers is a rebinding attempt, not a load balancer), then connects to the validated IPs in
-    order. ``policy_for_task`` lets one shared client apply a stricter per-capture policy as well.
+    order. ``policy_for_task`` lets one shared client apply a stricter per-capture policy as well;
+    ``tap_for_task`` gives the running capture a look at each raw read.
     """
 
     def __init__(self, policy: AddressPolicy | None, inner: httpcore.AsyncNetworkBackend | None = None,
-                 policy_for_task: typing.Callable[[], AddressPolicy | None] | None = None) -> None:
+                 policy_for_task: typing.Callable[[], AddressPolicy | None] | None = None,
+                 tap_for_task: typing.Callable[[], ReadTap | None] | None = None) -> None:
         from httpcore._backends.auto import AutoBackend  # the backend httpcore itself would use
 
         self.policy = policy
         self._inner = inner or AutoBackend()
         self._policy_for_task = policy_for_task
+        self._tap_for_task = tap_for_task
 
     def _policies(self) -> list[AddressPolicy]:
         policies = [self.policy] if self.policy is not None else []
@@ -235,8 +271,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for ip in addresses:
             remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             try:
-                return await self._inner.connect_tcp(ip, port, timeout=remaining, local_address=local_address,
-                                                     socket_options=socket_options)
+                stream = await self._inner.connect_tcp(ip, port, timeout=remaining, local_address=local_address,
+                                                       socket_options=socket_options)
+                return stream if self._tap_for_task is None else _TappedStream(stream, self._tap_for_task)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
         assert last_error is not None
