@@ -18,52 +18,77 @@ def _num(value: Any, fmt: str = "{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _auto(value: Any) -> str:
+    """A number with as many decimals as its size deserves (1234, 12.3, 1.23, 0.012)."""
+    if value is None:
+        return "-"
+    size = abs(value)
+    if size >= 100:
+        return f"{value:.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 0.1 or size == 0:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
 def levels_table(doc: dict[str, Any]) -> Table:
+    """Throughput, errors and goodput: one row per level."""
     slos = doc.get("slo") or {}
-    title = f"streamconform bench  {doc.get('target', '')}"
-    table = Table(title=title, title_justify="left", show_lines=False)
+    table = Table(title=f"streamconform bench  {doc.get('target', '')}", title_justify="left")
     table.add_column("level", no_wrap=True)
-    table.add_column("ok/req", justify="right")
-    table.add_column("err %", justify="right")
-    table.add_column("req/s", justify="right")
-    table.add_column("tok/s", justify="right")
-    for metric in ("TTFT", "ITL", "TPOT", "e2e"):
-        table.add_column(f"{metric} p50/p90/p95/p99 ms", justify="right")
-    if slos:
-        table.add_column("goodput/s", justify="right")
+    table.add_column("ok/requests", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("requests/s", justify="right")
+    table.add_column("tokens/s", justify="right")
+    table.add_column("goodput/s" if slos else "goodput/s (no SLO)", justify="right")
     for lvl in doc.get("levels", []):
-        row = [
+        g = lvl["goodput"]
+        table.add_row(
             lvl["label"],
             f"{lvl['completed']}/{lvl['requests']}",
-            _num(lvl["error_rate"] * 100, "{:.0f}"),
+            f"{lvl['error_rate']:.0%}",
             _num(lvl["requests_per_s"], "{:.2f}"),
             _num(lvl["output_tokens_per_s"], "{:.0f}"),
-        ]
-        for key in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"):
+            f"{g['requests_per_s']:.2f} ({g['fraction']:.0%})",
+            style="red" if lvl["error_rate"] > 0 else None,
+        )
+    return table
+
+
+_LATENCIES = (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "e2e"))
+
+
+def latency_table(doc: dict[str, Any]) -> Table:
+    """Latency percentiles: a row per level and metric, so it fits a terminal whatever the number of levels."""
+    table = Table(title="latency (ms)", title_justify="left")
+    table.add_column("level", no_wrap=True)
+    table.add_column("metric")
+    for name in ("p50", "p90", "p95", "p99", "max", "n"):
+        table.add_column(name, justify="right")
+    for lvl in doc.get("levels", []):
+        for i, (key, name) in enumerate(_LATENCIES):
             d = lvl[key]
-            row.append("/".join(_ms(d.get(f"p{p}")) for p in (50, 90, 95, 99)))
-        if slos:
-            g = lvl["goodput"]
-            row.append(f"{g['requests_per_s']:.2f} ({g['fraction']:.0%})")
-        style = "red" if lvl["error_rate"] > 0 else None
-        table.add_row(*row, style=style)
+            table.add_row(lvl["label"] if i == 0 else "", name,
+                          *(_ms(d.get(p)) for p in ("p50", "p90", "p95", "p99", "max")), str(d.get("count", 0)),
+                          end_section=i == len(_LATENCIES) - 1)
     return table
 
 
 def overhead_table(doc: dict[str, Any]) -> Table:
     table = Table(title="client overhead (is the client the bottleneck?)", title_justify="left")
     table.add_column("level")
-    table.add_column("loop lag p50/p99/max ms", justify="right")
+    table.add_column("loop lag p50/p99/max", justify="right")
     table.add_column("client CPU", justify="right")
     table.add_column("parsing share", justify="right")
-    table.add_column("CPU ms / 1k events", justify="right")
+    table.add_column("CPU ms/1k events", justify="right")
     for lvl in doc.get("levels", []):
         o = lvl.get("overhead") or {}
         lag = o.get("loop_lag_ms") or {}
         table.add_row(
             lvl["label"],
             "/".join(_ms(lag.get(k)) for k in ("p50", "p99", "max")),
-            _num((o.get("client_cpu_share") or 0) * 100, "{:.0f} % of a core"),
+            _num((o.get("client_cpu_share") or 0) * 100, "{:.0f} % core"),
             _num((o.get("parse_cpu_share") or 0) * 100, "{:.0f} %"),
             _ms(o.get("client_cpu_ms_per_1k_events")),
         )
@@ -78,14 +103,17 @@ def compare_table(rows: list[dict[str, Any]], previous_label: str) -> Table:
     for r in rows:
         pct = r["delta_pct"]
         change = "-" if r["delta"] is None else (f"{pct:+.1f} %" if pct is not None else f"{r['delta']:+.3g}")
+        if r["delta"] == 0:
+            change = "="
         style = {True: "green", False: "red"}.get(r["better"])
-        table.add_row(r["level"], r["metric"], _num(r["previous"], "{:.3g}"), _num(r["current"], "{:.3g}"),
+        table.add_row(r["level"], r["metric"], _auto(r["previous"]), _auto(r["current"]),
                       f"[{style}]{change}[/]" if style else change)
     return table
 
 
 def print_bench(doc: dict[str, Any], console: Console) -> None:
     console.print(levels_table(doc))
+    console.print(latency_table(doc))
     slos = doc.get("slo") or {}
     if slos:
         console.print("goodput counts requests that succeeded and met every SLO: "
