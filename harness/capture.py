@@ -205,8 +205,12 @@ class _Run:
     async def one_request(self, client: httpx.AsyncClient, url: str, method: str, headers: dict[str, str],
                           body: bytes) -> str | None:
         """Send one request and read its response under the caps; the Location when it is a redirect."""
-        request = client.build_request(method, url, headers=headers, content=body or None,
-                                       timeout=_timeouts(self.limits), extensions={"trace": self.trace})
+        try:
+            request = client.build_request(method, url, headers=headers, content=body or None,
+                                           timeout=_timeouts(self.limits), extensions={"trace": self.trace})
+        except (UnicodeError, ValueError, TypeError, httpx.HTTPError) as exc:
+            raise _Ended("invalid_url", f"the request cannot be built: {exc} (header values must be ASCII)"
+                         ) from exc
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
             self.record_head(response)

@@ -95,8 +95,8 @@ class NotHTTPRequest(Exception):
     """The client sent something that is not an HTTP/1 request (a TLS ClientHello, say)."""
 
 
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    """Read one request head and its Content-Length body; returns the request line.
+async def read_head(reader: asyncio.StreamReader) -> bytes:
+    """Read one request head and its Content-Length body; returns the head.
 
     Like a real plain-HTTP server, a request that does not start like HTTP/1 gets a 400 and a close
     (that is what an https:// URL pointed at this server produces).
@@ -112,7 +112,12 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
             length = int(value.strip() or 0)
     if length:
         await reader.readexactly(length)
-    return head.split(b"\r\n", 1)[0]
+    return head
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """Read one request (head and body); returns its request line."""
+    return (await read_head(reader)).split(b"\r\n", 1)[0]
 
 
 async def _forever() -> None:
@@ -142,6 +147,16 @@ async def ok_sse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, 
         await send(writer, b'data: {"content": "token %d "}\n\n' % i)
     writer.write(b"data: [DONE]\n\n")
     await writer.drain()
+
+
+async def echo_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers with the request head as the body (to see what the harness really sent), setting a cookie."""
+    head = await read_head(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: session=secret123; Path=/\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(head), head))
+    await writer.drain()
+    with contextlib.suppress(Exception):  # keep-alive: serve the next request on this connection too
+        await echo_request(reader, writer)
 
 
 async def silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -175,7 +190,7 @@ async def huge_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     block = b"a" * _BLOCK
     for _ in range(size // _BLOCK):
         await send(writer, block)
-    writer.write(b"\n\n")
+    writer.write(block[: size % _BLOCK] + b"\n\n")
     await writer.drain()
 
 
@@ -301,6 +316,7 @@ async def close_without_response(reader: asyncio.StreamReader, writer: asyncio.S
 
 BEHAVIOURS: dict[str, Handler] = {
     "ok": ok_sse,
+    "echo": echo_request,
     "silence": silence,
     "no-response": no_response,
     "endless": endless,
@@ -311,6 +327,7 @@ BEHAVIOURS: dict[str, Handler] = {
     "reset": reset_mid_event,
     "broken-chunked": broken_chunked,
     "redirect-loop": redirect_loop,
+    "redirect-to": redirect_to,
     "many-headers": many_headers,
     "slowloris": slowloris,
     "not-http": not_http,
