@@ -1,0 +1,462 @@
+"""Sans-I/O parser for ``text/event-stream``, exactly per the WHATWG event-stream interpretation rules.
+
+Feed it raw bytes as they arrived (``feed(data, t)``); it returns the events each read completed and records
+every oddity as a :class:`~harness.model.Finding` with its byte offset in the whole stream. Unlike a client's
+parser it never drops anything silently, and unlike a naive one it never grows without bound: a line longer
+than ``max_line_bytes`` is reported and discarded, and each kind of finding is listed a bounded number of times
+(then only counted), so a hostile stream costs bounded memory.
+
+Why it works on bytes: the line terminators (CR, LF) are ASCII and can never occur inside a multi-byte UTF-8
+sequence, so splitting bytes first and decoding each event's data afterwards gives the same text as decoding the
+whole stream first (a decoding error never swallows a terminator), while keeping exact byte offsets and letting
+the common LF-only case run on C-level ``bytes.split`` with one decode per event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import accumulate, repeat
+from operator import add, itemgetter
+
+from harness.model import Finding
+
+BOM = b"\xef\xbb\xbf"
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+FINDINGS_LISTED_PER_CODE = 20
+# Informational codes that say something about the whole stream: one listed occurrence is enough.
+_LISTED_ONCE = {"crlf-line-ending": 1}
+_EOL = re.compile(rb"\r\n?|\n")  # CRLF before CR: a CR followed by LF is one terminator
+_EXCERPT = 60
+_DATA_PREFIX = {b"data: "}
+_DATA_PREFIX_STR = {"data: "}
+_FIRST_6 = itemgetter(slice(0, 6))
+_AFTER_DATA_PREFIX = itemgetter(slice(6, None))  # b"data: value" -> b"value" (one leading space stripped)
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched event (also used for NDJSON lines, with the SSE-only fields left at their defaults)."""
+
+    event: str = "message"
+    """The event type; "message" when the block set none (or set it empty)."""
+    data: str = ""
+    """The data lines joined with LF, without the final LF."""
+    id: str = ""
+    """The last event ID at dispatch time: it persists across events; "" when none was ever set."""
+    retry: int | None = None
+    """The reconnection time (ms) set by a valid ``retry`` field in this event's block, else None."""
+    t: float | None = None
+    """The time passed to the ``feed()`` call that completed this event (the read it arrived in)."""
+    offset: int = 0
+    """Byte offset, in the whole stream, of the first non-comment line of this event's block."""
+
+
+def excerpt(raw: bytes) -> str:
+    """A short printable view of raw bytes for a finding's message."""
+    text = raw[:_EXCERPT].decode("utf-8", "replace")
+    return repr(text) + ("..." if len(raw) > _EXCERPT else "")
+
+
+class FindingLog:
+    """Findings with a per-code listing cap: the first N of each code are kept, the rest only counted."""
+
+    def __init__(self, limit: int = FINDINGS_LISTED_PER_CODE) -> None:
+        self.items: list[Finding] = []
+        self.counts: dict[str, int] = {}
+        self._limit = limit
+        self._first_unlisted: dict[str, tuple[int, float | None]] = {}
+
+    def add(self, code: str, message: str, offset: int, t: float | None) -> None:
+        n = self.counts.get(code, 0) + 1
+        self.counts[code] = n
+        if n <= _LISTED_ONCE.get(code, self._limit):
+            self.items.append(Finding(code, message, offset, t))
+        elif code not in self._first_unlisted:
+            self._first_unlisted[code] = (offset, t)
+
+    def wants_detail(self, code: str) -> bool:
+        """True while another occurrence of ``code`` would still be listed (or is the first unlisted)."""
+        return self.counts.get(code, 0) <= _LISTED_ONCE.get(code, self._limit)
+
+    def add_unlisted(self, code: str, n: int) -> None:
+        """Count ``n`` occurrences whose details were not worked out (past the listing cap)."""
+        if n > 0:
+            self.counts[code] = self.counts.get(code, 0) + n
+
+    def summarize(self) -> None:
+        """Append one summary finding per code that went past its cap (called once, at close)."""
+        for code, n in self.counts.items():
+            listed = _LISTED_ONCE.get(code, self._limit)
+            if n > listed:
+                offset, t = self._first_unlisted.get(code, (0, None))
+                self.items.append(Finding(code, f"{n - listed} more occurrence(s) not listed ({n} in total)",
+                                          offset, t))
+
+    def check_utf8(self, buf: bytes, offset: int, t: float | None) -> None:
+        """Record each invalid UTF-8 sequence in ``buf`` (whole lines starting at stream ``offset``)."""
+        if buf.isascii():
+            return
+        try:
+            buf.decode("utf-8")
+            return
+        except UnicodeDecodeError:
+            pass
+        # Each decoding error becomes exactly one U+FFFD; genuine U+FFFD characters are EF BF BD in the bytes.
+        total = buf.decode("utf-8", "replace").count("\ufffd") - buf.count(b"\xef\xbf\xbd")
+        start = 0
+        detailed = 0
+        while detailed < total and self.wants_detail("invalid-utf8"):
+            try:
+                buf[start:].decode("utf-8")
+                break  # cannot happen while detailed < total; guards the loop anyway
+            except UnicodeDecodeError as e:
+                at = start + e.start
+                self.add("invalid-utf8", f"invalid UTF-8 {excerpt(buf[at:at + 4])}, replaced by U+FFFD",
+                         offset + at, t)
+                start += e.end
+                detailed += 1
+        self.add_unlisted("invalid-utf8", total - detailed)
+
+
+class _EventBuilder:
+    """Builds SSEEvents about 3x faster than SSEEvent's frozen ``__init__`` (six ``object.__setattr__`` calls).
+
+    Why: event construction dominated the hot path. This class has exactly SSEEvent's slots, so CPython lets an
+    instance switch class at the end of ``__init__``: the result is an ordinary frozen SSEEvent (equal, hashable,
+    assignment raises). Calling ``_EventBuilder(...)`` therefore returns an SSEEvent.
+    """
+
+    __slots__ = SSEEvent.__slots__
+
+    def __init__(self, event: str, data: str, id: str, retry: int | None, t: float | None, offset: int) -> None:
+        self.event = event
+        self.data = data
+        self.id = id
+        self.retry = retry
+        self.t = t
+        self.offset = offset
+        self.__class__ = SSEEvent  # type: ignore[assignment]
+
+
+_new_event: Callable[[str, str, str, int | None, float | None, int], SSEEvent] = _EventBuilder  # type: ignore
+
+
+class SSEParser:
+    """Incremental WHATWG event-stream parser: ``feed(bytes, t) -> events``; ``close() -> events``."""
+
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        if max_line_bytes < 1:
+            raise ValueError("max_line_bytes must be positive")
+        self.max_line_bytes = max_line_bytes
+        self._log = FindingLog()
+        self.findings: list[Finding] = self._log.items
+        self.finding_counts: dict[str, int] = self._log.counts
+        self.retry: int | None = None  # the stream's reconnection time: the last valid retry field seen
+        self._pos = 0  # stream offset of the next byte fed
+        self._head = b""  # the first bytes while it is not yet known whether they start with a BOM
+        self._bom_done = False
+        self._pending: list[bytes] = []  # the current unterminated line, in pieces (no terminator inside)
+        self._pending_len = 0
+        self._pending_off = 0
+        self._discarding = False  # inside a too-long line: drop bytes up to the next terminator
+        self._skip_lf = False  # the previous read ended with CR: an LF starting the next one completes a CRLF
+        self._cr_off = 0
+        self._closed = False
+        self._irregular = True  # any of: BOM undecided, CR pending, discarding, closed (one test on the hot path)
+        self._last_t: float | None = None
+        # The event being built (WHATWG "data buffer", "event type buffer", "last event ID buffer").
+        # Invariant: _block_off is None exactly when the block has no field line yet, so the other buffers are
+        # empty then (comments and too-long lines leave the block untouched).
+        self._data: list[bytes] = []
+        self._type = ""
+        self._id = ""
+        self._block_retry: int | None = None
+        self._block_off: int | None = None
+
+    # -- public API -------------------------------------------------------------------------------------------
+
+    def feed(self, data: bytes, t: float | None = None) -> list[SSEEvent]:
+        """Parse one read; return the events whose terminating blank line it contained."""
+        out: list[SSEEvent] = []
+        if self._irregular:
+            data, off = self._prelude(data, t)
+        else:
+            off = self._pos
+            self._pos = off + len(data)
+            self._last_t = t
+        if not data:
+            return out
+        end = len(data) - 2
+        if (data[-1] == 0x0A and data.find(b"\n") == end and data[:6] == b"data: " and 13 not in data
+                and not self._pending and self._block_off is None and end <= self.max_line_bytes):
+            # The fastest path: this read is exactly one "data: ..." LF LF event, the usual shape of a live stream.
+            try:
+                text = data[6:end].decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # the general path reports it
+            else:
+                out.append(_new_event("message", text, self._id, None, t, off))
+                return out
+        cr = data.rfind(b"\r")
+        last = data.rfind(b"\n")
+        if cr > last:
+            last = cr
+        if last < 0:  # no terminator: the line goes on
+            self._keep(data, off, t)
+            return out
+        if self._pending:
+            buf = b"".join(self._pending) + data[: last + 1]
+            buf_off = self._pending_off
+            self._pending = []
+            self._pending_len = 0
+        else:
+            buf = data if last + 1 == len(data) else data[: last + 1]
+            buf_off = off
+        if cr >= 0 or 13 in buf:  # (an int operand makes `in` a plain memchr: several times faster)
+            self._log.check_utf8(buf, buf_off, t)
+            self._lines_any(buf, buf_off, t, out)
+        elif not self._simple_events(buf, buf_off, t, out):
+            self._log.check_utf8(buf, buf_off, t)
+            self._blocks_lf(buf, buf_off, t, out)
+        if last + 1 < len(data):
+            self._keep(data[last + 1:], off + last + 1, t)
+        return out
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: an unterminated final block is discarded (per the spec) and reported."""
+        if self._closed:
+            return []
+        self._closed = self._irregular = True
+        t = self._last_t
+        if self._skip_lf:
+            self._skip_lf = False
+            self._cr_only(self._cr_off, t)
+        if self._head:  # the stream was only a BOM prefix
+            self._pending = [self._head]
+            self._pending_off = 0
+        if self._pending:
+            self._log.check_utf8(b"".join(self._pending), self._pending_off, t)
+        if self._pending or self._discarding or self._block_off is not None:
+            at = self._block_off if self._block_off is not None else self._pending_off
+            self._log.add("unterminated-final-block",
+                          "stream ended inside an event (no final blank line): the event is discarded", at, t)
+        self._pending = []
+        self._data = []
+        self.findings.sort(key=lambda f: f.offset)  # stable: same-offset findings keep their order
+        self._log.summarize()
+        return []
+
+    # -- the slow start of a read: BOM, a CR from the previous read, a too-long line ---------------------
+
+    def _prelude(self, data: bytes, t: float | None) -> tuple[bytes, int]:
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        off = self._pos
+        if not data:
+            return data, off
+        self._pos = off + len(data)
+        self._last_t = t
+        if self._skip_lf:
+            self._skip_lf = False
+            if data[0] == 0x0A:  # the second half of a CRLF split across reads: not a new (empty) line
+                self._log.add("crlf-line-ending", "CRLF line endings", self._cr_off, t)
+                data = data[1:]
+                off += 1
+            else:
+                self._cr_only(self._cr_off, t)
+        if not self._bom_done and data:
+            data = self._head + data
+            if len(data) < len(BOM) and BOM.startswith(data):
+                self._head = data  # too short to tell yet
+                return b"", off
+            self._bom_done = True
+            self._head = b""
+            off = 0
+            if data.startswith(BOM):
+                self._log.add("bom", "leading byte order mark (stripped)", 0, t)
+                data = data[len(BOM):]
+                off = len(BOM)
+        if self._discarding and data:
+            data, off = self._skip_long_line(data, off, t)
+        self._irregular = not self._bom_done or self._skip_lf or self._discarding
+        return data, off
+
+    # -- lines --------------------------------------------------------------------------------------------
+
+    def _simple_events(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> bool:
+        """The fast path: ``buf`` is only ``data: <line>`` LF LF blocks (a typical LLM stream), done in C loops.
+
+        Returns False, having changed nothing, when ``buf`` is anything else (or not valid UTF-8): the
+        per-block path then handles it. Each step is one C-level call over all the lines; no Python code runs
+        per event except the event's own construction.
+        """
+        if self._block_off is not None or not buf.endswith(b"\n\n"):
+            return False
+        if buf.isascii():  # (usual for English text) decode once; str lengths are then byte lengths
+            lines: list = buf.decode("ascii").split("\n")
+            prefix = _DATA_PREFIX_STR
+        else:
+            lines = buf.split(b"\n")
+            prefix = _DATA_PREFIX
+        lines.pop()  # the empty piece after the final LF
+        datas = lines[0::2]
+        n = len(datas)
+        if len(lines) != 2 * n or any(lines[1::2]) or set(map(_FIRST_6, datas)) != prefix:
+            return False  # not strictly alternating "data: ..." and blank lines
+        sizes = list(map(len, datas))
+        if max(sizes) > self.max_line_bytes:
+            return False
+        if prefix is _DATA_PREFIX_STR:
+            texts = list(map(_AFTER_DATA_PREFIX, datas))
+        else:
+            try:
+                texts = list(map(bytes.decode, map(_AFTER_DATA_PREFIX, datas)))  # strict: invalid -> slow path
+            except UnicodeDecodeError:
+                return False
+        # offset of event i = off + (sizes of the data lines before i) + 2 LFs per event before i
+        offsets = map(add, accumulate(sizes, initial=off), range(0, 2 * n, 2))
+        out.extend(map(_new_event, repeat("message", n), texts, repeat(self._id, n), repeat(None, n),
+                       repeat(t, n), offsets))
+        return True
+
+    def _blocks_lf(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
+        """The hot path for LF-only input: one ``data: `` line per block becomes an event with no per-line work.
+
+        Splitting on LF LF cuts the input into blocks, each followed by its dispatching blank line; a block that
+        is a single ``data: `` line (with no block already in progress) is the whole event. Anything else goes
+        through the general per-line path, so the result is identical, only slower.
+        """
+        blocks = buf.split(b"\n\n")
+        tail = blocks.pop()  # after the last LF LF: lines of an unfinished block, each ending in LF (or empty)
+        maxlen = self.max_line_bytes
+        pos = off
+        for block in blocks:
+            n = len(block)
+            if (self._block_off is None and block.startswith(b"data: ") and n <= maxlen
+                    and b"\n" not in block):
+                out.append(_new_event("message", block[6:].decode("utf-8", "replace"), self._id, None, t, pos))
+            else:
+                start = pos
+                for line in block.split(b"\n"):
+                    self._line(line, start, t, out)
+                    start += len(line) + 1
+                self._dispatch(t, out)
+            pos += n + 2
+        if tail:
+            lines = tail.split(b"\n")
+            lines.pop()
+            for line in lines:
+                self._line(line, pos, t, out)
+                pos += len(line) + 1
+
+    def _lines_any(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
+        """CR, LF and CRLF terminators (buf ends with one); notes which endings the stream uses."""
+        start = 0
+        end = len(buf)
+        for m in _EOL.finditer(buf):
+            s, e = m.span()
+            self._line(buf[start:s], off + start, t, out)
+            start = e
+            if buf[s] == 0x0D:
+                if e - s == 2:
+                    self._log.add("crlf-line-ending", "CRLF line endings", off + s, t)
+                elif e == end:  # a CR ending this read may be the first half of a CRLF: decide on the next byte
+                    self._skip_lf = self._irregular = True
+                    self._cr_off = off + s
+                else:
+                    self._cr_only(off + s, t)
+
+    def _line(self, line: bytes, pos: int, t: float | None, out: list[SSEEvent]) -> None:
+        if not line:
+            self._dispatch(t, out)
+        elif len(line) > self.max_line_bytes:
+            self._too_long(pos, len(line), t)
+        else:
+            self._field(line, pos, t)
+
+    def _field(self, line: bytes, pos: int, t: float | None) -> None:
+        """One non-blank line: a comment or a field (name before the first colon, one leading space stripped)."""
+        if line[0] == 0x3A:
+            self._log.add("comment", f"comment line {excerpt(line)}", pos, t)
+            return
+        if self._block_off is None:
+            self._block_off = pos
+        colon = line.find(b":")
+        if colon < 0:
+            name, value = line, b""  # no colon: the whole line is the field name, the value is empty
+        else:
+            name, value = line[:colon], line[colon + 1:]
+            if value[:1] == b" ":
+                value = value[1:]
+            elif value:
+                self._log.add("no-space-after-colon", f"no space after the colon in {excerpt(line)}", pos, t)
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._type = value.decode("utf-8", "replace")
+        elif name == b"id":
+            if b"\0" in value:
+                self._log.add("nul-in-id", f"id containing NUL ignored: {excerpt(line)}", pos, t)
+            else:
+                self._id = value.decode("utf-8", "replace")
+        elif name == b"retry":
+            if value.isdigit():  # bytes.isdigit: ASCII digits only, False when empty
+                self._block_retry = self.retry = int(value)
+            else:
+                self._log.add("bad-retry", f"retry value is not ASCII digits, ignored: {excerpt(line)}", pos, t)
+        else:
+            self._log.add("unknown-field", f"unknown field ignored: {excerpt(line)}", pos, t)
+
+    def _dispatch(self, t: float | None, out: list[SSEEvent]) -> None:
+        """A blank line: dispatch the event unless its data buffer is empty; reset the block either way."""
+        data = self._data
+        if data:
+            raw = data[0] if len(data) == 1 else b"\n".join(data)
+            out.append(_new_event(self._type or "message", raw.decode("utf-8", "replace"), self._id,
+                                  self._block_retry, t, self._block_off))  # type: ignore[arg-type]
+            data.clear()
+        self._type = ""
+        self._block_retry = None
+        self._block_off = None
+
+    # -- bookkeeping ----------------------------------------------------------------------------------------
+
+    def _cr_only(self, pos: int, t: float | None) -> None:
+        self._log.add("cr-line-ending", "line ended by a lone CR (many clients only split on LF)", pos, t)
+
+    def _too_long(self, pos: int, n: int, t: float | None) -> None:
+        self._log.add("line-too-long", f"line longer than the {self.max_line_bytes}-byte cap discarded "
+                      f"({n} bytes seen)", pos, t)
+
+    def _keep(self, piece: bytes, off: int, t: float | None) -> None:
+        """Buffer the unterminated tail of a read; past the line cap, report it and start discarding."""
+        if not self._pending:
+            self._pending_off = off
+        self._pending.append(piece)
+        self._pending_len += len(piece)
+        if self._pending_len > self.max_line_bytes:
+            self._discarding = self._irregular = True
+            self._too_long(self._pending_off, self._pending_len, t)
+            self._pending = []
+            self._pending_len = 0
+
+    def _skip_long_line(self, data: bytes, off: int, t: float | None) -> tuple[bytes, int]:
+        """Drop the rest of a too-long line: everything up to and including its terminator."""
+        lf = data.find(b"\n")
+        cr = data.find(b"\r")
+        if lf < 0 and cr < 0:
+            return b"", off
+        i = lf if cr < 0 or (0 <= lf < cr) else cr
+        self._discarding = False
+        if data[i] == 0x0D:
+            if i + 1 == len(data):
+                self._skip_lf = True
+                self._cr_off = off + i
+            elif data[i + 1] == 0x0A:
+                self._log.add("crlf-line-ending", "CRLF line endings", off + i, t)
+                i += 1
+            else:
+                self._cr_only(off + i, t)
+        return data[i + 1:], off + i + 1
