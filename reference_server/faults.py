@@ -318,15 +318,13 @@ async def comments(s: Stream) -> None:
     await s.end()
 
 
-def _split_json_lines(d: str) -> str:
+def _split_json_lines(d: str) -> bytes:
     """Put each top-level `, "key":` of a chunk on its own data line (a newline is JSON whitespace, so the
     joined data is the same object)."""
-    if d == DONE or not d.startswith("{"):
-        return f"data: {d}\n\n"
     head, sep, rest = d.partition(', "choices"')
     if not sep:
-        return f"data: {d}\n\n"
-    return f"data: {head}\ndata: {sep[2:]}{rest}\n\n"
+        return sse(d)
+    return f"data: {head}\ndata: {sep[2:]}{rest}\n\n".encode()
 
 
 @fault("multiline-data", "valid: each JSON chunk split over two data: lines", valid=True)
