@@ -2,13 +2,14 @@
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``, so the
 CLI holds no logic of its own. Exit codes: 0 every required check passed, 1 a check failed, 2 usage or
-configuration error.
+configuration error, 3 an internal error of the harness itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from harness import __version__
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("streamconform: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug in the harness: say so in one line; the traceback on request
+        if os.environ.get("STREAMCONFORM_DEBUG"):
+            raise
+        print(f"streamconform: internal error: {type(exc).__name__}: {exc} "
+              "(set STREAMCONFORM_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover
