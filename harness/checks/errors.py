@@ -284,7 +284,8 @@ def midstream(ctx: Context) -> Outcome:
         return Outcome.failed("; ".join(problems), measured=len(problems), threshold="no error events",
                               evidence=items)
     if errored:
-        return Outcome.failed(f"the {' and '.join(errored)} stream stopped with an error event (well-formed and "
+        streams = f"the {errored[0]} stream" if len(errored) == 1 else "both streams"
+        return Outcome.failed(f"{streams} stopped with an error event (well-formed and "
                               "properly terminated, but the answer is cut short)",
                               measured=f"error event in {', '.join(errored)}", threshold="no error events",
                               evidence=items)

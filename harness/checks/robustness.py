@@ -5,8 +5,9 @@ measured here with the same pipeline as the main capture, so the checks re-run o
 
 "Conforms" for an extra stream means: a 2xx answer, a body that ended normally (eof), parsed as SSE or NDJSON, with
 content, no event that is not JSON, no error event -- and no *required* http/framing/schema/stream check failing on
-it that did not already fail on the main capture (the main capture's own failures are reported by those checks;
-here the question is only whether the endpoint does worse under these conditions).
+it. A problem the main stream has as well does not count: those checks already report it, and the question here
+is only whether the endpoint does worse under these conditions (so an endpoint whose every answer breaks off with
+an error fails errors.midstream, not the robustness checks).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def basic_problems(tr: Transcript) -> list[str]:
         problems.append("no content")
     bad_json = [c for c in tr.chunks if c.json_error and not c.done]
     if bad_json:
-        problems.append(f"{len(bad_json)} event(s) not JSON")
+        problems.append(f"events that are not JSON ({len(bad_json)})")
     if any(c.error is not None for c in tr.chunks):
         problems.append("an error event")
     return problems
@@ -84,8 +85,15 @@ def regressions(ctx: Context, tr: Transcript) -> list[str]:
     return found
 
 
+def _label(problem: str) -> str:
+    """A problem without its varying detail, to compare an extra stream's problems with the main stream's."""
+    return problem.split(" (", 1)[0]
+
+
 def stream_problems(ctx: Context, tr: Transcript) -> list[str]:
-    problems = basic_problems(tr)
+    """Problems of an extra stream that the main stream does not have (those are other checks' findings)."""
+    baseline = {_label(p) for p in basic_problems(ctx.primary)}
+    problems = [p for p in basic_problems(tr) if _label(p) not in baseline]
     if tr.capture.status is not None:
         problems += [p for p in regressions(ctx, tr) if p not in problems]
     return problems
@@ -190,7 +198,7 @@ def repeats(ctx: Context) -> Outcome:
     transcripts = [transcript_of(c, ctx.profile) for c in caps]
     failed, items = [], []
     for i, tr in enumerate(transcripts):
-        found = basic_problems(tr)
+        found = stream_problems(ctx, tr)
         if found:
             failed.append(f"repeat {i + 1}: {'; '.join(found)}")
             items.append(stream_evidence(tr, f"repeat {i + 1}"))
