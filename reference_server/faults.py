@@ -180,15 +180,15 @@ async def schema_mismatch(s: Stream) -> None:
     await s.end()
 
 
-@fault("truncated", "the connection is cut in the middle of an event (no [DONE], body never ended)")
+@fault("truncated", "the connection is cut in the middle of the final chunk's event (no [DONE], body never ended)")
 async def truncated(s: Stream) -> None:
-    events = s.content_events()
-    keep = max(1, len(events) * 2 // 3)
+    # All content arrives; what is missing is the end: the cut falls inside the finish_reason event.
     await s.start()
-    await s.play(events[:keep])
+    await s.play(s.content_events())
     await asyncio.sleep(s.config.gap_ms / 1000)
-    cut = events[keep]
+    cut = s.tail_events()[0]
     await s.write(cut[: len(cut) // 2])
+    await asyncio.sleep(0.05)  # let that half reach the client before the socket closes
     raise CutConnection()
 
 
@@ -324,7 +324,7 @@ def _split_json_lines(d: str) -> bytes:
     head, sep, rest = d.partition(', "choices"')
     if not sep:
         return sse(d)
-    return f"data: {head}\ndata: {sep[2:]}{rest}\n\n".encode()
+    return f"data: {head},\ndata: {sep[2:]}{rest}\n\n".encode()
 
 
 @fault("multiline-data", "valid: each JSON chunk split over two data: lines", valid=True)
