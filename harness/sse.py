@@ -216,7 +216,7 @@ class SSEParser:
             buf_off = off
         if cr >= 0 or 13 in buf:  # (an int operand makes `in` a plain memchr: several times faster)
             self._log.check_utf8(buf, buf_off, t)
-            self._lines_any(buf, buf_off, t, out)
+            self._lines_any(buf, buf_off, t, out, last + 1 == len(data))
         elif not self._simple_events(buf, buf_off, t, out):
             self._log.check_utf8(buf, buf_off, t)
             self._blocks_lf(buf, buf_off, t, out)
@@ -351,8 +351,12 @@ class SSEParser:
                 self._line(line, pos, t, out)
                 pos += len(line) + 1
 
-    def _lines_any(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
-        """CR, LF and CRLF terminators (buf ends with one); notes which endings the stream uses."""
+    def _lines_any(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent], read_end: bool) -> None:
+        """CR, LF and CRLF terminators (buf ends with one); notes which endings the stream uses.
+
+        ``read_end``: buf ends where the read ends, so a final CR may be half of a CRLF cut by the read boundary.
+        (Otherwise the byte after buf is neither CR nor LF: buf ends at the read's last terminator.)
+        """
         start = 0
         end = len(buf)
         for m in _EOL.finditer(buf):
@@ -362,7 +366,7 @@ class SSEParser:
             if buf[s] == 0x0D:
                 if e - s == 2:
                     self._log.add("crlf-line-ending", "CRLF line endings", off + s, t)
-                elif e == end:  # a CR ending this read may be the first half of a CRLF: decide on the next byte
+                elif e == end and read_end:  # a CR ending this read may be the first half of a CRLF: decide on the next byte
                     self._skip_lf = self._irregular = True
                     self._cr_off = off + s
                 else:

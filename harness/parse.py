@@ -1,0 +1,75 @@
+"""Pick the parser by Content-Type and run a whole Capture through it, read by read, keeping each read's time.
+
+``parse_capture(capture) -> Parsed``. ``text/event-stream`` is parsed as SSE; the NDJSON / JSON Lines media
+types as NDJSON; anything else (or no Content-Type) is kind "unknown" but still parsed as SSE so the checks can
+show what came (the http.content_type check is what fails such a stream). One exception to that: when SSE finds
+no event at all while every non-blank line is a JSON object, the NDJSON events are used (with a "parser-guess"
+finding), because a JSON-lines body under a wrong Content-Type otherwise shows as an empty stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.model import Capture, Finding
+from harness.ndjson import NDJSONParser
+from harness.sse import DEFAULT_MAX_LINE_BYTES, SSEEvent, SSEParser
+
+SSE_TYPES = frozenset({"text/event-stream"})
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
+                          "application/x-jsonlines", "application/jsonlines", "application/json-seq"})
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What the parse stage hands to decode and the checks."""
+
+    kind: str  # "sse" | "ndjson" | "unknown" (decided by the Content-Type)
+    events: list[SSEEvent] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    media_type: str = ""  # the Content-Type's media type, lower-cased, without parameters
+    parser: str = "sse"  # which parser produced `events`: "sse" | "ndjson"
+
+
+def media_type(content_type: str | None) -> str:
+    """``"Text/Event-Stream; charset=utf-8"`` -> ``"text/event-stream"``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def kind_for(content_type: str | None) -> str:
+    mt = media_type(content_type)
+    if mt in SSE_TYPES:
+        return "sse"
+    if mt in NDJSON_TYPES:
+        return "ndjson"
+    return "unknown"
+
+
+def _run(parser: SSEParser | NDJSONParser, capture: Capture) -> list[SSEEvent]:
+    events: list[SSEEvent] = []
+    for read in capture.reads:
+        events.extend(parser.feed(read.data, read.t))
+    events.extend(parser.close())
+    return events
+
+
+def parse_capture(capture: Capture, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Parsed:
+    """Parse every read of ``capture`` with the parser its Content-Type calls for."""
+    content_type = capture.header("content-type")
+    kind = kind_for(content_type)
+    mt = media_type(content_type)
+    if kind == "ndjson":
+        nd = NDJSONParser(max_line_bytes)
+        return Parsed("ndjson", _run(nd, capture), nd.findings, mt, "ndjson")
+    sse = SSEParser(max_line_bytes)
+    events = _run(sse, capture)
+    if kind == "unknown" and not events:
+        nd = NDJSONParser(max_line_bytes)
+        nd_events = _run(nd, capture)
+        if nd_events and all(e.data.lstrip().startswith("{") for e in nd_events):
+            findings = list(nd.findings)
+            findings.insert(0, Finding("parser-guess", f"Content-Type {mt or '(none)'!r} is neither SSE nor "
+                                       "NDJSON and SSE found no event; the body parses as JSON lines",
+                                       nd_events[0].offset, nd_events[0].t))
+            return Parsed(kind, nd_events, findings, mt, "ndjson")
+    return Parsed(kind, events, sse.findings, mt, "sse")
