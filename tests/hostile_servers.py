@@ -173,13 +173,15 @@ async def no_response(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     await _forever()
 
 
-async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Well-formed SSE events as fast as the client reads, never ending."""
+async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, pause_s: float = 0.0) -> None:
+    """Well-formed SSE events, never ending: as fast as the client reads, or one every ``pause_s``."""
     await read_request(reader)
     writer.write(SSE_HEAD)
-    block = b'data: {"content": "more "}\n\n' * 2000
+    block = b'data: {"content": "more "}\n\n' * (1 if pause_s else 2000)
     while True:
         await send(writer, block)
+        if pause_s:
+            await asyncio.sleep(pause_s)
 
 
 async def huge_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, size: int = 128 * 1024 * 1024
@@ -213,6 +215,17 @@ async def compression_bomb(reader: asyncio.StreamReader, writer: asyncio.StreamW
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: %s\r\n"
                  b"Content-Length: %d\r\n\r\n" % (kind.encode(), len(body)))
     writer.write(body)
+    await writer.drain()
+
+
+async def unasked_encoding(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, name: str = "br"
+                           ) -> None:
+    """Opaque bytes labelled with a Content-Encoding (brotli by default): the harness must not try to decode them,
+    so no compression library is needed to prove it refuses."""
+    await read_request(reader)
+    body = bytes(range(256)) * 64
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: %s\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (name.encode(), len(body), body))
     await writer.drain()
 
 
@@ -266,13 +279,9 @@ async def many_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
                        ) -> None:
     """A response head with ``count`` headers."""
     await read_request(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
-    for i in range(count):
-        writer.write(b"X-Flood-%d: %d\r\n" % (i, i))
-        if i % 1000 == 0:
-            await writer.drain()
-    writer.write(b"Connection: close\r\n\r\ndata: [DONE]\n\n")
-    await writer.drain()
+    head = b"".join(b"X-Flood-%d: %d\r\n" % (i, i) for i in range(count))
+    await send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" + head
+               + b"Connection: close\r\n\r\ndata: [DONE]\n\n")
 
 
 async def slowloris(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, interval_s: float = 1.0
@@ -323,6 +332,7 @@ BEHAVIOURS: dict[str, Handler] = {
     "huge-line": huge_line,
     "gzip-bomb": functools.partial(compression_bomb, kind="gzip"),
     "deflate-bomb": functools.partial(compression_bomb, kind="deflate"),
+    "brotli-labelled": unasked_encoding,
     "invalid-utf8": invalid_utf8,
     "reset": reset_mid_event,
     "broken-chunked": broken_chunked,
@@ -340,6 +350,8 @@ BEHAVIOURS: dict[str, Handler] = {
 def hostile_server(behaviour: str | Handler, **options: object) -> HostileServer:
     """A server for a named behaviour (see ``BEHAVIOURS``) or a handler; ``options`` go to the handler."""
     handler = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
+    if behaviour in ("gzip-bomb", "deflate-bomb"):
+        bomb(str(behaviour).split("-")[0])  # build it now: compressing 256 MiB must not count as server silence
     if options:
         handler = functools.partial(handler, **options)
     return HostileServer(handler)
