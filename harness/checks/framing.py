@@ -32,9 +32,13 @@ def _finding_evidence(ctx: Context, findings: list) -> list[dict]:
 
 
 def _no_body(ctx: Context) -> Outcome | None:
+    """Skip byte-level checks when there are no stream bytes to judge (no response, or a compressed body)."""
     cap = ctx.primary.capture
     if cap.status is None:
         return Outcome.skip(f"no HTTP response ({cap.end_reason})")
+    if cap.end_reason == "encoding_refused":
+        return Outcome.skip(f"the body is {cap.header('content-encoding')}-compressed, not an event stream "
+                            "(see http.content_encoding)")
     return None
 
 

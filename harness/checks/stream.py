@@ -52,8 +52,15 @@ def done_last(ctx: Context) -> Outcome:
     return Outcome.passed("the end marker is the last event", measured=0, threshold=0)
 
 
+def _until_done(ctx: Context) -> list:
+    """The chunks a client reads: everything up to the first end marker (what follows is stream.done_last's)."""
+    chunks = ctx.primary.chunks
+    end = next((i for i, c in enumerate(chunks) if c.done and c.json is None), len(chunks))
+    return chunks[:end]
+
+
 def _choice_chunks(ctx: Context) -> list:
-    return [c for c in ctx.primary.chunks
+    return [c for c in _until_done(ctx)
             if isinstance(c.json, dict) and isinstance(c.json.get("choices"), list) and c.json["choices"]]
 
 
