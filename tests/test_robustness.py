@@ -1,0 +1,172 @@
+"""robustness.*: the reference server passes; small real servers that break under load, after a dropped stream, or
+slow down over repeats fail exactly the check meant for them. Plus the pure parts (plan, stats, numbering)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from harness import robustness
+from harness.checks.robustness import numbered
+from harness.model import Capture, Limits, RequestSpec
+from harness.profile import load_profile
+from harness.runner import RunOptions, run_target
+from tests.hostile_servers import HostileServer, read_head, send
+
+CHUNK = 'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n'
+STOP = 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+WORDS = "Volcanoes form where molten rock rises through the crust and erupts at the surface. "
+
+
+class StreamServer:
+    """A small SSE server on loopback with one planted weakness (``mode``).
+
+    ``busy``:      serves one stream at a time; a request arriving meanwhile gets 503
+    ``fragile``:   once a client has dropped a stream mid-way, every later request gets 500
+    ``degrading``: each valid request waits 100 ms longer than the previous one before its first chunk
+    The tests below run only the http and robustness categories, so no bad-request probe reaches it.
+    """
+
+    def __init__(self, mode: str, chunks: int = 30, gap_s: float = 0.02) -> None:
+        self.mode, self.chunks, self.gap_s = mode, chunks, gap_s
+        self.active = 0
+        self.served = 0
+        self.broken = False
+        self.server = HostileServer(self.handle)
+
+    def __enter__(self) -> StreamServer:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def _reply(self, writer, status: int, message: str) -> None:
+        body = json.dumps({"error": {"message": message, "type": "server_error"}}).encode()
+        writer.write(b"HTTP/1.1 %d Error\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (status, len(body), body))
+        await writer.drain()
+
+    async def handle(self, reader, writer) -> None:
+        head = await read_head(reader)  # reads (and discards) the body too
+        if not head.startswith(b"POST "):
+            return await self._reply(writer, 405, "use POST")
+        if self.mode == "fragile":
+            await asyncio.sleep(0.05)  # let the loop notice a client that left just before (as cleanup would)
+        if self.broken:
+            return await self._reply(writer, 500, "internal state corrupted by an earlier disconnect")
+        if self.mode == "busy" and self.active:
+            return await self._reply(writer, 503, "busy: one stream at a time")
+        self.active += 1
+        delay = 0.1 * self.served if self.mode == "degrading" else 0.0
+        self.served += 1
+        stream = asyncio.ensure_future(self._stream(writer, delay))
+        gone = asyncio.ensure_future(reader.read(1))  # b"" as soon as the client hangs up
+        try:
+            await asyncio.wait({stream, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if not stream.done():  # the client left mid-stream
+                stream.cancel()
+                if self.mode == "fragile":
+                    self.broken = True
+        finally:
+            gone.cancel()
+            self.active -= 1
+
+    async def _stream(self, writer, delay: float) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                     b"Connection: close\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.02 + delay)
+        for i in range(self.chunks):
+            if i:
+                await asyncio.sleep(self.gap_s)
+            await send(writer, (CHUNK % f"{WORDS}({i}) ").encode())
+        await send(writer, STOP.encode())
+
+
+def run(url: str, profile: str = "tds", overrides=(), categories=None, deadline_s: float = 30.0):
+    prof = load_profile(profile, list(overrides))
+    options = RunOptions(limits=Limits(deadline_s=deadline_s), categories=categories, api_key=None)
+    return asyncio.run(run_target(url, prof, options))
+
+
+def by_id(result) -> dict:
+    return {c.id: c for c in result.checks}
+
+
+def test_reference_server_passes_every_robustness_check(reference_server):
+    result = run(reference_server.endpoint, categories={"http", "robustness"})
+    checks = by_id(result)
+    for cid in ("robustness.concurrency", "robustness.disconnect", "robustness.repeats"):
+        assert checks[cid].status == "pass", (cid, checks[cid].message)
+    assert checks["robustness.concurrency"].measured["streams"] == 5
+    repeats = result.extra["repeats"]
+    assert repeats["n"] == 3 and repeats["ttft_ms"]["median"] is not None
+    assert checks["robustness.repeats"].measured["ttft_ms"]["spread"] >= 0
+    assert result.extra["robustness"]["drop_after_s"] > 0
+
+
+def test_one_stream_at_a_time_fails_concurrency_only():
+    with StreamServer("busy") as srv:
+        checks = by_id(run(srv.url, categories={"http", "robustness"}))
+    assert checks["robustness.concurrency"].status == "fail"
+    assert "status 503" in checks["robustness.concurrency"].message
+    assert checks["robustness.concurrency"].evidence[0]["status"] == 503
+    assert checks["robustness.disconnect"].status == "pass", checks["robustness.disconnect"].message
+    assert checks["robustness.repeats"].status == "pass"
+
+
+def test_state_broken_by_a_disconnect_fails_the_disconnect_check():
+    with StreamServer("fragile") as srv:
+        checks = by_id(run(srv.url, categories={"http", "robustness"}))
+    assert checks["robustness.concurrency"].status == "pass", checks["robustness.concurrency"].message
+    out = checks["robustness.disconnect"]
+    assert out.status == "fail" and "after a client dropped a stream" in out.message and "status 500" in out.message
+    assert out.measured["dropped"] == "cancelled"
+    assert checks["robustness.repeats"].status == "fail"  # the breakage persists: every later request fails
+
+
+def test_median_timing_over_repeats_is_judged():
+    overrides = ["timing.ttft_ms=250", "robustness.concurrency_enabled=false", "robustness.disconnect_enabled=false"]
+    with StreamServer("degrading") as srv:
+        checks = by_id(run(srv.url, overrides=overrides, categories={"robustness"}))
+    out = checks["robustness.repeats"]
+    # requests: primary (0 ms extra), warm-up (100), repeats (200, 300, 400): median 300 ms > 250 ms
+    assert out.status == "fail" and "median TTFT" in out.message, out.message
+    assert out.measured["ttft_ms"]["spread"] > 150
+    assert checks["robustness.concurrency"].status == "skip"
+    assert checks["robustness.disconnect"].status == "skip"
+
+
+def test_nothing_is_sent_when_the_main_stream_failed(reference_server):
+    fake = SimpleNamespace(primary=Capture(request=RequestSpec(url=reference_server.endpoint), status=500),
+                           profile=load_profile("tds"), probes={}, extra={}, remaining=lambda: 10.0,
+                           limits=lambda: Limits(deadline_s=10.0), options=RunOptions())
+    asyncio.run(robustness.collect(fake))
+    assert fake.probes == {}
+    assert "not answered with 2xx" in fake.extra["robustness"]["skipped"]["concurrency"]
+
+
+def test_plan_and_stats_helpers():
+    assert robustness.plan({}) == {"concurrency": 5, "repeats": 3, "warmup": 1, "disconnect": True}
+    assert robustness.plan({"concurrency_enabled": False, "repeats": 0, "disconnect_enabled": False}) == {
+        "concurrency": 0, "repeats": 0, "warmup": 1, "disconnect": False}
+    stats = robustness.repeat_stats([30.0, None, 10.0, 20.0])
+    assert stats["median"] == 20.0 and stats["spread"] == 20.0 and stats["values"][1] is None
+    assert robustness.repeat_stats([None])["median"] is None
+    caps = {"robustness.repeats.1": "b", "robustness.repeats.0": "a", "robustness.repeats.warmup.0": "w",
+            "robustness.repeats.10": "k"}
+    assert numbered(caps, "robustness.repeats.") == ["a", "b", "k"]
+
+
+@pytest.mark.parametrize("duration, expected", [(0.0, 0.1), (1.0, 0.5), (60.0, 5.0)])
+def test_drop_point_is_half_the_main_stream(duration, expected):
+    cap = Capture(request=RequestSpec(url="http://x"), t_request_sent=0.0, t_end=duration)
+    assert robustness.drop_after_s(cap) == expected
