@@ -100,11 +100,11 @@ async def few_chunks(s: Stream) -> None:
     await s.end()
 
 
-@fault("short-content", "a relevant answer of ~300 characters (below the length minimum), in 20+ chunks")
+@fault("short-content", "a relevant answer of ~300 characters (below the length minimum), one word per chunk")
 async def short_content(s: Stream) -> None:
     text = s.answer(target=300)[:320]
     await s.start()
-    await s.play(s.content_events(s.split(text, chunk_chars=14)), s.tail_events(text))
+    await s.play(s.content_events(s.split(text, chunk_chars=1)), s.tail_events(text))  # a word per chunk
     await s.end()
 
 
@@ -130,9 +130,13 @@ async def echo(s: Stream) -> None:
     await s.end()
 
 
-@fault("padding", "one relevant sentence repeated to reach the normal length")
+@fault("padding", "one relevant sentence (naming the prompt's key terms) repeated to reach the normal length")
 async def padding(s: Stream) -> None:
-    sentence = s.text.split(". ")[0].rstrip(".") + ". "
+    from reference_server.generate import key_terms
+
+    terms = key_terms(s.request.prompt)
+    named = ", ".join(terms[:-1]) + (" and " if len(terms) > 1 else "") + terms[-1]
+    sentence = f"This is an answer about {named}, written with care. "
     text = sentence * (s.target_chars // len(sentence) + 1)
     await s.start()
     await s.play(s.content_events(s.split(text)), s.tail_events(text))

@@ -115,7 +115,7 @@ def split_chunks(text: str, chunk_chars: int, min_chunks: int) -> list[str]:
         end = min(len(text), start + size)
         if end < len(text):
             space = text.find(" ", end)
-            if space != -1 and space - start < 2 * size:
+            if space != -1 and space - start < max(2 * size, size + 20):  # a long word may not make a giant chunk
                 end = space + 1
         pieces.append(text[start:end])
         start = end
