@@ -3,8 +3,9 @@
 ``parse_capture(capture) -> Parsed``. ``text/event-stream`` is parsed as SSE; the NDJSON / JSON Lines media
 types as NDJSON; anything else (or no Content-Type) is kind "unknown" but still parsed as SSE so the checks can
 show what came (the http.content_type check is what fails such a stream). One exception to that: when SSE finds
-no event at all while every non-blank line is a JSON object, the NDJSON events are used (with a "parser-guess"
-finding), because a JSON-lines body under a wrong Content-Type otherwise shows as an empty stream.
+no event at all while the body is two or more lines that are each a JSON object, the NDJSON events are used (with
+a "parser-guess" finding), because a JSON-lines body under a wrong Content-Type would otherwise show as an empty
+stream. (A single JSON document, such as a non-streamed reply or an error body, is left alone.)
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def parse_capture(capture: Capture, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     if kind == "unknown" and not events:
         nd = NDJSONParser(max_line_bytes)
         nd_events = _run(nd, capture)
-        if nd_events and all(e.data.lstrip().startswith("{") for e in nd_events):
+        if len(nd_events) > 1 and all(e.data.lstrip().startswith("{") for e in nd_events):
             findings = list(nd.findings)
             findings.insert(0, Finding("parser-guess", f"Content-Type {mt or '(none)'!r} is neither SSE nor "
                                        "NDJSON and SSE found no event; the body parses as JSON lines",
