@@ -6,13 +6,17 @@ Set STREAMCONFORM_SCREENSHOTS=DIR to keep the screenshots for a human to look at
 
 from __future__ import annotations
 
+import json
 import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
+from harness.cli import main as cli_main
 from reports import render_bench, render_run, write_grading, write_html
 from reports.samples import bench_result, run_result, write_grade_dir
 from tests.browser import Browser, find_chromium
@@ -121,3 +125,22 @@ def test_the_checks_can_fail(browser: Browser, tmp_path: Path) -> None:
     assert any("broken" in e for e in seen.console_errors)
     assert any("nope is not defined" in e for e in seen.console_errors)
     assert seen.charts and not seen.painted_charts()
+
+
+def test_a_real_run_of_the_reference_server_as_a_report(browser: Browser, shots: Path, tmp_path: Path) -> None:
+    """The whole way: `streamconform run` against the embedded reference server with a planted fault writes a
+    result, `streamconform report` renders it, and the page shows the verdict and the failing check on top."""
+    result_path, page = tmp_path / "run.json", tmp_path / "real-run.html"
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--fault", "wrong-content-type", "--quiet",
+                          "--timeout", "60", "--json", str(result_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr[-2000:]
+    result = json.loads(result_path.read_text())
+    assert result["passed"] is False and result["timeline"]
+    assert cli_main(["report", str(result_path), "--html", str(page)]) == 0
+    seen = look_at(browser, page, shots)
+    assert seen.title == "streamconform run: FAIL"
+    assert {c["id"] for c in seen.painted_charts()} == {"timeline-chart", "gaps-chart"}
+    first_check = seen.text.index("http.content_type")
+    assert all(first_check < seen.text.index(c["id"]) for c in result["checks"] if c["status"] == "pass")
+    assert all(c["id"] in seen.text for c in result["checks"])  # every check is listed
