@@ -144,3 +144,17 @@ def test_a_real_run_of_the_reference_server_as_a_report(browser: Browser, shots:
     first_check = seen.text.index("http.content_type")
     assert all(first_check < seen.text.index(c["id"]) for c in result["checks"] if c["status"] == "pass")
     assert all(c["id"] in seen.text for c in result["checks"])  # every check is listed
+
+
+def test_a_real_bench_of_the_reference_server_as_a_report(browser: Browser, shots: Path, tmp_path: Path) -> None:
+    """`streamconform bench` against the reference server, compared with itself: the JSON the bench writes is
+    the JSON the report reads (no hand-made sample in between)."""
+    bench_path, page = tmp_path / "bench.json", tmp_path / "real-bench.html"
+    run = subprocess.run([sys.executable, "-m", "harness.cli", "bench", "--concurrency", "1,2", "--requests", "3",
+                          "--slo", "ttft_ms=500", "--json", str(bench_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert cli_main(["report", str(bench_path), "--previous", str(bench_path), "--html", str(page)]) == 0
+    seen = look_at(browser, page, shots)
+    assert len(seen.painted_charts()) == 5
+    assert "c=1" in seen.text and "c=2" in seen.text and "Side by side with the previous run" in seen.text

@@ -76,17 +76,21 @@
                      borderColor: colourOf(s.label), backgroundColor: colourOf(s.label), showLine: true,
                      stepped: "before", pointRadius: 0, borderWidth: 1.5, borderDash: [6, 4]});
     });
-    var sloKey = {ttft_ms: "ttft_ms", e2e_ms: "e2e_ms", itl_ms: "itl_ms"}[metric];
-    if (d.slo && typeof d.slo[sloKey] === "number") {
-      datasets.push({label: "SLO " + SC.fmt(d.slo[sloKey]) + " ms", data: [{x: d.slo[sloKey], y: 0}, {x: d.slo[sloKey], y: 1}],
-                     borderColor: "#444", backgroundColor: "#444", showLine: true, pointRadius: 0, borderWidth: 1,
-                     borderDash: [2, 3]});
+    var maxSeen = 0;
+    datasets.forEach(function (ds) { ds.data.forEach(function (p) { if (p.x > maxSeen) { maxSeen = p.x; } }); });
+    var slo = d.slo ? d.slo[metric] : undefined;
+    if (typeof slo === "number") {
+      /* An SLO far beyond every value would squash the curves against the left edge: then it is only named. */
+      var onScale = slo <= maxSeen * 1.5;
+      datasets.push({label: "SLO " + SC.fmt(slo) + " ms" + (onScale ? "" : " (beyond the axis: all curves within)"),
+                     data: onScale ? [{x: slo, y: 0}, {x: slo, y: 1}] : [], borderColor: "#444",
+                     backgroundColor: "#444", showLine: true, pointRadius: 0, borderWidth: 1, borderDash: [2, 3]});
     }
     SC.chart(id, {
       type: "scatter",
       data: {datasets: datasets},
       options: {
-        scales: {x: {type: "linear", beginAtZero: true, title: {display: true, text: title + " (ms)"}},
+        scales: {x: {type: "linear", title: {display: true, text: title + " (ms)"}},
                  y: {min: 0, max: 1, title: {display: true, text: "share at or below"}}},
         plugins: {tooltip: {callbacks: {label: function (ctx) {
           return ctx.dataset.label + ": " + SC.fmt(ctx.raw.x) + " ms at " + Math.round(ctx.raw.y * 100) + " %";
