@@ -24,7 +24,7 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def format_evidence(check: dict[str, Any], limit: int = 3) -> str:
+def format_evidence(check: dict[str, Any], limit: int = 3, excerpt_chars: int = 160) -> str:
     """Evidence as plain text lines: byte offset, time, excerpt (repr'd so control bytes stay visible)."""
     lines = []
     for ev in (check.get("evidence") or [])[:limit]:
@@ -35,7 +35,7 @@ def format_evidence(check: dict[str, Any], limit: int = 3) -> str:
             parts.append(f"t={ev['t'] * 1000:.0f}ms")
         excerpt = ev.get("excerpt")
         if excerpt:
-            parts.append(repr(excerpt[:160]))
+            parts.append(repr(excerpt[:excerpt_chars]) + ("…" if len(excerpt) > excerpt_chars else ""))
         for key, value in ev.items():  # any other evidence fields a check chose to add
             if key not in ("offset", "t", "excerpt"):
                 parts.append(f"{key}={_short(value, 80)}")
@@ -79,29 +79,29 @@ def print_result(result: dict[str, Any], console: Console | None = None, show_pa
     console = console or Console()
     table = Table(title=f"{result.get('target')}  [profile {result.get('profile')}]", show_lines=False,
                   expand=False)
-    table.add_column("status")
-    table.add_column("check")
-    table.add_column("req", justify="center")
-    table.add_column("measured", overflow="fold")
-    table.add_column("threshold", overflow="fold")
-    table.add_column("message / evidence", overflow="fold", max_width=80)
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("measured", overflow="fold", max_width=24)
+    table.add_column("threshold", overflow="fold", max_width=24)
+    table.add_column("message / evidence", overflow="fold", ratio=1)
     for check in ordered_checks(result.get("checks", [])):
         if not show_passed and check["status"] == "pass":
             continue
         detail = Text(check.get("message") or "")
         if check["status"] in ("fail", "warn"):
-            evidence = format_evidence(check)
+            evidence = format_evidence(check, limit=2, excerpt_chars=60)
             if evidence:
                 detail.append("\n" + evidence, style="dim")
+        status = check["status"].upper() + ("" if check.get("required") else "?")
         table.add_row(
-            Text(check["status"].upper(), style=_STATUS_STYLE.get(check["status"], "")),
+            Text(status, style=_STATUS_STYLE.get(check["status"], "")),
             check["id"],
-            "yes" if check.get("required") else "",
             _short(check.get("measured")),
             _short(check.get("threshold")),
             detail,
         )
     console.print(table)
+    console.print("(? = advisory check: reported, never fails the run)", style="dim", highlight=False)
     console.print(metrics_line(result.get("metrics", {})), highlight=False)
     failed = [c["id"] for c in result.get("checks", []) if c["status"] == "fail" and c.get("required")]
     if result.get("passed"):
