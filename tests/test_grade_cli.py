@@ -53,6 +53,29 @@ def write_roster(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
+QUICK_PROFILE = """
+extends = "minimal"
+name = "quick"
+[errors]
+probes = []
+[robustness]
+concurrency_enabled = false
+disconnect_enabled = false
+repeats_enabled = false
+[checks."errors.*"]
+enabled = false
+[checks."robustness.*"]
+enabled = false
+"""
+
+
+def quick_profile(tmp: Path) -> str:
+    """The minimal profile without the extra probe and robustness requests: two streams per submission."""
+    path = tmp / "quick.toml"
+    path.write_text(QUICK_PROFILE)
+    return str(path)
+
+
 def records(out: Path) -> dict[str, dict]:
     docs = [json.loads(p.read_text()) for p in (out / "results").glob("*.json")]
     return {d["id"]: d for d in docs}
@@ -68,7 +91,9 @@ def graded(tmp_path_factory):
                 {"id": "strict", "url": good.endpoint + "?student=strict", "email": "=cmd()",
                  "thr": "content.min_chars=100000"}]
         for fault in GAMING:
-            srv = stack.enter_context(EmbeddedServer(ServerConfig(fault=fault, **FAST)))
+            # buffered keeps the normal pace: its silence must be long enough to be told from a fast stream
+            pace = {} if fault == "buffered" else FAST
+            srv = stack.enter_context(EmbeddedServer(ServerConfig(fault=fault, **pace)))
             rows.append({"id": fault, "url": srv.endpoint, "email": "", "thr": ""})
         rows += [{"id": "bad-url", "url": "ftp://example.test/x", "email": "", "thr": ""},
                  {"id": "no-server", "url": f"http://127.0.0.1:{closed_port()}/v1/chat/completions", "email": "",
@@ -253,12 +278,12 @@ def test_bad_roster_exit_2(tmp_path, capsys):
 
 def test_resume_after_kill_9(tmp_path):
     """A real grading subprocess killed with SIGKILL mid-run; the rerun grades each remaining id exactly once."""
-    n = 24
-    with EmbeddedServer(ServerConfig(gap_ms=40.0, ttft_ms=50.0)) as srv:  # ~1.5 s streams: the kill lands mid-run
+    n = 16
+    with EmbeddedServer(ServerConfig(gap_ms=25.0, ttft_ms=50.0)) as srv:  # ~1 s streams: the kill lands mid-run
         roster = write_roster(tmp_path / "r.csv", [{"id": f"s{i:02d}", "url": f"{srv.endpoint}?s={i}"}
                                                    for i in range(n)])
         out = tmp_path / "out"
-        argv = ["grade", str(roster), "--out", str(out), "--profile", "minimal", "--allow-private",
+        argv = ["grade", str(roster), "--out", str(out), "--profile", quick_profile(tmp_path), "--allow-private",
                 "--concurrency", "4", "--quiet", "--retry-delay", "0"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *argv], cwd=REPO, env=env,

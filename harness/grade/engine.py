@@ -102,7 +102,26 @@ def graded_weights(profile: Any, categories: set[str] | None = None) -> dict[str
     from harness.checks import load_checks
 
     rules = {cid: profile.rule(cid) for cid, spec in load_checks().items()
-             if categories is None or spec.category in categories}
+             if (categories is None or spec.category in categories) and applicable(profile, cid)}
     enabled = {cid: r for cid, r in rules.items() if r.enabled}
     weights = {cid: float(r.weight) for cid, r in enabled.items() if r.weight > 0}
     return weights or {cid: 1.0 for cid in enabled}
+
+
+def applicable(profile: Any, check_id: str) -> bool:
+    """False for a check the profile enables but whose request the profile never makes (a probe not selected, a
+    robustness part turned off): it would skip for every student, so it must not sit in the maximum."""
+    category, _, name = check_id.partition(".")
+    try:
+        if category == "errors":
+            from harness import probes
+
+            return name not in probes.PROBES or name in probes.selected_probes(probes.errors_settings(profile))
+        if category == "robustness":
+            from harness import robustness
+
+            planned = robustness.plan(robustness.robustness_settings(profile))
+            return bool(planned.get(name, True))
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return True  # unknown layout: grade it, a skip then simply earns nothing
+    return True
