@@ -164,7 +164,8 @@ class SSEParser:
         self._skip_lf = False  # the previous read ended with CR: an LF starting the next one completes a CRLF
         self._cr_off = 0
         self._closed = False
-        self._irregular = True  # any of: BOM undecided, CR pending, discarding, closed (one test on the hot path)
+        self._irregular = True  # any of: BOM undecided, CR pending, discarding, closed
+        self._quiet = False  # not irregular, no partial line, no block in progress: see feed()
         self._last_t: float | None = None
         # The event being built (WHATWG "data buffer", "event type buffer", "last event ID buffer").
         # Invariant: _block_off is None exactly when the block has no field line yet, so the other buffers are
@@ -179,33 +180,37 @@ class SSEParser:
 
     def feed(self, data: bytes, t: float | None = None) -> list[SSEEvent]:
         """Parse one read; return the events whose terminating blank line it contained."""
-        out: list[SSEEvent] = []
-        if self._irregular:
-            data, off = self._prelude(data, t)
-        else:
+        if self._quiet:
             off = self._pos
-            self._pos = off + len(data)
+            n = len(data)
+            self._pos = off + n
             self._last_t = t
-        if not data:
-            return out
-        end = len(data) - 2
-        if (data[-1] == 0x0A and data.find(b"\n") == end and data[:6] == b"data: " and 13 not in data
-                and not self._pending and self._block_off is None and end <= self.max_line_bytes):
-            # The fastest path: this read is exactly one "data: ..." LF LF event, the usual shape of a live stream.
-            try:
-                text = data[6:end].decode("utf-8")
-            except UnicodeDecodeError:
-                pass  # the general path reports it
-            else:
-                out.append(_new_event("message", text, self._id, None, t, off))
-                return out
+            if n > 7 and data[-1] == 10 and data[-2] == 10 and data[:6] == b"data: ":
+                # The fastest path: the read is exactly one "data: ..." LF LF event, as a live stream sends them.
+                value = data[6:-2]
+                if 10 not in value and 13 not in value and n - 2 <= self.max_line_bytes:  # int operands: memchr
+                    try:
+                        return [_new_event("message", value.decode(), self._id, None, t, off)]
+                    except UnicodeDecodeError:
+                        pass  # the general path reports it
+        else:
+            data, off = self._prelude(data, t)
+        out: list[SSEEvent] = []
+        if data:
+            self._feed_lines(data, off, t, out)
+        # Quiet: nothing carried over from earlier reads, so the next read may take the fastest path.
+        self._quiet = not (self._irregular or self._pending or self._block_off is not None)
+        return out
+
+    def _feed_lines(self, data: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
+        """The general path: complete the lines in ``data`` (plus the carried-over partial line), keep the rest."""
         cr = data.rfind(b"\r")
         last = data.rfind(b"\n")
         if cr > last:
             last = cr
         if last < 0:  # no terminator: the line goes on
             self._keep(data, off, t)
-            return out
+            return
         if self._pending:
             buf = b"".join(self._pending) + data[: last + 1]
             buf_off = self._pending_off
@@ -222,13 +227,13 @@ class SSEParser:
             self._blocks_lf(buf, buf_off, t, out)
         if last + 1 < len(data):
             self._keep(data[last + 1:], off + last + 1, t)
-        return out
 
     def close(self) -> list[SSEEvent]:
         """End of stream: an unterminated final block is discarded (per the spec) and reported."""
         if self._closed:
             return []
         self._closed = self._irregular = True
+        self._quiet = False
         t = self._last_t
         if self._skip_lf:
             self._skip_lf = False
