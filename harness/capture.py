@@ -26,6 +26,7 @@ import asyncio
 import contextvars
 import http.cookiejar
 import re
+import ssl
 import sys
 import threading
 import time
@@ -47,6 +48,10 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ORIGIN_BOUND_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
 _LINE_BREAKS = re.compile(rb"[\r\n]")
 _GUARD_MARK = "_streamconform_guarded"
+# httpcore's pool does work quadratic in its idle keep-alive connections on every request start and end (1.0.x):
+# with hundreds of idle connections a burst of stream ends stalls the loop for hundreds of ms, which would show
+# up as fake inter-token gaps. Few idle connections are kept; the rest close when their stream ends.
+_MAX_IDLE_CONNECTIONS = 8
 
 # The policy of the capture running in this task: a shared client's network backend applies it on connect.
 _TASK_POLICY: contextvars.ContextVar[AddressPolicy | None] = contextvars.ContextVar("streamconform_policy",
@@ -84,8 +89,9 @@ def make_client(*args: Any, policy: AddressPolicy | None = None, limits: Limits 
             raise TypeError(f"make_client() takes an AddressPolicy and/or Limits, not {type(arg).__name__}")
     limits = limits or Limits()
     transport = httpx.AsyncHTTPTransport(
-        trust_env=False, retries=0,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+        verify=_ssl_context(), trust_env=False, retries=0,
+        limits=httpx.Limits(max_connections=max_connections,
+                            max_keepalive_connections=min(max_connections, _MAX_IDLE_CONNECTIONS),
                             keepalive_expiry=5.0))
     pool = transport._pool  # httpx 0.28 has no public hook for the network backend; httpcore's pool does
     if not hasattr(pool, "_network_backend"):
@@ -98,6 +104,19 @@ def make_client(*args: Any, policy: AddressPolicy | None = None, limits: Limits 
         headers={"User-Agent": f"streamconform/{__version__}", "Accept-Encoding": "identity"})
     setattr(client, _GUARD_MARK, True)
     return client
+
+
+_SSL_CONTEXT: ssl.SSLContext | None = None
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~0.1 s of CPU, too much per capture."""
+    global _SSL_CONTEXT
+    with _SSL_LOCK:
+        if _SSL_CONTEXT is None:
+            _SSL_CONTEXT = httpx.create_ssl_context(verify=True, trust_env=False)
+        return _SSL_CONTEXT
 
 
 def _timeouts(limits: Limits) -> httpx.Timeout:
