@@ -54,13 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=d.model, help=f"model name reported in chunks (default {d.model})")
     parser.add_argument("--workers", type=int, default=1,
                         help="uvicorn worker processes (default 1; more for the scale benchmark)")
+    parser.add_argument("--record-lateness", action="store_true",
+                        help="record emission lateness of paced events (GET /debug/emission; for benchmarks)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(ttft_ms=args.ttft_ms, gap_ms=args.gap_ms, target_chars=args.chars,
                         min_chunks=args.min_chunks, fault=args.fault, rate_limit=args.rate_limit,
-                        upstream=args.upstream, upstream_key_env=args.upstream_key_env, model=args.model)
+                        upstream=args.upstream, upstream_key_env=args.upstream_key_env, model=args.model,
+                        record_lateness=args.record_lateness)
 
 
 def main(args: argparse.Namespace) -> int:

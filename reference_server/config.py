@@ -36,6 +36,8 @@ class ServerConfig:
     max_prompt_chars: int = 5000
     max_json_depth: int = 32
     cors_origins: tuple[str, ...] = field(default=("*",))
+    record_lateness: bool = False
+    """Record each paced event's emission lateness (for the scale benchmark; read at GET /debug/emission)."""
 
     def with_(self, **changes: object) -> ServerConfig:
         return replace(self, **changes)

@@ -14,6 +14,7 @@ from typing import Any
 from reference_server.chunks import DONE, ChunkEncoder, ndjson, sse
 from reference_server.config import ServerConfig
 from reference_server.generate import answer_text, split_chunks
+from reference_server.lateness import LatenessHistogram
 from reference_server.validate import ApiError, ChatRequest
 
 SSE_TYPE = "text/event-stream; charset=utf-8"
@@ -23,7 +24,7 @@ Send = Callable[[dict], Any]
 
 class Stream:
     def __init__(self, send: Send, config: ServerConfig, request: ChatRequest, *, ndjson_framing: bool = False,
-                 base_headers: Iterable[tuple[bytes, bytes]] = ()):
+                 base_headers: Iterable[tuple[bytes, bytes]] = (), lateness: LatenessHistogram | None = None):
         self.send = send
         self.config = config
         self.request = request
@@ -32,6 +33,7 @@ class Stream:
         self.encoder = ChunkEncoder(request.model or config.model)
         self.loop = asyncio.get_running_loop()
         self.started = False
+        self.lateness = lateness
         self.finish_reason = "stop"
         target = config.target_chars
         if request.max_tokens is not None and request.max_tokens * 4 < target:
@@ -117,11 +119,17 @@ class Stream:
         write = write or self.write
         ttft = self.config.ttft_ms / 1000 if ttft_s is None else ttft_s
         gap = self.config.gap_ms / 1000 if gap_s is None else gap_s
-        when = (self.loop.time() if start is None else start) + ttft
+        loop_time = self.loop.time
+        when = (loop_time() if start is None else start) + ttft
+        lateness = self.lateness
         for i, event in enumerate(content):
             if i:
                 when += gap(i) if callable(gap) else gap
-            await self.sleep_until(when)
+            delay = when - loop_time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if lateness is not None:
+                lateness.add(loop_time() - when)
             await write(event)
         if tail:
             await write(b"".join(tail))

@@ -1,0 +1,45 @@
+"""Emission lateness: how long after its scheduled time each paced event was actually written.
+
+Recorded only when `ServerConfig.record_lateness` is set (the scale benchmark), into a fixed histogram of 0.1 ms
+buckets so that millions of events cost a constant amount of memory and one increment each.
+Read with `GET /debug/emission` (`?reset=1` starts a new measurement window).
+"""
+
+from __future__ import annotations
+
+RESOLUTION_S = 1e-4
+BUCKETS = 50_001  # 0 .. 5 s; the last bucket collects everything later
+
+
+class LatenessHistogram:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.counts = [0] * BUCKETS
+        self.n = 0
+        self.max_s = 0.0
+
+    def add(self, seconds: float) -> None:
+        if seconds < 0:
+            seconds = 0.0
+        i = int(seconds / RESOLUTION_S)
+        self.counts[i if i < BUCKETS else BUCKETS - 1] += 1
+        self.n += 1
+        if seconds > self.max_s:
+            self.max_s = seconds
+
+    def quantile(self, q: float) -> float:
+        if not self.n:
+            return 0.0
+        rank = q * (self.n - 1) + 1
+        seen = 0
+        for i, c in enumerate(self.counts):
+            seen += c
+            if seen >= rank:
+                return (i + 1) * RESOLUTION_S  # upper edge: never under-reports
+        return self.max_s
+
+    def snapshot(self) -> dict:
+        return {"events": self.n, "p50_ms": self.quantile(0.5) * 1000, "p99_ms": self.quantile(0.99) * 1000,
+                "max_ms": self.max_s * 1000}
