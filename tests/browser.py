@@ -83,6 +83,30 @@ def find_chromium() -> str | None:
     return None
 
 
+def ensure_chromium() -> str | None:
+    """find_chromium(), installing Debian's `chromium` package first when it is missing and we may.
+
+    The test setup installs the browser (no browser download by a test tool): only as root with apt-get present,
+    and never when STREAMCONFORM_NO_BROWSER_INSTALL is set. Returns None when it still cannot be had.
+    """
+    found = find_chromium()
+    if found or os.environ.get("STREAMCONFORM_NO_BROWSER_INSTALL"):
+        return found
+    if not shutil.which("apt-get") or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "install", "-y", "-q", "chromium"],
+                ["sh", "-c", "apt-get update -q && apt-get install -y -q chromium"]):
+        try:
+            subprocess.run(cmd, env=env, capture_output=True, timeout=600, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        found = find_chromium()
+        if found:
+            return found
+    return None
+
+
 class BrowserError(RuntimeError):
     """Chromium could not be started, stopped answering, or a DevTools command failed."""
 
