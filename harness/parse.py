@@ -30,6 +30,9 @@ class Parsed:
     findings: list[Finding] = field(default_factory=list)
     media_type: str = ""  # the Content-Type's media type, lower-cased, without parameters
     parser: str = "sse"  # which parser produced `events`: "sse" | "ndjson"
+    finding_counts: dict[str, int] = field(default_factory=dict)
+    """Occurrences per finding code. ``findings`` lists at most 20 per code (then one summary finding), so
+    counts belong here: a hostile stream cannot make the findings list grow without bound."""
 
 
 def media_type(content_type: str | None) -> str:
@@ -46,10 +49,21 @@ def kind_for(content_type: str | None) -> str:
     return "unknown"
 
 
-def _run(parser: SSEParser | NDJSONParser, capture: Capture) -> list[SSEEvent]:
+# A flood of tiny events (an endless stream filling the byte cap: ~600,000 events in 16 MB) costs far more to
+# decode and check than to receive, and would break the run's deadline and memory bounds. Past this many events the
+# rest of the body is not parsed, and a "too-many-events" finding says so. A real answer has far fewer (one per token).
+DEFAULT_MAX_EVENTS = 20_000
+
+
+def _run(parser: SSEParser | NDJSONParser, capture: Capture, max_events: int = DEFAULT_MAX_EVENTS) -> list[SSEEvent]:
     events: list[SSEEvent] = []
     for read in capture.reads:
         events.extend(parser.feed(read.data, read.t))
+        if len(events) > max_events:
+            del events[max_events:]
+            parser.findings.append(Finding("too-many-events", f"more than {max_events} events: the rest of the body "
+                                           "was not parsed", events[-1].offset, read.t))
+            return events
     events.extend(parser.close())
     return events
 
@@ -61,7 +75,7 @@ def parse_capture(capture: Capture, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     mt = media_type(content_type)
     if kind == "ndjson":
         nd = NDJSONParser(max_line_bytes)
-        return Parsed("ndjson", _run(nd, capture), nd.findings, mt, "ndjson")
+        return Parsed("ndjson", _run(nd, capture), nd.findings, mt, "ndjson", nd.finding_counts)
     sse = SSEParser(max_line_bytes)
     events = _run(sse, capture)
     if kind == "unknown" and not events:
@@ -72,5 +86,5 @@ def parse_capture(capture: Capture, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
             findings.insert(0, Finding("parser-guess", f"Content-Type {mt or '(none)'!r} is neither SSE nor "
                                        "NDJSON and SSE found no event; the body parses as JSON lines",
                                        nd_events[0].offset, nd_events[0].t))
-            return Parsed(kind, nd_events, findings, mt, "ndjson")
-    return Parsed(kind, events, sse.findings, mt, "sse")
+            return Parsed(kind, nd_events, findings, mt, "ndjson", {"parser-guess": 1, **nd.finding_counts})
+    return Parsed(kind, events, sse.findings, mt, "sse", sse.finding_counts)

@@ -166,3 +166,10 @@ def test_a_single_json_document_is_not_guessed_to_be_a_stream() -> None:
 def test_an_empty_body_parses_to_nothing() -> None:
     parsed = parse_capture(offline("text/event-stream"))
     assert (parsed.events, parsed.findings) == ([], [])
+
+
+def test_finding_counts_are_exact_when_the_list_is_capped() -> None:
+    parsed = parse_capture(offline("text/event-stream", b": ping\n\n" * 500, b"data: x\n\n"))
+    assert parsed.finding_counts == {"comment": 500}
+    assert len(parsed.findings) == 21 and "480 more" in parsed.findings[-1].message
+    assert [e.data for e in parsed.events] == ["x"]
