@@ -23,14 +23,17 @@ from typing import Any
 DONE_SENTINEL = "[DONE]"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: building 100 k+ of them must stay cheap
 class Chunk:
-    """One decoded event."""
+    """One decoded event.
+
+    ``json`` is re-parsed from ``raw`` on each access rather than kept: a hostile stream of a million tiny
+    events would otherwise hold a million dicts (about 1 KB each). Checks that look at it read it once.
+    """
 
     t: float  # arrival time of the read that completed the event (seconds since request start)
     offset: int  # byte offset of the event in the body
     raw: str  # the event's data text
-    json: Any = None  # the parsed object, None for [DONE] or invalid JSON
     json_error: str | None = None  # why the data is not JSON (None when it is, or for [DONE])
     done: bool = False  # data == "[DONE]" (SSE) or an NDJSON object with "done": true
     content: str | None = None  # the text delta; None when the event carries no content field
@@ -41,86 +44,66 @@ class Chunk:
     event: str = "message"  # SSE event type
 
     @property
+    def json(self) -> Any:
+        """The parsed object; None for ``[DONE]`` and for data that is not JSON."""
+        if self.json_error is not None or (self.done and self.raw.strip() == DONE_SENTINEL):
+            return None
+        try:
+            return json.loads(self.raw)
+        except (ValueError, RecursionError):  # pragma: no cover - decode_event already recorded it
+            return None
+
+    @property
     def has_text(self) -> bool:
         """True when the chunk carries at least one character of content."""
         return bool(self.content)
 
 
-def _first_choice(obj: dict) -> dict | None:
+def _fields(obj: dict) -> tuple[str | None, str | None, str | None]:
+    """(content, role, finish_reason) of one decoded object, by the shapes listed in the module docstring."""
     choices = obj.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return choices[0]
-    return None
-
-
-def _content_of(obj: dict) -> str | None:
-    choice = _first_choice(obj)
-    if choice is not None:
+        choice = choices[0]
+        finish = choice.get("finish_reason")
         delta = choice.get("delta")
-        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-            return delta["content"]
-        if isinstance(choice.get("text"), str):
-            return choice["text"]
-        message = choice.get("message")
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            return message["content"]
-        return None
+        holder = delta if isinstance(delta, dict) else choice.get("message")
+        content = role = None
+        if isinstance(holder, dict):
+            content, role = holder.get("content"), holder.get("role")
+        if not isinstance(content, str):
+            text = choice.get("text")
+            content = text if isinstance(text, str) else None
+        return content, role if isinstance(role, str) else None, finish if isinstance(finish, str) else None
+    finish = obj.get("finish_reason", obj.get("done_reason"))
+    finish = finish if isinstance(finish, str) else None
     message = obj.get("message")
-    if isinstance(message, dict) and isinstance(message.get("content"), str):
-        return message["content"]
+    if isinstance(message, dict):
+        content, role = message.get("content"), message.get("role")
+        return (content if isinstance(content, str) else None, role if isinstance(role, str) else None, finish)
     for key in ("response", "content", "text", "token"):
-        if isinstance(obj.get(key), str):
-            return obj[key]
+        value = obj.get(key)
+        if isinstance(value, str):
+            return value, None, finish
     delta = obj.get("delta")
     if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-        return delta["content"]
-    if isinstance(delta, str):
-        return delta
-    return None
-
-
-def _role_of(obj: dict) -> str | None:
-    choice = _first_choice(obj)
-    holder = choice.get("delta") if choice is not None else obj.get("message")
-    if isinstance(holder, dict) and isinstance(holder.get("role"), str):
-        return holder["role"]
-    return None
-
-
-def _finish_reason_of(obj: dict) -> str | None:
-    choice = _first_choice(obj)
-    if choice is not None:
-        value = choice.get("finish_reason")
-    else:
-        value = obj.get("finish_reason", obj.get("done_reason"))
-    return value if isinstance(value, str) else None
+        return delta["content"], None, finish
+    return (delta if isinstance(delta, str) else None), None, finish
 
 
 def decode_event(data: str, t: float = 0.0, offset: int = 0, event: str = "message") -> Chunk:
     """Decode one event's data text."""
-    if data.strip() == DONE_SENTINEL:
-        return Chunk(t=t, offset=offset, raw=data, done=True, event=event)
+    if data == DONE_SENTINEL or (len(data) < 16 and data.strip() == DONE_SENTINEL):
+        return Chunk(t, offset, data, None, True, event=event)
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError) as exc:
-        return Chunk(t=t, offset=offset, raw=data, json_error=str(exc) or type(exc).__name__, event=event)
+        return Chunk(t, offset, data, str(exc) or type(exc).__name__, event=event)
     if not isinstance(obj, dict):
-        return Chunk(t=t, offset=offset, raw=data, json=obj, event=event)
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
-    error = obj.get("error") or None
-    return Chunk(
-        t=t,
-        offset=offset,
-        raw=data,
-        json=obj,
-        done=obj.get("done") is True,  # Ollama-style NDJSON end marker
-        content=_content_of(obj),
-        role=_role_of(obj),
-        finish_reason=_finish_reason_of(obj),
-        usage=usage,
-        error=error,
-        event=event,
-    )
+        return Chunk(t, offset, data, event=event)
+    content, role, finish = _fields(obj)
+    usage = obj.get("usage")
+    return Chunk(t, offset, data, None, obj.get("done") is True,  # "done": Ollama-style NDJSON end marker
+                 content, role, finish, usage if isinstance(usage, dict) else None, obj.get("error") or None, event)
 
 
 def decode(events: Iterable[Any]) -> list[Chunk]:

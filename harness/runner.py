@@ -23,7 +23,7 @@ from harness.checks import Context, Outcome, Transcript, load_checks
 from harness.decode import decode
 from harness.metrics import DEFAULT_BURST_WINDOW_MS, metrics_from_capture
 from harness.model import Capture, Limits
-from harness.result import CheckResult, RunResult
+from harness.result import TIMELINE_LIMIT, CheckResult, RunResult
 
 BUNDLE_FORMAT = 1
 API_KEY_ENV = "STREAMCONFORM_API_KEY"
@@ -226,7 +226,8 @@ def evaluate(ctx: Context, categories: set[str] | None = None) -> RunResult:
         ))
     cap = ctx.primary.capture
     metrics = ctx.primary.metrics
-    timeline = [{"t": c.t, "offset": c.offset, "chars": len(c.content)} for c in ctx.primary.content_chunks]
+    timeline = [{"t": c.t, "offset": c.offset, "chars": len(c.content)}
+                for c in ctx.primary.content_chunks[:TIMELINE_LIMIT]]
     captures = {"primary": cap}
     if ctx.secondary is not None:
         captures["secondary"] = ctx.secondary.capture

@@ -8,6 +8,13 @@ from harness.checks import text as tx
 from harness.metrics import is_meaningful
 
 _EXCERPT = 160
+# The text measures below build word n-gram sets; past this many characters they would cost memory and seconds
+# for no better verdict (a padded or canned answer shows itself in its first 100 k characters).
+ANALYSIS_LIMIT = 100_000
+
+
+def _text(transcript) -> str:
+    return transcript.text[:ANALYSIS_LIMIT]
 
 
 def _answer_evidence(ctx: Context, length: int = _EXCERPT) -> list[dict]:
@@ -38,7 +45,7 @@ def chars(ctx: Context) -> Outcome:
 
 
 def _no_text(ctx: Context) -> Outcome | None:
-    if not ctx.primary.text.strip():
+    if not _text(ctx.primary).strip():
         return Outcome.failed("no content to judge", measured=None)
     return None
 
@@ -52,8 +59,9 @@ def relevance(ctx: Context) -> Outcome:
     if not terms:
         return Outcome.skip("the prompt has no key terms to look for")
     need = ctx.setting("content.relevance_min", 0.3)
-    got = tx.coverage(ctx.primary.text, prompt)
-    found = sorted(terms & {tx.stem(w) for w in tx.words(ctx.primary.text)})
+    text = _text(ctx.primary)
+    got = tx.coverage(text, prompt)
+    found = sorted(terms & {tx.stem(w) for w in tx.words(text)})
     missing = sorted(terms - set(found))
     return Outcome.of(got >= need, f"{len(found)} of {len(terms)} key terms of the prompt in the answer"
                       + (f"; missing: {', '.join(missing[:10])}" if missing else ""),
@@ -65,7 +73,7 @@ def not_echo(ctx: Context) -> Outcome:
     if (bad := _no_text(ctx)) is not None:
         return bad
     limit = ctx.setting("content.echo_max", 0.6)
-    got = tx.copied_share(ctx.primary.text, _prompt(ctx.primary))
+    got = tx.copied_share(_text(ctx.primary), _prompt(ctx.primary))
     return Outcome.of(got <= limit, f"{got:.0%} of the answer's word trigrams are copied from the prompt",
                       measured=round(got, 3), threshold=f"<= {limit}", evidence=_answer_evidence(ctx))
 
@@ -76,7 +84,7 @@ def distinct(ctx: Context) -> Outcome:
         return Outcome.skip("no secondary capture (a second prompt) to compare with")
     if (bad := _no_text(ctx)) is not None:
         return bad
-    a1, a2 = ctx.primary.text, ctx.secondary.text
+    a1, a2 = _text(ctx.primary), _text(ctx.secondary)
     p1, p2 = _prompt(ctx.primary), _prompt(ctx.secondary)
     sec_content = ctx.secondary.content_chunks
     sec_ev = evidence(sec_content[0].offset, a2[:_EXCERPT], sec_content[0].t, capture="secondary") if sec_content \
@@ -109,7 +117,7 @@ def distinct(ctx: Context) -> Outcome:
 def not_padding(ctx: Context) -> Outcome:
     if (bad := _no_text(ctx)) is not None:
         return bad
-    text = ctx.primary.text
+    text = _text(ctx.primary)
     min_ratio = ctx.setting("content.padding_min_ratio", 0.2)
     max_dup = ctx.setting("content.padding_max_dup5", 0.5)
     ratio, dup = tx.compression_ratio(text), tx.duplicate_ngram_share(text)

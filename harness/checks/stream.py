@@ -59,9 +59,14 @@ def _until_done(ctx: Context) -> list:
     return chunks[:end]
 
 
-def _choice_chunks(ctx: Context) -> list:
-    return [c for c in _until_done(ctx)
-            if isinstance(c.json, dict) and isinstance(c.json.get("choices"), list) and c.json["choices"]]
+def _choice_chunks(ctx: Context) -> list[tuple]:
+    """(chunk, its non-empty choices list) for every chunk a client reads that has choices."""
+    out = []
+    for c in _until_done(ctx):
+        obj = c.json
+        if isinstance(obj, dict) and isinstance(obj.get("choices"), list) and obj["choices"]:
+            out.append((c, obj["choices"]))
+    return out
 
 
 @check("stream.finish_reason", description="exactly one finish_reason, on the last choice chunk, with a known value")
@@ -71,18 +76,19 @@ def finish_reason(ctx: Context) -> Outcome:
         if ctx.profile.schema == "chunk.openai":
             return Outcome.failed("no chunk has choices", measured=0, threshold=1)
         return Outcome.skip("the stream does not use OpenAI choices")
-    finals = [c for c in choice_chunks if any(isinstance(ch, dict) and ch.get("finish_reason") is not None
-                                              for ch in c.json["choices"])]
+    finals = [c for c, choices in choice_chunks if any(isinstance(ch, dict) and ch.get("finish_reason") is not None
+                                                       for ch in choices)]
     if not finals:
-        last = choice_chunks[-1]
+        last = choice_chunks[-1][0]
         return Outcome.failed("no chunk sets finish_reason: clients cannot tell a complete answer from a cut one",
                               measured=0, threshold=1, evidence=[evidence(last.offset, last.raw[:160], last.t)])
     if len(finals) > 1:
         return Outcome.failed(f"finish_reason set on {len(finals)} chunks", measured=len(finals), threshold=1,
                               evidence=[evidence(c.offset, c.raw[:160], c.t) for c in finals[:5]])
     final = finals[0]
-    if final is not choice_chunks[-1]:
-        later = choice_chunks[choice_chunks.index(final) + 1]
+    order = [c for c, _ in choice_chunks]
+    if final is not order[-1]:
+        later = order[order.index(final) + 1]
         return Outcome.failed("choice chunks follow the one with finish_reason", measured=1, threshold=1,
                               evidence=[evidence(later.offset, later.raw[:160], later.t)])
     value = final.finish_reason
@@ -126,7 +132,8 @@ def usage(ctx: Context) -> Outcome:
         problems.append((chunk, "usage chunk arrives before the last content chunk"))
     if index > done_at:
         problems.append((chunk, "usage chunk arrives after [DONE]"))
-    if isinstance(chunk.json, dict) and chunk.json.get("choices") not in ([], None) and asked:
+    obj = chunk.json
+    if isinstance(obj, dict) and obj.get("choices") not in ([], None) and asked:
         problems.append((chunk, "the usage chunk must have choices: [] (OpenAI include_usage rule)"))
     values = {f: chunk.usage.get(f) for f in _USAGE_FIELDS}
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values.values()):
