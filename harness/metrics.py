@@ -10,8 +10,9 @@ Definitions (all times are milliseconds measured from the moment the request was
 - ``chunks``: events carrying at least one character of content (placeholders included: they were delivered).
 - ``chars``: length of the joined content; ``tokens`` by the named ``token_method`` (harness/tokens.py).
 - ``tokens_per_s = tokens / (last content time - first meaningful content time)``. With one content chunk, or all
-  content in the same read, that span is zero and the rate is undefined: ``None`` (and the timing check fails,
-  since nothing was streamed).
+  content within ``MIN_RATE_SPAN_S`` (10 ms: one buffered write split into a few TCP reads), the span says
+  nothing about a generation rate, so the rate is undefined: ``None`` (and the timing check fails, since the
+  text was not streamed).
 - ``itl_ms``: gaps between consecutive content chunks; p50/p90/p99 by linear interpolation between closest
   ranks (numpy's default), and max. ``None`` with fewer than two content chunks.
 - ``burst``: how much of the content arrived at once. ``share`` is the largest fraction of content characters
@@ -31,6 +32,7 @@ from harness.decode import Chunk
 from harness.tokens import DEFAULT_METHOD, token_count
 
 DEFAULT_BURST_WINDOW_MS = 200.0
+MIN_RATE_SPAN_S = 0.010
 _PLACEHOLDER_CHARS = " \t\r\n.\u2026\u00a0"
 
 
@@ -127,7 +129,7 @@ def compute_metrics(chunks: Sequence[Chunk], *, t_request_sent: float | None = 0
         t_first = chunks[first].t
         m.ttft_ms = _ms(t_first, t0)
         span = content[-1].t - t_first
-        if span > 0 and counted.tokens is not None:
+        if span >= MIN_RATE_SPAN_S and counted.tokens is not None:
             m.tokens_per_s = counted.tokens / span
     times = [c.t for c in content]
     m.gaps_ms = [(b - a) * 1000.0 for a, b in zip(times, times[1:], strict=False)]

@@ -274,3 +274,25 @@ def test_ndjson_stream_ends_with_finish_reason():
     assert run_check("http.content_type", ctx).status == "pass"
     cut = make_capture(lines, headers=[("content-type", "application/x-ndjson")])
     assert run_check("stream.done", context(cut)).status == "fail"
+
+
+def test_token_method_is_named_and_tiktoken_without_encoding_skips():
+    cap = make_capture(stream_reads())
+    ctx = context(cap, overrides=("token_method=words",))
+    assert ctx.primary.metrics.token_method == "words"
+    assert run_check("timing.tokens_per_s", ctx).status == "pass"
+    tk = context(cap, overrides=("token_method=tiktoken",))
+    if tk.primary.metrics.tokens is None:
+        outcome = run_check("timing.tokens_per_s", tk)
+        assert outcome.status == "skip" and "tiktoken" in outcome.message
+    usage = context(cap, overrides=("token_method=usage",))  # this stream reports no usage: the endpoint's gap
+    assert run_check("timing.tokens_per_s", usage).status == "fail"
+    with_usage = context(make_capture(stream_reads(usage=True)), overrides=("token_method=usage",))
+    assert with_usage.primary.metrics.tokens == len(ANSWER) // 4
+
+
+def test_one_buffered_write_split_into_reads_has_no_rate():
+    reads = stream_reads()
+    ctx = context(make_capture([Read(1.0 + i * 0.0001, r.data) for i, r in enumerate(reads)]))
+    assert ctx.primary.metrics.tokens_per_s is None
+    assert run_check("timing.tokens_per_s", ctx).status == "fail"
