@@ -181,10 +181,11 @@ class SSEParser:
     def feed(self, data: bytes, t: float | None = None) -> list[SSEEvent]:
         """Parse one read; return the events whose terminating blank line it contained."""
         if self._quiet:
+            # (No _last_t update here: close() needs it only for a block left open, which a quiet state rules
+            # out; the general path below records it.)
             off = self._pos
             n = len(data)
             self._pos = off + n
-            self._last_t = t
             if n > 7 and data[-1] == 10 and data[-2] == 10 and data[:6] == b"data: ":
                 # The fastest path: the read is exactly one "data: ..." LF LF event, as a live stream sends them.
                 value = data[6:-2]
@@ -195,6 +196,7 @@ class SSEParser:
                         pass  # the general path reports it
         else:
             data, off = self._prelude(data, t)
+        self._last_t = t
         out: list[SSEEvent] = []
         if data:
             self._feed_lines(data, off, t, out)

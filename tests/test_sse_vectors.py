@@ -235,3 +235,12 @@ def test_empty_reads_change_nothing() -> None:
     for piece in (b"", b"da", b"", b"ta: x\r", b"", b"\n", b"", b"\n"):
         events = parser.feed(piece, 1.0)
     assert [e.data for e in events] == ["x"]
+
+
+def test_findings_at_close_carry_the_time_of_the_last_read() -> None:
+    parser = SSEParser()
+    assert [e.t for e in parser.feed(b"data: a\n\n", 1.0)] == [1.0]  # one whole event: the fastest path
+    parser.feed(b"data: b", 2.0)
+    parser.feed(b"c", 3.0)
+    parser.close()
+    assert [(f.code, f.offset, f.t) for f in parser.findings] == [("unterminated-final-block", 9, 3.0)]
