@@ -40,8 +40,9 @@ class NDJSONParser:
         self._pos = 0
         self._head = b""  # first bytes while it is not yet known whether they start with a BOM
         self._bom_done = False
-        self._pending: list[bytes] = []  # the current unterminated line, in pieces (no LF inside)
-        self._pending_len = 0
+        # The current unterminated line (no LF inside). A bytearray, not a list of pieces: a drip of
+        # one-byte reads must not cost an object per byte.
+        self._pending = bytearray()
         self._pending_off = 0
         self._discarding = False  # inside a too-long line: drop bytes up to the next LF
         self._last_t: float | None = None
@@ -81,10 +82,10 @@ class NDJSONParser:
             self._keep(data, off, t)
             return out
         if self._pending:
-            buf = b"".join(self._pending) + data[: last + 1]
+            self._pending += data[: last + 1]
+            buf = bytes(self._pending)
             buf_off = self._pending_off
-            self._pending = []
-            self._pending_len = 0
+            self._pending.clear()
         else:
             buf = data if last + 1 == len(data) else data[: last + 1]
             buf_off = off
@@ -110,14 +111,14 @@ class NDJSONParser:
         self._closed = True
         t = self._last_t
         if self._head:  # the whole stream was a BOM prefix
-            self._pending = [self._head]
+            self._pending = bytearray(self._head)
             self._pending_off = 0
         if self._discarding:
             self._log.add("unterminated-final-block", "stream ended inside a too-long line (discarded)",
                           self._pending_off, t)
         elif self._pending:
-            line = b"".join(self._pending)
-            self._pending = []
+            line = bytes(self._pending)
+            self._pending.clear()
             self._log.check_utf8(line, self._pending_off, t)
             self._log.add("unterminated-final-block", f"final line has no newline (delivered anyway): "
                           f"{excerpt(line)}", self._pending_off, t)
@@ -151,11 +152,9 @@ class NDJSONParser:
     def _keep(self, piece: bytes, off: int, t: float | None) -> None:
         if not self._pending:
             self._pending_off = off
-        self._pending.append(piece)
-        self._pending_len += len(piece)
-        if self._pending_len > self.max_line_bytes:
+        self._pending += piece
+        if len(self._pending) > self.max_line_bytes:
             self._discarding = True
             self._log.add("line-too-long", f"line longer than the {self.max_line_bytes}-byte cap discarded "
-                          f"({self._pending_len}+ bytes)", self._pending_off, t)
-            self._pending = []
-            self._pending_len = 0
+                          f"({len(self._pending)}+ bytes)", self._pending_off, t)
+            self._pending = bytearray()  # (a new one: clear() would keep the large allocation)

@@ -10,6 +10,11 @@ Why it works on bytes: the line terminators (CR, LF) are ASCII and can never occ
 sequence, so splitting bytes first and decoding each event's data afterwards gives the same text as decoding the
 whole stream first (a decoding error never swallows a terminator), while keeping exact byte offsets and letting
 the common LF-only case run on C-level ``bytes.split`` with one decode per event.
+
+Three paths, one result. A read that is exactly one ``data: ...`` LF LF event (what a live LLM stream sends)
+becomes an event after a few C-level tests; a buffer made only of such events is cut, checked and decoded by
+C-level ``split``/``map`` calls; anything else goes line by line. The tests feed every vector whole, byte by
+byte and cut at every position, so the paths are held to the same events and findings.
 """
 
 from __future__ import annotations
@@ -157,8 +162,9 @@ class SSEParser:
         self._pos = 0  # stream offset of the next byte fed
         self._head = b""  # the first bytes while it is not yet known whether they start with a BOM
         self._bom_done = False
-        self._pending: list[bytes] = []  # the current unterminated line, in pieces (no terminator inside)
-        self._pending_len = 0
+        # The current unterminated line (no terminator inside). A bytearray, not a list of pieces: a drip of
+        # one-byte reads must not cost an object per byte.
+        self._pending = bytearray()
         self._pending_off = 0
         self._discarding = False  # inside a too-long line: drop bytes up to the next terminator
         self._skip_lf = False  # the previous read ended with CR: an LF starting the next one completes a CRLF
@@ -214,10 +220,10 @@ class SSEParser:
             self._keep(data, off, t)
             return
         if self._pending:
-            buf = b"".join(self._pending) + data[: last + 1]
+            self._pending += data[: last + 1]
+            buf = bytes(self._pending)
             buf_off = self._pending_off
-            self._pending = []
-            self._pending_len = 0
+            self._pending.clear()
         else:
             buf = data if last + 1 == len(data) else data[: last + 1]
             buf_off = off
@@ -241,15 +247,15 @@ class SSEParser:
             self._skip_lf = False
             self._cr_only(self._cr_off, t)
         if self._head:  # the stream was only a BOM prefix
-            self._pending = [self._head]
+            self._pending = bytearray(self._head)
             self._pending_off = 0
         if self._pending:
-            self._log.check_utf8(b"".join(self._pending), self._pending_off, t)
+            self._log.check_utf8(bytes(self._pending), self._pending_off, t)
         if self._pending or self._discarding or self._block_off is not None:
             at = self._block_off if self._block_off is not None else self._pending_off
             self._log.add("unterminated-final-block",
                           "stream ended inside an event (no final blank line): the event is discarded", at, t)
-        self._pending = []
+        self._pending = bytearray()
         self._data = []
         self.findings.sort(key=lambda f: f.offset)  # stable: same-offset findings keep their order
         self._log.summarize()
@@ -445,13 +451,11 @@ class SSEParser:
         """Buffer the unterminated tail of a read; past the line cap, report it and start discarding."""
         if not self._pending:
             self._pending_off = off
-        self._pending.append(piece)
-        self._pending_len += len(piece)
-        if self._pending_len > self.max_line_bytes:
+        self._pending += piece
+        if len(self._pending) > self.max_line_bytes:
             self._discarding = self._irregular = True
-            self._too_long(self._pending_off, self._pending_len, t)
-            self._pending = []
-            self._pending_len = 0
+            self._too_long(self._pending_off, len(self._pending), t)
+            self._pending = bytearray()  # (a new one: clear() would keep the large allocation)
 
     def _skip_long_line(self, data: bytes, off: int, t: float | None) -> tuple[bytes, int]:
         """Drop the rest of a too-long line: everything up to and including its terminator."""

@@ -190,3 +190,18 @@ def test_a_slow_drip_is_linear_not_quadratic() -> None:
         events += parser.feed(line[i:i + 1])
     assert time.perf_counter() - t0 < 20  # generous for a shared CPU; quadratic copying would take minutes
     assert len(events) == 1 and len(events[0].data) == 300_000
+
+
+def test_a_one_byte_drip_is_not_amplified_in_memory() -> None:
+    """A partial line arriving a byte per read is held as bytes, not as one object per read."""
+    parser = SSEParser(max_line_bytes=64 * 1024)
+    parser.feed(b"data: ", 0.0)
+    tracemalloc.start()
+    try:
+        for _ in range(60_000):
+            parser.feed(b"z", 1.0)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 256 * 1024, held  # ~60 KB of line; a list of 1-byte objects would hold ~2.5 MB
+    assert [e.data for e in parser.feed(b"\n\n", 2.0)] == ["z" * 60_000]
