@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     req.add_argument("--model", default=None, help="model name sent in the openai dialect")
     req.add_argument("--timeout", type=float, default=60.0, metavar="S",
                      help="deadline of each request (default 60): a request past it is an error, never a hang")
-    req.add_argument("--token-method", default="chars/4", choices=["chars/4", "words", "chunks", "usage", "tiktoken"],
-                     help="how output tokens are counted (default chars/4)")
+    req.add_argument("--token-method", default=None, choices=["chars/4", "words", "chunks", "usage", "tiktoken"],
+                     help="how output tokens are counted (default: the profile's, else chars/4)")
     req.add_argument("--fault", default=None, metavar="NAME",
                      help="with no URL: start the reference server with this fault mode")
     out = parser.add_argument_group("output")
@@ -150,16 +150,13 @@ def load_previous(path: str) -> dict[str, Any]:
     return doc
 
 
-def _resolve_profile(name: str) -> tuple[str, str, list[str]]:
-    """(profile name, dialect, prompts) from the profile, tolerant of what the profile module offers."""
-    try:
-        from harness.profile import load_profile
-    except ImportError:  # the profile module is not in this checkout yet: built-in defaults
-        return name, "prompt", list(DEFAULT_PROMPTS)
+def _resolve_profile(name: str) -> tuple[str, str, list[str], str]:
+    """(profile name, dialect, prompts, token method) from the profile."""
+    from harness.profile import load_profile
+
     profile = load_profile(name, [])
-    dialect = getattr(profile, "dialect", None) or "prompt"
-    prompts = [p for p in (getattr(profile, "prompts", None) or []) if isinstance(p, str)]
-    return getattr(profile, "name", name), dialect, prompts or list(DEFAULT_PROMPTS)
+    prompts = [p for p in profile.prompts if isinstance(p, str)]
+    return profile.name, profile.dialect or "prompt", prompts or list(DEFAULT_PROMPTS), profile.token_method
 
 
 async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dialect: str, prompts: list[str],
@@ -227,7 +224,8 @@ def main(args: argparse.Namespace) -> int:
     if args.fault and args.url:
         raise ConfigError("--fault applies to the reference server started when no URL is given")
     previous = load_previous(args.compare) if args.compare else None
-    profile_name, dialect, prompts = _resolve_profile(args.profile)
+    profile_name, dialect, prompts, profile_tokens = _resolve_profile(args.profile)
+    args.token_method = args.token_method or profile_tokens or "chars/4"
     dialect = args.dialect or (dialect if dialect in ("prompt", "openai") else "prompt")
     if args.prompts:
         prompts = read_prompts(args.prompts)

@@ -16,17 +16,17 @@ pytest_plugins = ["pytester"]
 
 FAST_SERVER = ["--ttft-ms", "20", "--gap-ms", "5", "--chars", "300"]
 
+# What the lead's plugin does: the loaded profile and the runner's options, as `pytest --endpoint` builds them.
 TEST_FILE = """
 import os
-from types import SimpleNamespace
 
 from harness.bench_fixture import measure_stream
+from harness.profile import load_profile
+from harness.runner import RunOptions
 
 
 def test_stream_benchmark(benchmark):
-    profile = SimpleNamespace(name="tds", dialect="prompt", prompts=["Explain how tides work"])
-    options = SimpleNamespace(prompt=None, headers={}, api_key=None, model=None, dialect=None, limits=None)
-    records = measure_stream(benchmark, os.environ["SC_BENCH_URL"], profile, options, rounds=3)
+    records = measure_stream(benchmark, os.environ["SC_BENCH_URL"], load_profile("tds"), RunOptions(), rounds=3)
     assert len(records) == 3
 """
 
