@@ -137,12 +137,15 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
         run.extra["dialect_attempts"] = [dialect, other]
 
     reached = run.primary.status is not None
-    if reached and run.remaining() >= _MIN_CAPTURE_S and _needs_secondary(profile, options):
-        run.secondary = await _capture(run.build_spec(secondary_prompt), run)
-
     if reached:
+        # The secondary answer is judged on its text only, and the error probes are short requests, so they share
+        # the wire; the primary (timed) went alone, and so does robustness (it times its own streams).
+        stage = []
+        if run.remaining() >= _MIN_CAPTURE_S and _needs_secondary(profile, options):
+            stage.append(_secondary(run, secondary_prompt))
         if run.wants("errors"):
-            await _bounded(probes.collect(run), run, "probes")
+            stage.append(_bounded(probes.collect(run), run, "probes"))
+        await asyncio.gather(*stage)
         if run.wants("robustness"):
             await _bounded(robustness.collect(run), run, "robustness")
 
@@ -151,6 +154,10 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
     result.duration_s = time.monotonic() - started
     result.extra = run.extra
     return result
+
+
+async def _secondary(run: Run, prompt: str) -> None:
+    run.secondary = await _capture(run.build_spec(prompt), run)
 
 
 def _needs_secondary(profile: Any, options: RunOptions) -> bool:
