@@ -15,6 +15,11 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.model import Limits
 
+# Body cap of one capture in a run. The pipeline holds several copies of a body at once (reads, the joined body,
+# its decoded text, events, chunks), so a flood filling a 16 MiB cap peaks near 250 MB RSS; 4 MiB keeps a run
+# under the 150 MB bound and still holds ~20,000 OpenAI chunks, far beyond any answer a check needs.
+RUN_MAX_BYTES = 4 * 1024 * 1024
+
 
 def add_run_options(add: Callable[..., Any], prefix: str = "") -> None:
     """Each option's dest is the prefixed name (``conformance_timeout``) so it cannot collide with another plugin's."""
@@ -56,7 +61,7 @@ def run_options_from(ns: Any, prefix: str = "", **extra: Any):
     timeout = opt("timeout")
     if timeout is not None and timeout <= 0:
         raise ConfigError("--timeout must be positive")
-    limits = Limits(deadline_s=timeout, idle_timeout_s=min(Limits().idle_timeout_s, timeout))
+    limits = Limits(deadline_s=timeout, idle_timeout_s=min(Limits().idle_timeout_s, timeout), max_bytes=RUN_MAX_BYTES)
     return RunOptions(
         prompt=opt("prompt"),
         headers=parse_headers(opt("headers")),
