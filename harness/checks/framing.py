@@ -36,6 +36,8 @@ def _no_body(ctx: Context) -> Outcome | None:
     cap = ctx.primary.capture
     if cap.status is None:
         return Outcome.skip(f"no HTTP response ({cap.end_reason})")
+    if not 200 <= cap.status < 300:
+        return Outcome.skip(f"HTTP {cap.status}: the body is an error reply, not a stream (see http.status)")
     if cap.end_reason == "encoding_refused":
         return Outcome.skip(f"the body is {cap.header('content-encoding')}-compressed, not an event stream "
                             "(see http.content_encoding)")
