@@ -1,0 +1,56 @@
+"""`pytest --endpoint URL` as a user runs it: real pytest in a subprocess, outside this project's conftest."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jsonschema
+
+from schemas import load_schema
+
+
+def run_pytest(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    # Run from an empty directory so only the installed plugin (entry point) is in play, as for a user.
+    env = dict(os.environ, COLUMNS="160")
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=180, env=env)
+
+
+def test_embedded_reference_server_passes_one_test_per_check(tmp_path):
+    out = tmp_path / "result.json"
+    proc = run_pytest(tmp_path, "--endpoint", "--conformance-json", str(out), "-v")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "test_check[timing.ttft] PASSED" in proc.stdout
+    assert "test_check[content.chars] PASSED" in proc.stdout
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, load_schema("result.schema.json"))
+    # one test item per check that ran
+    assert proc.stdout.count("test_check[") >= len(doc["checks"])
+
+
+def test_failing_check_prints_evidence_and_reproduce_command(tmp_path, reference_server):
+    proc = run_pytest(tmp_path, "--endpoint", reference_server.endpoint, "--conformance-header",
+                      "X-Fault: short-content", "-m", "content", "-q")
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "FAILED" in proc.stdout and "content.chars" in proc.stdout
+    assert "evidence:" in proc.stdout and "curl -N" in proc.stdout
+    # -m content selected only content checks
+    assert "timing.ttft" not in proc.stdout.split("short test summary")[0].split("FAILURES")[0]
+
+
+def test_profile_option_and_category_markers(tmp_path, reference_server):
+    proc = run_pytest(tmp_path, "--endpoint", reference_server.endpoint, "--profile", "openai", "-m", "schema",
+                      "-v")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "schema.consistent_id" in proc.stdout
+    assert "checking " + reference_server.endpoint + " with profile openai" in proc.stdout
+
+
+def test_plugin_is_inert_without_endpoint(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    proc = run_pytest(tmp_path, "-q")
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout
