@@ -26,6 +26,7 @@ from harness.errors import ConfigError
 
 BENCH_SCHEMA_VERSION = 1
 DEFAULT_CONCURRENCY = "1,4,16,64"
+OPEN_LOOP_CONNECTIONS = 1024  # the most requests an open-loop level keeps in flight at once
 # Built-in prompts for when neither --prompts nor the profile gives any: varied topics, so a server that caches
 # by prompt does not look faster than it is.
 DEFAULT_PROMPTS = (
@@ -164,10 +165,14 @@ async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dia
     from harness.bench_load import LevelPlan, run_level
     from harness.bench_request import BenchClient
 
-    peak = max((s.concurrency or 0) for s in specs) if specs else 1
+    # Closed loop: one connection per stream in flight. Open loop: arrivals do not wait for the server, so the
+    # pool must not make them wait either (a request queued in the client would hide the server's queueing).
+    peak = max((s.concurrency or 0) for s in specs)
+    if any(s.mode == "open" for s in specs):
+        peak = max(peak, OPEN_LOOP_CONNECTIONS)
     async with BenchClient(url, dialect=dialect, prompts=prompts, headers=headers, model=args.model,
                            timeout_s=args.timeout, token_method=args.token_method,
-                           max_connections=max(peak, 100)) as client:
+                           max_connections=max(peak, 10)) as client:
         levels = []
         for spec in specs:
             requests = args.requests if args.requests is not None else (

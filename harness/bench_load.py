@@ -144,6 +144,8 @@ async def _open_loop(plan: LevelPlan, requester: Requester, records: list[dict[s
 
 async def run_level(plan: LevelPlan, requester: Requester, slos: dict[str, float]) -> dict[str, Any]:
     """Drive one level and summarise it; the per-request records are kept under ``records``."""
+    if plan.requests is None and plan.duration_s is None:
+        raise ValueError("a level needs a request count or a duration, or it never ends")
     records: list[dict[str, Any]] = []
     monitor = OverheadMonitor()
     monitor.start()

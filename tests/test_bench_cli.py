@@ -89,9 +89,11 @@ def test_duration_bounds_a_level(server, tmp_path):
 def test_compare_shows_deltas_against_a_previous_run(server, tmp_path, capsys):
     code, first = bench(tmp_path, server.endpoint, "--concurrency", "2", "--requests", "2", name="a.json")
     assert code == 0
+    html = tmp_path / "bench.html"
     code, second = bench(tmp_path, server.endpoint, "--concurrency", "2,4", "--requests", "2",
-                         "--compare", str(tmp_path / "a.json"), name="b.json")
+                         "--compare", str(tmp_path / "a.json"), "--html", str(html), name="b.json")
     assert code == 0
+    assert "c=2" in html.read_text(encoding="utf-8")  # the report renders this run beside the previous one
     jsonschema.validate(second, SCHEMA)
     rows = second["comparison"]["rows"]
     assert {r["level"] for r in rows} == {"c=2"}  # c=4 has nothing to compare with
