@@ -90,10 +90,11 @@ def measure_stream(benchmark: Any, endpoint: str, profile: Any, options: Any, *,
     loop = asyncio.new_event_loop()
     captures: list[Any] = []
     try:
-        client = make_client(limits, max_connections=4)
+        policy = getattr(options, "policy", None)  # the address policy of `pytest --endpoint`, if any
+        client = make_client(policy, limits, max_connections=4)
 
         def one_stream() -> None:
-            captures.append(loop.run_until_complete(capture(spec, limits, client=client)))
+            captures.append(loop.run_until_complete(capture(spec, limits, policy=policy, client=client)))
 
         try:
             benchmark.pedantic(one_stream, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
