@@ -16,7 +16,7 @@ def test_check(conformance_result, conformance_check_id, request):
 
 def test_stream_benchmark(request, conformance_endpoint):
     """Stream timings through pytest-benchmark (TTFT, tokens/s, ITL in extra_info), when it is installed."""
-    if not request.config.pluginmanager.hasplugin("pytest_benchmark"):
+    if not request.config.pluginmanager.hasplugin("benchmark"):
         pytest.skip("pytest-benchmark is not installed")
     from harness.bench_fixture import measure_stream
     from harness.pytest_plugin import _STATE

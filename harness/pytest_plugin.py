@@ -35,6 +35,7 @@ class ConformanceWarning(UserWarning):
 class _State:
     endpoint: str
     profile: Any
+    url: str | None = None  # resolved: the embedded server's endpoint once started
     result: Any = None
     result_error: str | None = None
     cleanups: list = field(default_factory=list)
@@ -97,19 +98,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("conformance_check_id", params)
 
 
+def _resolve_url(state: _State) -> str:
+    if state.url is None:
+        state.url = state.endpoint
+        if state.endpoint == EMBEDDED:
+            from reference_server.embedded import EmbeddedServer
+
+            server = EmbeddedServer().start()
+            state.cleanups.append(server.stop)
+            state.url = server.endpoint
+    return state.url
+
+
 def _run_once(config: pytest.Config) -> _State:
     state = config.stash[_STATE]
     if state.result is None and state.result_error is None:
         from harness.runner import run_target
 
-        url = state.endpoint
-        if url == EMBEDDED:
-            from reference_server.embedded import EmbeddedServer
-
-            server = EmbeddedServer()
-            server.__enter__()
-            state.cleanups.append(lambda: server.__exit__(None, None, None))
-            url = server.endpoint
+        url = _resolve_url(state)
         options = run_options_from(config.option, prefix=_PREFIX)
         try:
             state.result = asyncio.run(asyncio.wait_for(run_target(url, state.profile, options),
@@ -135,7 +141,7 @@ def conformance_endpoint(request: pytest.FixtureRequest) -> str:
     """The URL under test (the embedded reference server's, when none was given)."""
     if _STATE not in request.config.stash:
         pytest.skip("no --endpoint given")
-    return _run_once(request.config).result.to_dict().get("target")
+    return _resolve_url(request.config.stash[_STATE])
 
 
 def assert_check(result: dict[str, Any], check_id: str, item: pytest.Item | None = None) -> None:
