@@ -23,6 +23,7 @@ from starlette.routing import Route
 from reference_server.config import ServerConfig
 from reference_server.faults import FAULTS, CutConnection, normal
 from reference_server.lateness import LatenessHistogram
+from reference_server.pacer import Pacer
 from reference_server.stream import Stream
 from reference_server.validate import ApiError, ChatRequest, parse_request
 
@@ -75,6 +76,7 @@ class ServerState:
     completed: int = 0
     cancelled: int = 0
     lateness: LatenessHistogram | None = None
+    pacer: Pacer = field(default_factory=Pacer)
 
 
 async def _send_bytes(send: Any, status: int, body: bytes, content_type: str,
@@ -144,7 +146,7 @@ class ChatCompletions:
             return await self._guarded(receive, lambda: relay(send, body, request, self.config, headers))
         ndjson = "application/x-ndjson" in headers.get("accept", "")
         stream = Stream(send, self.config, request, ndjson_framing=ndjson, base_headers=CORS_HEADERS,
-                        lateness=self.state.lateness)
+                        lateness=self.state.lateness, pacer=self.state.pacer)
         mode = FAULTS.get(fault_name) if fault_name else None
         writer = mode.run if mode is not None and mode.run is not None else normal
         await self._guarded(receive, lambda: writer(stream), stream)
@@ -257,7 +259,8 @@ class ReferenceApp(Starlette):
 
 def create_app(config: ServerConfig | None = None) -> Starlette:
     config = config or ServerConfig()
-    state = ServerState(lateness=LatenessHistogram() if config.record_lateness else None)
+    lateness = LatenessHistogram() if config.record_lateness else None
+    state = ServerState(lateness=lateness, pacer=Pacer(lateness))
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "fault": config.fault}, headers={"Access-Control-Allow-Origin": "*"})

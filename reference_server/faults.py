@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip as _gzip
+import math
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from reference_server.chunks import DONE, sse
@@ -49,9 +50,27 @@ FAULTS["no-validation"] = FaultMode("no-validation", "bad input gets 200 and a n
 
 
 async def normal(s: Stream) -> None:
-    """The correct response: paced content chunks, the finish chunk, optional usage, [DONE]."""
+    """The correct response: paced content chunks, the finish chunk, optional usage, [DONE].
+
+    The pieces are generated and encoded one at a time as they fall due, and the shared pacer writes them
+    (see reference_server/pacer.py): this is the path the scale benchmark measures.
+    """
     await s.start()
-    await s.play(s.content_events(), s.tail_events())
+    chars = 0
+
+    def events() -> Iterator[bytes]:
+        nonlocal chars
+        frame, content = s.frame, s.encoder.content
+        for i, piece in enumerate(s.iter_pieces()):
+            chars += len(piece)
+            yield frame(content(piece, role=(i == 0)))
+
+    ttft, gap = s.config.ttft_ms / 1000, s.config.gap_ms / 1000
+    if s.pacer is not None:
+        await s.pacer.play(s.send, events(), s.loop.time() + ttft, gap)
+    else:
+        await s.play(events(), ttft_s=ttft, gap_s=gap)
+    await s.write(b"".join(s.tail_events(chars=chars)))
     await s.end()
 
 
@@ -249,18 +268,9 @@ async def hang(s: Stream) -> None:
 @fault("infinite", "valid content chunks forever at the normal pace, never finishing")
 async def infinite(s: Stream) -> None:
     await s.start()
-    start = s.loop.time()
-    gap = s.config.gap_ms / 1000
-    sent = 0
-    round_no = 0
-    while True:
-        # A fresh answer per round keeps memory flat (no growing buffer) and the text non-repetitive.
-        pieces = s.split(s.answer(prompt=f"{s.request.prompt} (part {round_no})"))
-        payloads = [s.encoder.content(p, role=(sent == 0 and i == 0)) for i, p in enumerate(pieces)]
-        await s.play([s.frame(p) for p in payloads], ttft_s=s.config.ttft_ms / 1000 + sent * gap, gap_s=gap,
-                     start=start)
-        sent += len(payloads)
-        round_no += 1
+    # An endless lazily generated answer: memory stays flat however long the client listens.
+    payloads = (s.encoder.content(p, role=(i == 0)) for i, p in enumerate(s.iter_pieces(target=math.inf)))
+    await s.play(s.frame(p) for p in payloads)
 
 
 HUGE_LINE_BYTES = 128 * 1024 * 1024

@@ -9,8 +9,10 @@ any is reused, with varied fillers), so relevance, echo, canned and padding chec
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import re
+from collections.abc import Iterable, Iterator
 
 _STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before being below between both
@@ -73,50 +75,77 @@ def _seed(prompt: str) -> int:
     return int.from_bytes(hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()[:8], "big")
 
 
-def answer_text(prompt: str, target_chars: int) -> str:
-    """Readable paragraphs about the prompt's key terms, at least `target_chars` long."""
+def iter_text(prompt: str, target_chars: int | float) -> Iterator[str]:
+    """The answer as consecutive parts (a sentence and the space or paragraph break after it), generated lazily
+    until at least `target_chars` are out; `math.inf` gives an endless answer."""
     rng = random.Random(_seed(prompt))
     terms = key_terms(prompt)
-    sentences: list[str] = []
     total = 0
     deck: list[str] = []
-    pair = 0
+    n = 0
+    pending: str | None = None
     while total < target_chars:
         if not deck:
             deck = list(_TEMPLATES)
             rng.shuffle(deck)
         template = deck.pop()
-        a = terms[pair % len(terms)]
-        b = terms[(pair + 1 + rng.randrange(max(1, len(terms) - 1))) % len(terms)] if len(terms) > 1 else "its context"
-        pair += 1
+        a = terms[n % len(terms)]
+        b = terms[(n + 1 + rng.randrange(max(1, len(terms) - 1))) % len(terms)] if len(terms) > 1 else "its context"
         s = template.format(a=a, A=a[:1].upper() + a[1:], b=b, adj=rng.choice(_ADJECTIVES), verb=rng.choice(_VERBS))
-        sentences.append(s)
+        if pending is not None:
+            # Paragraph breaks every few sentences make the text read like an answer, not a list.
+            yield pending + ("\n\n" if n % 5 == 0 else " ")
+        pending = s
+        n += 1
         total += len(s) + 1
-    # Paragraph breaks every few sentences make the text read like an answer, not a list.
-    out: list[str] = []
-    for i, s in enumerate(sentences):
-        out.append(s)
-        if i + 1 < len(sentences):
-            out.append("\n\n" if (i + 1) % 5 == 0 else " ")
-    return "".join(out)
+    if pending is not None:
+        yield pending
+
+
+def answer_text(prompt: str, target_chars: int) -> str:
+    """Readable paragraphs about the prompt's key terms, at least `target_chars` long."""
+    return "".join(iter_text(prompt, target_chars))
+
+
+def chunk_size(total_chars: int | float, chunk_chars: int, min_chunks: int) -> int:
+    """Preferred piece size: near `chunk_chars`, small enough for `min_chunks` pieces of `total_chars`."""
+    if total_chars == math.inf:
+        return max(1, chunk_chars)
+    return max(1, min(chunk_chars, int(total_chars) // max(1, min_chunks)))
+
+
+def iter_split(parts: Iterable[str], size: int) -> Iterator[str]:
+    """Cut the concatenation of `parts` at word boundaries into pieces near `size`, lazily.
+
+    The pieces concatenate back to the input exactly (spaces travel with the word before them); a piece ends at
+    the first space past `size` unless that would make it much longer (a very long word is cut instead).
+    """
+    reach = max(2 * size, size + 20)  # how far past the start a cut may look for a space
+    buf = ""
+    source = iter(parts)
+    exhausted = False
+    while True:
+        while not exhausted and len(buf) <= reach:
+            try:
+                buf += next(source)
+            except StopIteration:
+                exhausted = True
+        if not buf:
+            return
+        end = min(len(buf), size)
+        if end < len(buf):
+            space = buf.find(" ", end, reach + 1)
+            if space != -1:
+                end = space + 1
+        yield buf[:end]
+        buf = buf[end:]
 
 
 def split_chunks(text: str, chunk_chars: int, min_chunks: int) -> list[str]:
-    """Cut `text` at word boundaries into pieces near `chunk_chars` long, at least `min_chunks` when possible.
+    """`text` cut into pieces near `chunk_chars` long (at least `min_chunks` when the text allows)."""
+    return list(iter_split([text], chunk_size(len(text), chunk_chars, min_chunks)))
 
-    The pieces concatenate back to `text` exactly (spaces travel with the word before them).
-    """
-    if not text:
-        return []
-    size = max(1, min(chunk_chars, len(text) // max(1, min_chunks)))
-    pieces: list[str] = []
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + size)
-        if end < len(text):
-            space = text.find(" ", end)
-            if space != -1 and space - start < max(2 * size, size + 20):  # a long word may not make a giant chunk
-                end = space + 1
-        pieces.append(text[start:end])
-        start = end
-    return pieces
+
+def iter_answer_pieces(prompt: str, target_chars: int | float, chunk_chars: int, min_chunks: int) -> Iterator[str]:
+    """The answer's stream pieces, generated lazily (memory per stream stays small however long the answer)."""
+    return iter_split(iter_text(prompt, target_chars), chunk_size(target_chars, chunk_chars, min_chunks))

@@ -8,13 +8,14 @@ Pacing is scheduled against absolute times (start + ttft + i * gap) so emission 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from reference_server.chunks import DONE, ChunkEncoder, ndjson, sse
 from reference_server.config import ServerConfig
-from reference_server.generate import answer_text, split_chunks
+from reference_server.generate import answer_text, iter_answer_pieces, split_chunks
 from reference_server.lateness import LatenessHistogram
+from reference_server.pacer import Pacer
 from reference_server.validate import ApiError, ChatRequest
 
 SSE_TYPE = "text/event-stream; charset=utf-8"
@@ -24,7 +25,8 @@ Send = Callable[[dict], Any]
 
 class Stream:
     def __init__(self, send: Send, config: ServerConfig, request: ChatRequest, *, ndjson_framing: bool = False,
-                 base_headers: Iterable[tuple[bytes, bytes]] = (), lateness: LatenessHistogram | None = None):
+                 base_headers: Iterable[tuple[bytes, bytes]] = (), lateness: LatenessHistogram | None = None,
+                 pacer: Pacer | None = None):
         self.send = send
         self.config = config
         self.request = request
@@ -34,6 +36,7 @@ class Stream:
         self.loop = asyncio.get_running_loop()
         self.started = False
         self.lateness = lateness
+        self.pacer = pacer
         self.finish_reason = "stop"
         target = config.target_chars
         if request.max_tokens is not None and request.max_tokens * 4 < target:
@@ -53,14 +56,22 @@ class Stream:
     @property
     def text(self) -> str:
         if self._text is None:
-            self._text = self.answer()
+            self._text = "".join(self.pieces)
         return self._text
 
     @property
     def pieces(self) -> list[str]:
         if self._pieces is None:
-            self._pieces = self.split(self.text)
+            self._pieces = list(self.iter_pieces())
         return self._pieces
+
+    def iter_pieces(self, prompt: str | None = None, target: float | None = None) -> Iterator[str]:
+        """The answer's pieces, generated lazily (the normal path never holds the whole answer)."""
+        pieces = iter_answer_pieces(self.request.prompt if prompt is None else prompt, target or self.target_chars,
+                                    self.config.chunk_chars, self.config.min_chunks)
+        if self.finish_reason == "length":
+            return _limit(pieces, self.target_chars)
+        return pieces
 
     def split(self, text: str, min_chunks: int | None = None, chunk_chars: int | None = None) -> list[str]:
         return split_chunks(text, chunk_chars or self.config.chunk_chars,
@@ -74,10 +85,12 @@ class Stream:
         pieces = self.pieces if pieces is None else pieces
         return [self.encoder.content(p, role=(i == 0)) for i, p in enumerate(pieces)]
 
-    def tail_payloads(self, text: str | None = None, done: bool = True) -> list[str]:
+    def tail_payloads(self, text: str | None = None, done: bool = True, chars: int | None = None) -> list[str]:
         out = [self.encoder.finish(self.finish_reason)]
         if self.request.include_usage:
-            out.append(self.encoder.usage(self.request.prompt_chars, len(self.text if text is None else text)))
+            if chars is None:
+                chars = len(self.text if text is None else text)
+            out.append(self.encoder.usage(self.request.prompt_chars, chars))
         if done and not self.ndjson:  # NDJSON has no sentinel: the finish_reason chunk and EOF end it
             out.append(DONE)
         return out
@@ -85,8 +98,8 @@ class Stream:
     def content_events(self, pieces: list[str] | None = None) -> list[bytes]:
         return [self.frame(p) for p in self.content_payloads(pieces)]
 
-    def tail_events(self, text: str | None = None, done: bool = True) -> list[bytes]:
-        return [self.frame(p) for p in self.tail_payloads(text, done)]
+    def tail_events(self, text: str | None = None, done: bool = True, chars: int | None = None) -> list[bytes]:
+        return [self.frame(p) for p in self.tail_payloads(text, done, chars)]
 
     # --- I/O -----------------------------------------------------------------------------------------------------
     @property
@@ -112,7 +125,7 @@ class Stream:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def play(self, content: list[bytes], tail: list[bytes] | None = None, *, ttft_s: float | None = None,
+    async def play(self, content: Iterable[bytes], tail: list[bytes] | None = None, *, ttft_s: float | None = None,
                    gap_s: float | Callable[[int], float] | None = None, write: Callable[[bytes], Any] | None = None,
                    start: float | None = None) -> None:
         """Write `content` events paced (first after ttft, then one per gap), then `tail` in one write."""
@@ -138,3 +151,13 @@ class Stream:
         """A failure after the stream began: the OpenAI error object as an event, then the end marker."""
         err = ApiError(500, message, type=type, code=code)
         await self.write(self.frame(err.body().decode()) + (b"" if self.ndjson else sse(DONE)))
+
+
+def _limit(pieces: Iterator[str], chars: int) -> Iterator[str]:
+    """Stop after `chars` characters (max_tokens), cutting the last piece."""
+    left = chars
+    for p in pieces:
+        if left <= 0:
+            return
+        yield p[:left]
+        left -= len(p)
