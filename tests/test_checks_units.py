@@ -202,6 +202,8 @@ CASES = [
     ("stream.usage", "fail", lambda: make_capture(_reads_with(lambda r: r.insert(2, Read(r[2].t, sse_event(
         {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 9}}))))), "tds", ()),
     ("content.chunks", "fail", lambda: make_capture(stream_reads(n=3)), "tds", ()),
+    ("content.chunks", "fail", lambda: make_capture(stream_reads(n=1) + [Read(0.5 + i / 100, sse_event(delta(" ")))
+                                                                         for i in range(4)]), "tds", ()),
     ("content.chars", "fail", lambda: make_capture(stream_reads(ANSWER[:300], n=20)), "tds", ()),
     ("content.relevance", "fail", lambda: make_capture(stream_reads(BREAD * 3)), "tds", ()),
     ("content.not_echo", "fail", lambda: make_capture(stream_reads((PROMPT + " ") * 16)), "tds", ()),
