@@ -7,6 +7,8 @@ import math
 from types import SimpleNamespace as Ev
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.decode import decode, decode_event, text_of
 from harness.metrics import burst_of, compute_metrics, is_meaningful, percentile
@@ -115,3 +117,33 @@ def test_burst():
     b = burst_of([0.1 * i for i in range(1, 11)], [10] * 10, 0.0, 200)
     assert b.share == pytest.approx(0.3)  # three chunks fit in any 200 ms window
     assert burst_of([], [], 0.0).share is None
+
+
+# -- properties: no input crashes the pure stages --------------------------------------------------------------------
+
+
+_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                                st.sampled_from(["choices", "delta", "content", "text", "message", "usage", "error",
+                                                 "finish_reason", "role", "done", "response", "id"]), inner,
+                                max_size=4), max_leaves=12)
+
+
+@given(st.one_of(st.text(max_size=80), _json_values.map(json.dumps)))
+@settings(max_examples=300, deadline=None)
+def test_decode_never_raises(data):
+    chunk = decode_event(data, t=0.1, offset=3)
+    assert chunk.content is None or isinstance(chunk.content, str)
+    assert chunk.finish_reason is None or isinstance(chunk.finish_reason, str)
+
+
+@given(st.lists(st.tuples(st.floats(0, 10, allow_nan=False), st.one_of(st.none(), st.text(max_size=8))),
+                max_size=30).map(lambda xs: sorted(xs, key=lambda x: x[0])))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_metrics_never_raise_and_stay_consistent(spec):
+    m = compute_metrics(_chunks(spec), t_request_sent=0.0, t_first_byte=0.0, t_end=10.0)
+    assert m.chunks == sum(1 for _, c in spec if c)
+    assert m.tokens_per_s is None or m.tokens_per_s >= 0
+    if m.itl_ms["p50"] is not None:
+        assert m.itl_ms["p50"] <= m.itl_ms["p90"] <= m.itl_ms["p99"] <= m.itl_ms["max"] + 1e-9
+    assert m.burst.share is None or 0 < m.burst.share <= 1.0 + 1e-9

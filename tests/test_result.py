@@ -7,8 +7,11 @@ import math
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.checks import Context, Outcome, check
+from harness.model import Read
 from harness.profile import load_profile
 from harness.result import TRANSCRIPT_LIMIT, CheckResult, RunResult
 from harness.runner import evaluate
@@ -84,3 +87,28 @@ def test_a_check_that_raises_is_a_failed_check(monkeypatch):
         assert c.status == "fail" and "kaboom" in c.message and not result.passed
     finally:
         registry.REGISTRY.pop("timing.zz_broken", None)
+
+
+
+
+_FRAGMENTS = [b"data: ", b"data:", b'{"choices":[{"delta":{"content":"lava "}}]}', b'{"id":"a","choices":[]', b"\n",
+              b"\r", b"\r\n", b"[DONE]", b": keep-alive", b"\xff\xfe", b"event: x", b"id: 1", b"retry: x",
+              b'{"error":{"message":"m"}}', b'{"usage":{"completion_tokens":1}}', b"\xef\xbb\xbf"]
+_streamish = st.lists(st.sampled_from(_FRAGMENTS), max_size=40).map(b"".join)
+
+
+@given(body=st.one_of(st.binary(max_size=400), _streamish), cuts=st.lists(st.integers(0, 400), max_size=5),
+       content_type=st.sampled_from(["text/event-stream", "application/x-ndjson", "text/plain", ""]),
+       status=st.sampled_from([200, 200, 404, 500]))
+@settings(max_examples=50, deadline=None)
+def test_any_body_gives_a_schema_valid_verdict(body, cuts, content_type, status):
+    """Whatever bytes an endpoint sends, every check returns a verdict and the result stays schema-valid."""
+    points = sorted({0, len(body), *[c for c in cuts if c <= len(body)]})
+    reads = [Read(0.05 + i * 0.01, body[a:b]) for i, (a, b) in enumerate(zip(points, points[1:], strict=False)) if b > a]
+    headers = [("content-type", content_type)] if content_type else []
+    p = load_profile("openai")
+    cap = make_capture(reads, status=status, headers=headers)
+    result = evaluate(Context(p, transcript(cap, p), transcript(cap, p)))
+    crashed = [c for c in result.checks if "check raised" in c.message]
+    assert not crashed, crashed
+    jsonschema.validate(result.to_dict(), SCHEMA)
