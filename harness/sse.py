@@ -125,27 +125,30 @@ class FindingLog:
         self.add_unlisted("invalid-utf8", total - detailed)
 
 
-class _EventBuilder:
-    """Builds SSEEvents about 3x faster than SSEEvent's frozen ``__init__`` (six ``object.__setattr__`` calls).
-
-    Why: event construction dominated the hot path. This class has exactly SSEEvent's slots, so CPython lets an
-    instance switch class at the end of ``__init__``: the result is an ordinary frozen SSEEvent (equal, hashable,
-    assignment raises). Calling ``_EventBuilder(...)`` therefore returns an SSEEvent.
-    """
+class _EventShell:
+    """Layout twin of SSEEvent: same slots, no frozen ``__setattr__``, no ``__init__`` (see ``_new_event``)."""
 
     __slots__ = SSEEvent.__slots__
 
-    def __init__(self, event: str, data: str, id: str, retry: int | None, t: float | None, offset: int) -> None:
-        self.event = event
-        self.data = data
-        self.id = id
-        self.retry = retry
-        self.t = t
-        self.offset = offset
-        self.__class__ = SSEEvent  # type: ignore[assignment]
 
+def _new_event(event: str, data: str, id: str, retry: int | None, t: float | None, offset: int,
+               _alloc: Callable[[type], object] = object.__new__, _shell: type = _EventShell,
+               _final: type = SSEEvent) -> SSEEvent:
+    """Build an SSEEvent about 3x faster than its frozen ``__init__`` (six ``object.__setattr__`` calls).
 
-_new_event: Callable[[str, str, str, int | None, float | None, int], SSEEvent] = _EventBuilder  # type: ignore
+    Why: event construction dominated the hot path. The shell has exactly SSEEvent's slots, so CPython allows the
+    instance to switch class once filled: the result is an ordinary frozen SSEEvent (equal, hashable, assignment
+    raises). The defaults bind the helpers as locals, which is measurably faster than global lookups here.
+    """
+    ev = _alloc(_shell)
+    ev.event = event  # type: ignore[attr-defined]
+    ev.data = data  # type: ignore[attr-defined]
+    ev.id = id  # type: ignore[attr-defined]
+    ev.retry = retry  # type: ignore[attr-defined]
+    ev.t = t  # type: ignore[attr-defined]
+    ev.offset = offset  # type: ignore[attr-defined]
+    ev.__class__ = _final
+    return ev  # type: ignore[return-value]
 
 
 class SSEParser:
