@@ -9,6 +9,7 @@ A profile is a TOML file (built-ins in harness/profiles/, or any path). Layout:
     [errors] [robustness]      settings read by harness/probes.py and harness/robustness.py (profile.section())
     [checks."timing.ttft"]     required / weight / enabled for one check id;
     [checks."errors.*"]        or for a glob of ids; the most specific entry wins, "*" is the fallback
+                               (without one, an unlisted check runs as advisory with no weight)
 
 ``--set KEY=VALUE`` overrides any existing setting, typed like the value it replaces:
 ``timing.ttft_ms=1500``, ``dialect=openai``, ``checks.timing.ttft.required=false``. An unknown key is a
@@ -110,7 +111,7 @@ class Profile:
             if patterns:
                 entry = checks[max(patterns, key=lambda p: len(p.replace("*", "")))]
             else:
-                entry = checks.get("*", {"enabled": False})
+                entry = checks.get("*", {})  # unlisted and no "*": runs, advisory, no weight
         required = bool(entry.get("required", False))
         # A required check without an explicit weight counts once; an advisory one not at all.
         return CheckRule(enabled=bool(entry.get("enabled", True)), required=required,

@@ -85,3 +85,13 @@ def test_sections_are_copies():
     p.section("robustness")["concurrency"] = 99
     assert p.section("robustness")["concurrency"] == 5
     assert p.section("nothing") == {}
+
+
+def test_a_bare_custom_profile_runs_every_check_as_advisory(tmp_path):
+    bare = tmp_path / "bare.toml"
+    bare.write_text('name = "bare"\nprompts = ["volcanoes and eruptions", "bread dough and yeast"]\n'
+                    '[checks."timing.ttft"]\nrequired = true\n[checks."timing.itl"]\nenabled = false\n')
+    p = load_profile(str(bare))
+    assert p.rule("timing.ttft").required and p.rule("timing.ttft").weight == 1.0
+    assert not p.enabled("timing.itl")
+    assert p.enabled("http.status") and not p.rule("http.status").required
