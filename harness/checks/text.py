@@ -7,6 +7,7 @@ stemmer so "volcanoes" and "volcano" or "eruptions" and "eruption" meet.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 
@@ -28,6 +29,7 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+@functools.lru_cache(maxsize=1 << 16)  # grading calls this ~1,600 times per submission on a small vocabulary
 def stem(word: str) -> str:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 4:
