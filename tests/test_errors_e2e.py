@@ -1,0 +1,48 @@
+"""Proof, end to end through run_target: the reference server passes every errors and robustness check with the tds
+and ops profiles (the fault modes are in test_errors_faults.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from harness.model import Limits
+from harness.probes import BAD_REQUEST_PROBES
+from harness.profile import load_profile
+from harness.runner import RunOptions, run_target
+
+OUR_CATEGORIES = ("errors", "robustness")
+BODY_PROBES = {f"errors.{p}" for p in BAD_REQUEST_PROBES if p != "wrong_method"}
+
+
+def run(url: str, profile: str, fault: str | None = None, categories=None):
+    headers = {"X-Fault": fault} if fault else {}
+    options = RunOptions(headers=headers, limits=Limits(deadline_s=60), categories=categories, api_key=None)
+    return asyncio.run(run_target(url, load_profile(profile), options))
+
+
+def statuses(result, categories=OUR_CATEGORIES) -> dict[str, str]:
+    return {c.id: c.status for c in result.checks if c.category in categories}
+
+
+def failing(result, categories=OUR_CATEGORIES) -> set[str]:
+    return {cid for cid, status in statuses(result, categories).items() if status == "fail"}
+
+
+def test_reference_server_passes_every_errors_and_robustness_check_tds(reference_server):
+    result = run(reference_server.endpoint, "tds")
+    got = statuses(result)
+    assert result.passed, [(c.id, c.message) for c in result.checks if c.status == "fail"]
+    assert got.pop("errors.rate_limit") == "skip"  # off in tds
+    assert set(got.values()) == {"pass"}, got
+    assert len(got) == len(BAD_REQUEST_PROBES) + 2 + 3  # probes, midstream, cors, three robustness checks
+
+
+def test_reference_server_passes_every_errors_and_robustness_check_ops(make_reference_server):
+    server = make_reference_server(rate_limit=20)
+    result = run(server.endpoint, "ops")
+    got = statuses(result)
+    assert result.passed, [(c.id, c.message) for c in result.checks if c.status == "fail"]
+    assert set(got.values()) == {"pass"}, {k: v for k, v in got.items() if v != "pass"}
+    required = {c.id for c in result.checks if c.required and c.category in OUR_CATEGORIES}
+    assert "errors.rate_limit" in required and "robustness.concurrency" in required
+    assert "errors.cors" not in required  # advisory
