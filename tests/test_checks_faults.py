@@ -50,6 +50,9 @@ FAULTS: dict[str, tuple[str, set[str]]] = {
     "truncated": ("tds", {"framing.unterminated", "framing.complete", "stream.done", "stream.finish_reason"}),
     # The compressed body is not decoded (identity was asked for): framing checks skip, content is absent.
     "gzip": ("tds", {"http.content_encoding", "framing.complete"} | NO_CONTENT),
+    # An error event ends the answer early: the error object itself is schema-valid (schemas/error.json); the
+    # answer is short and never finished. (errors.midstream, another module's check, judges the error itself.)
+    "error-midstream": ("tds", {"content.chars", "stream.finish_reason"}),
     "huge-line": ("tds", {"framing.parse", "framing.unterminated", "framing.complete"} | NO_CONTENT),
 }
 VALID_VARIANTS = ("crlf", "cr", "no-space", "comments", "multiline-data", "split-reads", "ndjson")
