@@ -43,6 +43,8 @@ SERVERS: list[tuple[str | None, float]] = [
 ]
 KNOWN_TTFT_FAULTS = {None, "canned", "echo", "padding"}
 GAP_MS = 20.0
+CHUNK_CHARS = 100  # ~16 content events per answer: the server's per-event cost is what limits one core
+MIN_CHUNKS = 10
 TARGETS = {"wall_s": 60.0, "ttft_err_p99_ms": 20.0, "rss_mb": 500.0}
 
 
@@ -54,17 +56,34 @@ def pin_to(cpu: int) -> None:
         pass
 
 
-def serve(conn: Any) -> None:
+def serve(conn: Any, pin: bool) -> None:
     """Child process: start one embedded server per (fault, ttft), report endpoints, run until told to stop."""
-    pin_to(0)
+    if pin:
+        pin_to(0)
+    # Several servers share this process's GIL: switch threads every 1 ms, not 5, so none waits long to write.
+    sys.setswitchinterval(0.001)
     from reference_server.config import ServerConfig
     from reference_server.embedded import EmbeddedServer
 
-    servers = [EmbeddedServer(ServerConfig(fault=f, ttft_ms=t, gap_ms=GAP_MS)).start() for f, t in SERVERS]
+    servers = [EmbeddedServer(ServerConfig(fault=f, ttft_ms=t, gap_ms=GAP_MS, chunk_chars=CHUNK_CHARS,
+                                            min_chunks=MIN_CHUNKS, record_lateness=True)).start()
+               for f, t in SERVERS]
     conn.send([s.endpoint for s in servers])
     conn.recv()  # any message: stop
     for s in servers:
         s.stop()
+
+
+def server_lateness(endpoints: list[str]) -> dict[str, float]:
+    """The worst of the servers' own emission-lateness figures (GET /debug/emission)."""
+    import httpx
+
+    snaps = []
+    for endpoint in endpoints:
+        base = endpoint.split("/v1/")[0]
+        snaps.append(httpx.get(f"{base}/debug/emission", timeout=5, trust_env=False).json())
+    return {"events": sum(s.get("events", 0) for s in snaps),
+            **{k: max(s.get(k, 0.0) for s in snaps) for k in ("p50_ms", "p99_ms", "max_ms")}}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -90,6 +109,8 @@ async def grade(items: list[Any], runner: Any, out: Path, concurrency: int, boun
         store.write(record)
         write_submission_exports(out, record)
 
+    lags: list[float] = []
+    ticker = asyncio.create_task(loop_lag(lags))
     t0 = time.perf_counter()
     try:
         done = await asyncio.wait_for(grade_all(items, runner, persist, concurrency=concurrency,
@@ -97,17 +118,34 @@ async def grade(items: list[Any], runner: Any, out: Path, concurrency: int, boun
     except asyncio.TimeoutError:
         done = len(list(store.results_dir.glob("*.json")))
         print(f"  stopped at the {bound_s:.0f} s bound with {done} graded")
+    finally:
+        ticker.cancel()
+    LOOP_LAGS[:] = lags
     return time.perf_counter() - t0, done
+
+
+LOOP_LAGS: list[float] = []
+
+
+async def loop_lag(lags: list[float], period: float = 0.005) -> None:
+    """How late the grader's event loop wakes a 5 ms timer: a read arriving then is timestamped that late."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + period
+        await asyncio.sleep(period)
+        lags.append((loop.time() - due) * 1000)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="submissions (default 1000)")
-    ap.add_argument("--concurrency", type=int, default=128)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the grader to CPU 1")
     ap.add_argument("--sequential-sample", type=int, default=12)
     ap.add_argument("--bound", type=float, default=240.0, help="hard time bound of the parallel phase, seconds")
     ap.add_argument("--all-checks", action="store_true", help="also run the bad-request probes and robustness")
     ap.add_argument("--quick", action="store_true", help="sample of 6 for the sequential estimate")
+    ap.add_argument("--keep", metavar="DIR", help="write the results here instead of a temporary folder")
     args = ap.parse_args()
 
     from harness.grade.attempt import GradeInput
@@ -116,11 +154,12 @@ def main() -> int:
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=serve, args=(child,), daemon=True)
+    proc = ctx.Process(target=serve, args=(child, args.pin), daemon=True)
     proc.start()
     try:
         endpoints = parent.recv()
-        pin_to(1)
+        if args.pin:
+            pin_to(1)
         categories = None if args.all_checks else {"http", "framing", "schema", "stream", "content", "timing"}
         runner = EngineRunner("grading", allow_private=True, deadline_s=30.0, categories=categories)
         known: dict[str, float] = {}
@@ -135,7 +174,8 @@ def main() -> int:
         print(f"grade_scale: {args.n} submissions over {len(SERVERS)} reference servers "
               f"({servers}), concurrency {args.concurrency}, "
               f"profile grading ({'all checks' if categories is None else 'no probes/robustness'}); loopback")
-        with tempfile.TemporaryDirectory(prefix="grade_scale_") as tmp:
+        with tempfile.TemporaryDirectory(prefix="grade_scale_") as tmp_dir:
+            tmp = args.keep or tmp_dir
             sample = args.sequential_sample if not args.quick else 6
             seq_items = [GradeInput(Submission(f"q{i}", it.submission.url)) for i, it in
                          enumerate(items[:sample])]
@@ -164,6 +204,13 @@ def main() -> int:
                     "rss_mb": rss_mb <= TARGETS["rss_mb"]}
         print("  targets: " + ", ".join(f"{k} <= {TARGETS[k]:g}: {'met' if v else 'MISSED'}"
                                          for k, v in verdicts.items()))
+        if LOOP_LAGS:
+            print(f"  grader event-loop lag (5 ms timer): p50 {pct(LOOP_LAGS, 50):.1f} ms, "
+                  f"p99 {pct(LOOP_LAGS, 99):.1f} ms, max {max(LOOP_LAGS):.1f} ms")
+        late = server_lateness(endpoints)
+        print(f"  (server side, for comparison: paced events written late by p50 {late['p50_ms']:.1f} ms, "
+              f"p99 {late['p99_ms']:.1f} ms, max {late['max_ms']:.1f} ms over {late['events']} events — "
+              "part of the TTFT error above is the server's, not the grader's)")
         return 0 if done == args.n else 1
     finally:
         parent.send("stop")

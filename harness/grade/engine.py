@@ -43,6 +43,7 @@ class EngineRunner:
         self.categories = categories  # only these check categories are run and graded (None: all)
         # A memo of immutable profiles (many students share thresholds); loading is pure, so it is not state.
         self._profiles: dict[tuple[str, ...], Any] = {}
+        self._weights: dict[tuple[str, ...], dict[str, float]] = {}
         self.base = self.profile([])  # fails fast (ConfigError) on a bad profile, before any grading
 
     def profile(self, overrides: list[str]) -> Any:
@@ -57,7 +58,10 @@ class EngineRunner:
         return self.base.name
 
     def weights(self, overrides: list[str]) -> dict[str, float]:
-        return graded_weights(self.profile(overrides), self.categories)
+        key = tuple(overrides)
+        if key not in self._weights:  # same memo: weights depend on the profile only
+            self._weights[key] = graded_weights(self.profile(overrides), self.categories)
+        return dict(self._weights[key])
 
     def options(self) -> Any:
         from harness.guard import AddressPolicy
