@@ -109,30 +109,48 @@ def repeats_summary(captures: list[Capture], profile: Any) -> dict[str, Any]:
             "e2e_ms": repeat_stats([m.e2e_ms for m in metrics])}
 
 
+def request_duration_s(cap: Capture) -> float:
+    """How long the main request took, from sending it to the end of the body."""
+    return max(0.0, cap.t_end - (cap.t_request_sent or 0.0))
+
+
+def time_needed_s(duration_s: float, requests_in_sequence: float = 1.0, load_factor: float = 1.5) -> float:
+    """Time to budget for requests like the main one: slower under load, plus a second of slack."""
+    return requests_in_sequence * duration_s * load_factor + 1.0
+
+
 async def collect(run: Any) -> None:
-    """Send the robustness requests the profile asks for and file their captures (see the module docstring)."""
+    """Send the robustness requests the profile asks for and file their captures (see the module docstring).
+
+    A part starts only when the time left before the run's deadline covers it (estimated from the main request's
+    duration): a request cut by the harness's own deadline would read as the endpoint's failure.
+    """
     base = primary_request(run)
     probes = run_store(run, "probes")
     extra = run_store(run, "extra")
     numbers = plan(robustness_settings(run_profile(run)))
     info: dict[str, Any] = dict(numbers, skipped={})
     extra["robustness"] = info
-    reason = healthy(primary_capture(run))
-    if base is None or reason is not None:
+    primary = primary_capture(run)
+    reason = healthy(primary)
+    if base is None or primary is None or reason is not None:
         for part in ("concurrency", "disconnect", "repeats"):
             info["skipped"][part] = f"not run: {reason or 'no main request'}"
         return
     limits = run_limits(run)
+    duration = request_duration_s(primary)
 
-    def budget(part: str) -> float | None:
+    def room(part: str, need: float) -> float | None:
+        """Seconds available for ``part``; None (and the reason recorded) when ``need`` does not fit."""
         left = time_left(run) - MIN_TIME_LEFT_S
-        if left <= 0:
-            info["skipped"][part] = "not run: the run's deadline was reached first"
+        if left < need:
+            info["skipped"][part] = (f"not run: about {need:.1f} s needed, {max(0.0, left):.1f} s left before the "
+                                     "run's deadline (raise --timeout)")
             return None
         return left
 
     if numbers["concurrency"]:
-        left = budget("concurrency")
+        left = room("concurrency", time_needed_s(duration, load_factor=2.0))
         if left is not None:
             lim = short_limits(limits, left)
             caps = await asyncio.gather(*(capture_with(base, lim, run) for _ in range(numbers["concurrency"])))
@@ -140,26 +158,30 @@ async def collect(run: Any) -> None:
                 probes[f"robustness.concurrency.{i}"] = cap
 
     if numbers["disconnect"]:
-        left = budget("disconnect")
+        after = drop_after_s(primary)
+        left = room("disconnect", after + time_needed_s(duration))
         if left is not None:
-            after = drop_after_s(primary_capture(run))
             info["drop_after_s"] = after
             probes["robustness.disconnect.dropped"] = await capture_with(
                 base, short_limits(limits, left), run, cancel_after_s=after)
-            left = budget("disconnect")
+            left = room("disconnect", time_needed_s(duration))
             if left is not None:
                 probes["robustness.disconnect.next"] = await capture_with(base, short_limits(limits, left), run)
 
     if numbers["repeats"]:
+        one = time_needed_s(duration)
+        if room("repeats", one * (numbers["warmup"] + 1)) is None:
+            return
         for i in range(numbers["warmup"]):
-            left = budget("repeats")
+            left = room("repeats", one)
             if left is None:
                 return
             probes[f"robustness.repeats.warmup.{i}"] = await capture_with(base, short_limits(limits, left), run)
         repeats = []
         for i in range(numbers["repeats"]):
-            left = budget("repeats")
-            if left is None:
+            left = time_left(run) - MIN_TIME_LEFT_S
+            if left < one:
+                info["repeats_cut"] = f"{len(repeats)} of {numbers['repeats']} repeats fitted before the deadline"
                 break
             cap = await capture_with(base, short_limits(limits, left), run)
             probes[f"robustness.repeats.{i}"] = cap
@@ -169,3 +191,5 @@ async def collect(run: Any) -> None:
                 extra["repeats"] = repeats_summary(repeats, run_profile(run))
             except Exception as exc:  # noqa: BLE001 - the check recomputes it offline and reports any problem
                 extra["repeats"] = {"n": len(repeats), "error": f"{type(exc).__name__}: {exc}"}
+        elif "repeats_cut" in info:
+            info["skipped"]["repeats"] = f"not run: {info['repeats_cut']}"

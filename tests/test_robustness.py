@@ -154,6 +154,16 @@ def test_nothing_is_sent_when_the_main_stream_failed(reference_server):
     assert "not answered with 2xx" in fake.extra["robustness"]["skipped"]["concurrency"]
 
 
+def test_parts_that_cannot_finish_before_the_deadline_are_skipped_not_failed(make_reference_server):
+    server = make_reference_server(gap_ms=100)  # a stream of ~4 s
+    result = run(server.endpoint, categories={"http", "robustness"}, deadline_s=8.0)
+    checks = by_id(result)
+    assert checks["http.status"].status == "pass"
+    for cid in ("robustness.concurrency", "robustness.disconnect", "robustness.repeats"):
+        assert checks[cid].status == "skip", (cid, checks[cid].message)
+        assert "s needed" in checks[cid].message and "--timeout" in checks[cid].message
+
+
 def test_plan_and_stats_helpers():
     assert robustness.plan({}) == {"concurrency": 5, "repeats": 3, "warmup": 1, "disconnect": True}
     assert robustness.plan({"concurrency_enabled": False, "repeats": 0, "disconnect_enabled": False}) == {

@@ -218,6 +218,9 @@ def repeats(ctx: Context) -> Outcome:
         parts.append(f"median tokens/s > {rate_limit}")
     threshold = f"all {n} succeed" + ("; " + "; ".join(parts) if parts else "")
     summary = f"TTFT {_fmt(ttft, 'ms')}, {_fmt(rate, 'tokens/s')}, e2e {_fmt(e2e, 'ms')} over {n} repeats"
+    cut = (ctx.extra.get("robustness") or {}).get("repeats_cut")
+    if cut:
+        summary += f" ({cut})"
     if failed:
         return Outcome.failed(f"{len(failed)} of {n} repeated requests failed: " + " | ".join(failed),
                               measured=measured, threshold=threshold, evidence=items)
