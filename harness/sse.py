@@ -350,6 +350,9 @@ class SSEParser:
         pos = off
         for block in blocks:
             n = len(block)
+            if not n and self._block_off is None:  # blank lines with no block open: nothing to do
+                pos += 2
+                continue
             if (self._block_off is None and block.startswith(b"data: ") and n <= maxlen
                     and b"\n" not in block):
                 out.append(_new_event("message", block[6:].decode("utf-8", "replace"), self._id, None, t, pos))
@@ -373,20 +376,35 @@ class SSEParser:
         ``read_end``: buf ends where the read ends, so a final CR may be half of a CRLF cut by the read boundary.
         (Otherwise the byte after buf is neither CR nor LF: buf ends at the read's last terminator.)
         """
+        log = self._log
+        # Past its listing cap, a line-ending finding is only counted: no per-line call for a CR-only flood.
+        crlf_detail = log.wants_detail("crlf-line-ending")
+        cr_detail = log.wants_detail("cr-line-ending")
+        crlf_more = cr_more = 0
         start = 0
         end = len(buf)
         for m in _EOL.finditer(buf):
             s, e = m.span()
-            self._line(buf[start:s], off + start, t, out)
+            if s > start or self._block_off is not None:  # (a blank line with no block open changes nothing)
+                self._line(buf[start:s], off + start, t, out)
             start = e
             if buf[s] == 0x0D:
                 if e - s == 2:
-                    self._log.add("crlf-line-ending", "CRLF line endings", off + s, t)
-                elif e == end and read_end:  # a CR ending this read may be the first half of a CRLF: decide on the next byte
+                    if crlf_detail:
+                        log.add("crlf-line-ending", "CRLF line endings", off + s, t)
+                        crlf_detail = log.wants_detail("crlf-line-ending")
+                    else:
+                        crlf_more += 1
+                elif e == end and read_end:  # may be the first half of a CRLF: decide on the next read's first byte
                     self._skip_lf = self._irregular = True
                     self._cr_off = off + s
-                else:
+                elif cr_detail:
                     self._cr_only(off + s, t)
+                    cr_detail = log.wants_detail("cr-line-ending")
+                else:
+                    cr_more += 1
+        log.add_unlisted("crlf-line-ending", crlf_more)
+        log.add_unlisted("cr-line-ending", cr_more)
 
     def _line(self, line: bytes, pos: int, t: float | None, out: list[SSEEvent]) -> None:
         if not line:

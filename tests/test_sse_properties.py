@@ -42,10 +42,11 @@ def test_no_byte_string_crashes_it_and_every_cut_gives_the_same_result(stream: b
 @FAST
 @given(streams, st.data(), st.integers(1, 12))
 def test_a_small_line_cap_gives_the_same_result_however_cut(stream: bytes, data: st.DataObject, cap: int) -> None:
-    def without_utf8(result: tuple[list, list]) -> tuple[list, list]:
+    def without_utf8(result: tuple[list, list, dict]) -> tuple[list, list, dict]:
         # Invalid UTF-8 inside a discarded too-long line may or may not be reported (it is never decoded).
-        events, findings = result
-        return events, [f for f in findings if f[0] != "invalid-utf8"]
+        events, findings, counts = result
+        return (events, [f for f in findings if f[0] != "invalid-utf8"],
+                {k: v for k, v in counts.items() if k != "invalid-utf8"})
 
     whole = without_utf8(summary(*feed(stream, [], cap)))
     assert without_utf8(summary(*feed(stream, cuts_for(data, len(stream)), cap))) == whole
@@ -205,3 +206,13 @@ def test_a_one_byte_drip_is_not_amplified_in_memory() -> None:
         tracemalloc.stop()
     assert held < 256 * 1024, held  # ~60 KB of line; a list of 1-byte objects would hold ~2.5 MB
     assert [e.data for e in parser.feed(b"\n\n", 2.0)] == ["z" * 60_000]
+
+
+def test_a_line_ending_flood_is_counted_exactly_however_cut() -> None:
+    stream = b"data: a\r\r" * 3000 + b"data: b\r\n\r\n" * 3000 + b"\r" * 5000
+    rng = __import__("random").Random(7)
+    for cuts in ([], sorted(rng.sample(range(1, len(stream)), 500)), list(range(1, 4000))):
+        events, parser = feed(stream, cuts)
+        assert len(events) == 6000
+        assert parser.finding_counts == {"cr-line-ending": 11000, "crlf-line-ending": 6000}
+        assert len(parser.findings) == FINDINGS_LISTED_PER_CODE + 1 + 2

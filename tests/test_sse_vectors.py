@@ -127,10 +127,10 @@ def feed(stream: bytes, cuts: list[int], max_line_bytes: int = 1 << 20) -> tuple
     return events, parser
 
 
-def summary(events: list[SSEEvent], parser: SSEParser) -> tuple[list[tuple], list[tuple]]:
+def summary(events: list[SSEEvent], parser: SSEParser) -> tuple[list[tuple], list[tuple], dict[str, int]]:
     """Everything that must not depend on how the stream was cut."""
     evs = [(e.event, e.data, e.id, e.retry, e.offset) for e in events]
-    return evs, sorted((f.code, f.offset) for f in parser.findings)
+    return evs, sorted((f.code, f.offset) for f in parser.findings), dict(sorted(parser.finding_counts.items()))
 
 
 def cut_patterns(n: int, seed: int) -> list[list[int]]:
