@@ -307,3 +307,24 @@ def test_resume_after_kill_9(tmp_path):
     assert len(after) == n and not list((out / "results").glob(".*.tmp"))
     assert all(after[name] == data for name, data in before.items())  # finished before the kill: not regraded
     assert {json.loads(d)["id"] for d in after.values()} == {f"s{i:02d}" for i in range(n)}
+
+
+def test_hostile_endpoints_end_within_the_deadline(tmp_path):
+    """Endpoints that hang, never finish, or send one endless line: each is graded within its deadline."""
+    with contextlib.ExitStack() as stack:
+        rows = []
+        for fault in ("hang", "infinite", "huge-line"):
+            srv = stack.enter_context(EmbeddedServer(ServerConfig(fault=fault)))
+            rows.append({"id": fault, "url": srv.endpoint})
+        roster = write_roster(tmp_path / "r.csv", rows)
+        t0 = time.monotonic()
+        assert cli_main(["grade", str(roster), "--out", str(tmp_path / "out"), "--quiet", "--allow-private",
+                         "--profile", quick_profile(tmp_path), "--deadline", "3", "--retry-delay", "0"]) == 0
+        elapsed = time.monotonic() - t0
+    recs = records(tmp_path / "out")
+    assert elapsed < 20, elapsed  # generous: the CPU is shared
+    for fault in ("hang", "infinite", "huge-line"):
+        rec = recs[fault]
+        # Headers arrived, so the endpoint answered: graded (not retried), and it loses points.
+        assert rec["status"] == "ok" and len(rec["attempts"]) == 1 and rec["score"] < rec["max_score"], rec
+        assert rec["result"]["end_reason"] != "eof"

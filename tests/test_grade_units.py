@@ -253,3 +253,47 @@ def test_batch_exports(tmp_path):
         assert json.loads((tmp_path / s["gradescope"]).read_text())["tests"]
     feedback = (tmp_path / summary["submissions"][0]["feedback"]).read_text()
     assert "content.chars" in feedback and "content.chars = 1625" in feedback and "sk-secret" not in feedback
+
+
+def test_thresholds_from_seed_and_column():
+    import argparse
+
+    from harness.grade.cli import build_inputs
+
+    subs = [Submission("a", "http://x/", {"thr": "timing.ttft_ms=2000"}), Submission("b", "http://x/", {"thr": ""})]
+    ns = argparse.Namespace(thresholds_column="thr", thresholds_seed=None, thresholds_range=[])
+    assert [i.overrides for i in build_inputs(subs, ns)] == [["timing.ttft_ms=2000"], []]
+    ns = argparse.Namespace(thresholds_column=None, thresholds_seed="exam", thresholds_range=[])
+    first, again = build_inputs(subs, ns), build_inputs(subs, ns)
+    assert [i.overrides for i in first] == [i.overrides for i in again]
+    assert {o.split("=")[0] for o in first[0].overrides} == {"content.min_chars", "timing.ttft_ms"}
+    with pytest.raises(ConfigError, match="no column"):
+        build_inputs(subs, argparse.Namespace(thresholds_column="nope", thresholds_seed=None, thresholds_range=[]))
+    with pytest.raises(ConfigError, match="needs --thresholds-seed"):
+        build_inputs(subs, argparse.Namespace(thresholds_column=None, thresholds_seed=None,
+                                              thresholds_range=["content.min_chars=1..2"]))
+
+
+def test_progress_bar_counts_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from harness.grade.progress import BatchProgress
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=150)
+    with BatchProgress(3, console=console) as bar:
+        bar.done(_record("a"))
+        bar.done({**_record("b"), "passed": True})
+        bar.done(_record("c", status="timeout"))
+    text = buf.getvalue()
+    assert "3/3" in text and "1 passed" in text and "1 failed" in text and "1 no answer" in text
+    quiet = io.StringIO()
+    with BatchProgress(1, quiet=True, console=Console(file=quiet)) as bar:
+        bar.done(_record("a"))
+    assert quiet.getvalue() == ""
+    plain = io.StringIO()
+    with BatchProgress(1, console=Console(file=plain)) as bar:  # not a terminal: one line per submission
+        bar.done(_record("a"))
+    assert plain.getvalue().startswith("[1/1] a: ok 1/5")

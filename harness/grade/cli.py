@@ -1,7 +1,8 @@
 """`streamconform grade ROSTER --out DIR`: grade every submission of a roster, resumably.
 
-Exit codes: 0 the batch is complete (every submission has a result, whatever its grade), 2 a usage error
-(bad roster, unknown profile, bad thresholds), 130 interrupted (rerun the same command to resume).
+Exit codes: 0 the batch is complete (every submission has a result, whatever its grade), 1 the grader itself
+failed on some submission (status ``error``; a rerun grades those again), 2 a usage error (bad roster, unknown
+profile, bad thresholds), 130 interrupted (rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -116,4 +117,9 @@ def main(args: argparse.Namespace) -> int:
         by_status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items())
         progress.console.print(f"graded {summary['graded']}/{summary['total']}: {summary['passed']} passed; "
                                f"{by_status}. Grades: {out / 'grades.csv'}, summary: {out / 'summary.html'}")
+    failed = summary["by_status"].get("error", 0)
+    if failed:
+        progress.console.print(f"the grader failed on {failed} submission(s) (status error, detail in their result "
+                               "files); rerun the same command to grade them again")
+        return 1
     return 0
