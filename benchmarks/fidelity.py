@@ -4,14 +4,19 @@
     python benchmarks/fidelity.py --quick    # fewer rounds
     python benchmarks/fidelity.py --json out.json
 
-Method. A small raw asyncio server runs in its own process on 127.0.0.1. For each request it takes the time the
+Method. A small raw asyncio server runs in its own process on 127.0.0.1. For each request it notes when the
 request was fully read, then sends events on a fixed schedule (TTFT, then one event per gap), stamping each event
-with its true emission time: ``srv_t`` = seconds from request received to the moment the event is handed to the
-socket. The server's own lateness therefore does not count against the client; only what the client adds does:
+with its true emission time: the server's ``time.perf_counter()`` just before the event is handed to the socket.
+On Linux ``perf_counter`` is CLOCK_MONOTONIC, one clock for every process on the machine, so client and server
+stamps compare directly (the script checks this and refuses to run otherwise). The server's own lateness does not
+count against the client; only what the client adds does:
 
-    TTFT error = (arrival time of the first event - t_request_sent) - srv_t[first event]
-    gap error  = (arrival[i+1] - arrival[i]) - (srv_t[i+1] - srv_t[i])
+    TTFT error = arrival of the first event - its emission   (= measured TTFT - true TTFT, both from the
+                                                                 client's request-sent time)
+    gap error  = (arrival[i+1] - arrival[i]) - (emission[i+1] - emission[i])
 
+The request's way in (client request-sent time to the server having read it) is reported separately as
+"request transit": under load it includes the server's accept/read queue, which is not the client's error.
 Both contain the loopback's latency (tens of microseconds), which any client pays. Clients measured in the same
 run against the same server: the harness capture (httpx streaming with ``aiter_raw``, a shared guarded client),
 and the peers ``raw-socket`` (asyncio.open_connection timing each read: the floor of what Python can do) and
@@ -28,7 +33,6 @@ import asyncio
 import json
 import multiprocessing
 import re
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,7 +45,7 @@ TTFT_S = 0.250
 GAP_S = 0.020
 EVENTS = 12
 TARGET_P99_MS = {1: 2.0, 256: 10.0}
-_EVENT = re.compile(rb'data: \{"i": (\d+), "srv_t": ([0-9.]+)\}\n\n')
+_EVENT = re.compile(rb'data: \{"i": (\d+), "emit": ([0-9.]+), "recv": ([0-9.]+)\}\n\n')
 
 
 # -- the server (its own process) -------------------------------------------------------------------------------
@@ -65,8 +69,8 @@ async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                srv_t = time.perf_counter() - t_recv  # stamped just before the write: the true emission time
-                event = b'data: {"i": %d, "srv_t": %.7f}\n\n' % (i, srv_t)
+                emit = time.perf_counter()  # stamped just before the write: the true emission time
+                event = b'data: {"i": %d, "emit": %.7f, "recv": %.7f}\n\n' % (i, emit, t_recv)
                 writer.write(b"%x\r\n%s\r\n" % (len(event), event))
                 await writer.drain()
             writer.write(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
@@ -90,24 +94,27 @@ def _server_process(port_queue: Any, stop_event: Any) -> None:
 
 # -- turning arrivals into errors --------------------------------------------------------------------------------
 
-def _errors(arrivals: list[tuple[float, float]], t_sent: float) -> tuple[float | None, list[float]]:
-    """(TTFT error, gap errors) in seconds from [(arrival time, srv_t)] per event, in order."""
+Sample = tuple[float | None, list[float], float | None]  # (TTFT error, gap errors, request transit), seconds
+
+
+def _errors(arrivals: list[tuple[float, float, float]], t_sent: float) -> Sample:
+    """From [(arrival, emission, request received)] per event, all absolute perf_counter seconds."""
     if not arrivals:
-        return None, []
-    ttft_err = (arrivals[0][0] - t_sent) - arrivals[0][1]
+        return None, [], None
+    ttft_err = arrivals[0][0] - arrivals[0][1]
     gaps = [(b[0] - a[0]) - (b[1] - a[1]) for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    return ttft_err, gaps
+    return ttft_err, gaps, arrivals[0][2] - t_sent
 
 
-def _events_in_reads(reads: list[tuple[float, bytes]]) -> list[tuple[float, float]]:
-    """Each event with the time of the read that completed it (as the SSE parser attributes it)."""
-    out: list[tuple[float, float]] = []
+def _events_in_reads(reads: list[tuple[float, bytes]]) -> list[tuple[float, float, float]]:
+    """Each event with the (absolute) time of the read that completed it, as the SSE parser attributes it."""
+    out: list[tuple[float, float, float]] = []
     buffer = b""
     for t, data in reads:
         buffer += data
         last_end = 0
         for match in _EVENT.finditer(buffer):
-            out.append((t, float(match.group(2))))
+            out.append((t, float(match.group(2)), float(match.group(3))))
             last_end = match.end()
         buffer = buffer[last_end:]
     return out
@@ -115,7 +122,7 @@ def _events_in_reads(reads: list[tuple[float, bytes]]) -> list[tuple[float, floa
 
 # -- clients -------------------------------------------------------------------------------------------------------
 
-Results = list[tuple[float | None, list[float]]]
+Results = list[Sample]
 
 
 async def _harness_run(url: str, streams: int, rounds: int) -> Results:
@@ -134,14 +141,15 @@ async def _harness_run(url: str, streams: int, rounds: int) -> Results:
                 if cap.end_reason != "eof" or cap.t_request_sent is None:
                     raise SystemExit(f"harness capture failed: {cap.end_reason}: {cap.error}")
                 if round_no:
-                    results.append(_errors(_events_in_reads([(r.t, r.data) for r in cap.reads]),
-                                           cap.t_request_sent))
+                    origin = cap.clock_origin
+                    results.append(_errors(_events_in_reads([(origin + r.t, r.data) for r in cap.reads]),
+                                           origin + cap.t_request_sent))
     finally:
         await client.aclose()
     return results
 
 
-async def _raw_socket_one(host: str, port: int, body: bytes) -> tuple[float | None, list[float]]:
+async def _raw_socket_one(host: str, port: int, body: bytes) -> Sample:
     reader, writer = await asyncio.open_connection(host, port)
     request = (b"POST /stream HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
                b"Accept: text/event-stream\r\nContent-Length: %d\r\n\r\n%s" % (host.encode(), port, len(body), body))
@@ -153,11 +161,11 @@ async def _raw_socket_one(host: str, port: int, body: bytes) -> tuple[float | No
         data = await reader.read(65536)
         if not data:
             break
-        reads.append((time.perf_counter() - t0, data))
+        reads.append((time.perf_counter(), data))
         if data.endswith(b"0\r\n\r\n"):
             break
     writer.close()
-    return _errors(_events_in_reads(reads), 0.0)
+    return _errors(_events_in_reads(reads), t0)
 
 
 async def _raw_run(url: str, streams: int, rounds: int) -> Results:
@@ -169,10 +177,10 @@ async def _raw_run(url: str, streams: int, rounds: int) -> Results:
     return results
 
 
-async def _httpx_sse_one(client: Any, url: str) -> tuple[float | None, list[float]]:
+async def _httpx_sse_one(client: Any, url: str) -> Sample:
     from httpx_sse import aconnect_sse
 
-    arrivals: list[tuple[float, float]] = []
+    arrivals: list[tuple[float, float, float]] = []
     t_sent: list[float] = []
 
     async def trace(name: str, info: Any) -> None:
@@ -184,7 +192,8 @@ async def _httpx_sse_one(client: Any, url: str) -> tuple[float | None, list[floa
         async for event in source.aiter_sse():
             now = time.perf_counter()
             if event.data.startswith("{"):
-                arrivals.append((now, json.loads(event.data)["srv_t"]))
+                stamp = json.loads(event.data)
+                arrivals.append((now, stamp["emit"], stamp["recv"]))
     return _errors(arrivals, t_sent[0])
 
 
@@ -216,13 +225,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def _summary(results: list[tuple[float | None, list[float]]]) -> dict[str, Any]:
-    ttft = [abs(e) * 1000 for e, _ in results if e is not None]
-    gaps = [abs(g) * 1000 for _, gs in results for g in gs]
+def _summary(results: Results) -> dict[str, Any]:
+    ttft = [abs(r[0]) * 1000 for r in results if r[0] is not None]
+    gaps = [abs(g) * 1000 for r in results for g in r[1]]
+    transit = [r[2] * 1000 for r in results if r[2] is not None]
     return {"ttft_samples": len(ttft), "gap_samples": len(gaps),
             "ttft_abs_err_ms": {"p50": _pct(ttft, 0.5), "p99": _pct(ttft, 0.99), "max": max(ttft)},
             "gap_abs_err_ms": {"p50": _pct(gaps, 0.5), "p99": _pct(gaps, 0.99), "max": max(gaps)},
-            "ttft_mean_err_ms": statistics.fmean(e * 1000 for e, _ in results if e is not None)}
+            "request_transit_ms": {"p50": _pct(transit, 0.5), "p99": _pct(transit, 0.99)}}
 
 
 def run(rounds_single: int, rounds_many: int, streams_many: int) -> dict[str, Any]:
@@ -257,7 +267,7 @@ def _print_row(e: dict[str, Any]) -> None:
     print(f"{e['client']:>14} {e['streams']:>4} streams  TTFT |err| p50 {e['ttft_abs_err_ms']['p50']:6.3f} "
           f"p99 {e['ttft_abs_err_ms']['p99']:6.3f} ms (n={e['ttft_samples']})  gap |err| p50 "
           f"{e['gap_abs_err_ms']['p50']:6.3f} p99 {e['gap_abs_err_ms']['p99']:6.3f} ms (n={e['gap_samples']})  "
-          f"{verdict}", flush=True)
+          f"request transit p50 {e['request_transit_ms']['p50']:.2f} ms  {verdict}", flush=True)
 
 
 def _print_ratios(report: dict[str, Any]) -> None:
@@ -278,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=256, help="concurrent streams of the loaded run")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
+    clock = time.get_clock_info("perf_counter").implementation
+    if "CLOCK_MONOTONIC" not in clock:
+        print(f"perf_counter is {clock}, not CLOCK_MONOTONIC: client and server stamps cannot be compared")
+        return 2
     rounds_single, rounds_many = (10, 1) if args.quick else (40, 3)
     print(f"server: TTFT {TTFT_S * 1000:g} ms, gap {GAP_S * 1000:g} ms, {EVENTS} events per stream; "
           "errors are measured minus true (server emission stamps)")

@@ -15,7 +15,7 @@ How each cap is enforced, and why that way:
                    headers end as a protocol_error, not as memory.
     encoding       the request asks for identity and the body is read with ``aiter_raw``, so nothing is ever
                    decompressed; a Content-Encoding the server applied anyway ends the capture as
-                   ``encoding_refused`` after a short raw prefix is kept as evidence (a gzip bomb stays small).
+                   ``encoding_refused`` after its first raw read is kept as evidence (a gzip bomb stays small).
 Redirects are not followed unless asked; each followed hop is re-validated (URL syntax here, address in the
 guarded network backend), at most five hops.
 """
@@ -41,17 +41,17 @@ from harness.guard import AddressPolicy, GuardedBackend, blocked_reason, check_u
 from harness.model import Capture, Limits, Read, RequestSpec
 
 MAX_REDIRECTS = 5
-# Raw bytes of a body in an unrequested Content-Encoding kept as evidence before the capture stops.
+# A body in an unrequested Content-Encoding: the first read (at most this much) is kept as evidence, then stop.
 ENCODED_PREFIX_BYTES = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Headers not carried to a different origin when following a redirect (the grader's secrets stay with the target).
 _ORIGIN_BOUND_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
 _LINE_BREAKS = re.compile(rb"[\r\n]")
 _GUARD_MARK = "_streamconform_guarded"
-# httpcore's pool does work quadratic in its idle keep-alive connections on every request start and end (1.0.x):
-# with hundreds of idle connections a burst of stream ends stalls the loop for hundreds of ms, which would show
-# up as fake inter-token gaps. Few idle connections are kept; the rest close when their stream ends.
-_MAX_IDLE_CONNECTIONS = 8
+# httpcore's pool (1.0.x) does work quadratic in its connections on every request start and end: with hundreds
+# of keep-alive connections in one pool, a burst of stream ends stalls the loop for hundreds of ms, which shows
+# up as fake inter-token gaps. So a shared client spreads its connections over small pools (shards).
+_SHARD_CONNECTIONS = 16
 
 # The policy of the capture running in this task: a shared client's network backend applies it on connect.
 _TASK_POLICY: contextvars.ContextVar[AddressPolicy | None] = contextvars.ContextVar("streamconform_policy",
@@ -60,6 +60,8 @@ _TASK_POLICY: contextvars.ContextVar[AddressPolicy | None] = contextvars.Context
 _TASK_TAP: contextvars.ContextVar[Any] = contextvars.ContextVar("streamconform_tap", default=None)
 # Bytes of a reply kept before its headers are parsed: enough to quote a non-HTTP reply.
 _HEAD_EXCERPT_BYTES = 256
+# A request body this small leaves in one send() (the socket buffer holds it).
+_SMALL_BODY = 32 * 1024
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -88,15 +90,10 @@ def make_client(*args: Any, policy: AddressPolicy | None = None, limits: Limits 
         elif arg is not None:
             raise TypeError(f"make_client() takes an AddressPolicy and/or Limits, not {type(arg).__name__}")
     limits = limits or Limits()
-    transport = httpx.AsyncHTTPTransport(
-        verify=_ssl_context(), trust_env=False, retries=0,
-        limits=httpx.Limits(max_connections=max_connections,
-                            max_keepalive_connections=min(max_connections, _MAX_IDLE_CONNECTIONS),
-                            keepalive_expiry=5.0))
-    pool = transport._pool  # httpx 0.28 has no public hook for the network backend; httpcore's pool does
-    if not hasattr(pool, "_network_backend"):
-        raise RuntimeError("this httpcore version has no network backend hook; the address guard cannot apply")
-    pool._network_backend = GuardedBackend(policy, policy_for_task=_TASK_POLICY.get, tap_for_task=_TASK_TAP.get)
+    backend = GuardedBackend(policy, policy_for_task=_TASK_POLICY.get, tap_for_task=_TASK_TAP.get)
+    shards = max(1, -(-max_connections // _SHARD_CONNECTIONS))
+    per_shard = -(-max_connections // shards)
+    transport = _ShardedTransport([_guarded_transport(backend, per_shard) for _ in range(shards)])
     client = httpx.AsyncClient(
         transport=transport, trust_env=False, follow_redirects=False,
         cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
@@ -117,6 +114,40 @@ def _ssl_context() -> ssl.SSLContext:
         if _SSL_CONTEXT is None:
             _SSL_CONTEXT = httpx.create_ssl_context(verify=True, trust_env=False)
         return _SSL_CONTEXT
+
+
+def _guarded_transport(backend: GuardedBackend, max_connections: int) -> httpx.AsyncHTTPTransport:
+    transport = httpx.AsyncHTTPTransport(
+        verify=_ssl_context(), trust_env=False, retries=0,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                            keepalive_expiry=5.0))
+    pool = transport._pool  # httpx 0.28 has no public hook for the network backend; httpcore's pool does
+    if not hasattr(pool, "_network_backend"):
+        raise RuntimeError("this httpcore version has no network backend hook; the address guard cannot apply")
+    pool._network_backend = backend
+    return transport
+
+
+class _ShardedTransport(httpx.AsyncBaseTransport):
+    """Several small connection pools behind one transport; each request goes to the least busy one.
+
+    Ties go to the first shard, so sequential requests keep reusing one keep-alive connection.
+    """
+
+    def __init__(self, shards: list[httpx.AsyncHTTPTransport]) -> None:
+        self._shards = shards
+
+    @staticmethod
+    def _busy(shard: httpx.AsyncHTTPTransport) -> int:
+        return len(getattr(shard._pool, "_requests", ()))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        shard = self._shards[0] if len(self._shards) == 1 else min(self._shards, key=self._busy)
+        return await shard.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.aclose()
 
 
 def _timeouts(limits: Limits) -> httpx.Timeout:
@@ -153,6 +184,7 @@ class _Run:
         self.total = 0       # body bytes kept
         self.line_run = 0    # bytes since the last CR or LF, across reads
         self.head = b""      # the first bytes of the reply, until its headers are parsed
+        self.arrival: float | None = None  # perf_counter time the latest socket read arrived (from the tap)
 
     def head_note(self) -> str:
         """For messages about a reply whose headers never completed: what it had sent so far."""
@@ -161,12 +193,22 @@ class _Run:
         kind = "" if self.head.startswith(b"HTTP/"[: len(self.head)]) else " (not HTTP)"
         return f"; the reply so far{kind}: {self.head[:80]!r}"
 
-    def tap(self, data: bytes) -> None:
+    def tap(self, data: bytes, arrival: float) -> None:
+        """Sees every raw socket read of this capture's connection, with the time it arrived."""
+        self.arrival = arrival
         if self.cap.status is None and len(self.head) < _HEAD_EXCERPT_BYTES:
             self.head += data[: _HEAD_EXCERPT_BYTES - len(self.head)]
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
+
+    def arrived(self) -> float:
+        """When the bytes being handled arrived: the latest socket read's stamp, else the current time.
+
+        httpcore hands body bytes up right after the socket read that carried them, so the latest read is the
+        one that brought them; its stamp excludes however long this task waited for its turn on the loop.
+        """
+        return self.arrival - self.t0 if self.arrival is not None else self.now()
 
     def end(self, reason: str, message: str | None) -> None:
         self.cap.end_reason = reason
@@ -175,10 +217,14 @@ class _Run:
     async def trace(self, name: str, info: dict[str, Any]) -> None:
         # httpcore's trace events are the closest the client gets to the wire: the body handed to the socket,
         # the header block parsed.
-        if name == "http11.send_request_body.complete":
+        if name == "http11.send_request_body.started":
+            # The body write is one send() for a small body; "complete" fires only after the loop has run
+            # other tasks (a checkpoint), late by up to a loop iteration under load, so "started" is closer.
             self.cap.t_request_sent = self.now()
+        elif name == "http11.send_request_body.complete" and len(self.spec.body) > _SMALL_BODY:
+            self.cap.t_request_sent = self.now()  # a large body may wait for the socket: take its end
         elif name == "http11.receive_response_headers.complete":
-            self.cap.t_headers = self.now()
+            self.cap.t_headers = self.arrived()
         elif name == "connection.connect_tcp.complete":
             # Known before any response: a capture that fails later still names the address it reached.
             stream = info.get("return_value")
@@ -220,6 +266,7 @@ class _Run:
         cap.status, cap.http_version, cap.headers, cap.reads = None, "", [], []
         cap.t_headers = cap.t_first_byte = None
         self.total = self.line_run = 0
+        self.head = b""
 
     async def one_request(self, client: httpx.AsyncClient, url: str, method: str, headers: dict[str, str],
                           body: bytes) -> str | None:
@@ -266,7 +313,7 @@ class _Run:
         byte_cap = min(limits.max_bytes, ENCODED_PREFIX_BYTES) if foreign else limits.max_bytes
         reads = self.cap.reads
         async for chunk in response.aiter_raw():
-            t = self.now()
+            t = self.arrived()
             if not chunk:
                 continue
             if self.cap.t_first_byte is None:
@@ -283,6 +330,8 @@ class _Run:
                                           f"{self.total} were kept")
             reads.append(Read(t, chunk))
             self.total += len(chunk)
+            if foreign:
+                break  # the first read is the evidence; a compressed stream is not worth waiting for
             longest = self.track_lines(chunk)
             if longest > limits.max_line_bytes:
                 raise _Ended("max_line", f"a line of over {limits.max_line_bytes} bytes without CR or LF "
@@ -374,7 +423,7 @@ async def capture(spec: RequestSpec, limits: Limits | None = None, *, policy: Ad
     run = _Run(spec, limits, policy, follow_redirects)
     cap = run.cap
     cap.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    run.t0 = time.perf_counter()
+    run.t0 = cap.clock_origin = time.perf_counter()
     try:
         problem = check_url(spec.url)
         if problem is not None:

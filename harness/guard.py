@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import httpcore
 
+from harness import netstream
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Special-purpose ranges (IANA registries), spelled out rather than taken from ipaddress.is_global, whose
@@ -198,7 +200,7 @@ async def resolve(host: str, port: int, timeout: float | None) -> list[str]:
     return addresses
 
 
-ReadTap = typing.Callable[[bytes], None]
+ReadTap = typing.Callable[[bytes, float], None]  # (data, arrival time on the perf_counter clock)
 
 
 class _TappedStream(httpcore.AsyncNetworkStream):
@@ -213,7 +215,7 @@ class _TappedStream(httpcore.AsyncNetworkStream):
         data = await self._inner.read(max_bytes, timeout)
         tap = self._tap_for_task()
         if tap is not None:
-            tap(data)
+            tap(data, time.perf_counter())
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -243,10 +245,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, policy: AddressPolicy | None, inner: httpcore.AsyncNetworkBackend | None = None,
                  policy_for_task: typing.Callable[[], AddressPolicy | None] | None = None,
                  tap_for_task: typing.Callable[[], ReadTap | None] | None = None) -> None:
-        from httpcore._backends.auto import AutoBackend  # the backend httpcore itself would use
-
         self.policy = policy
-        self._inner = inner or AutoBackend()
+        self._inner = inner  # None: harness.netstream's asyncio stream, which stamps arrival times
         self._policy_for_task = policy_for_task
         self._tap_for_task = tap_for_task
 
@@ -271,6 +271,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for ip in addresses:
             remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             try:
+                if self._inner is None:
+                    return await netstream.connect_tcp(ip, port, remaining, local_address, socket_options,
+                                                       self._tap_for_task)
                 stream = await self._inner.connect_tcp(ip, port, timeout=remaining, local_address=local_address,
                                                        socket_options=socket_options)
                 return stream if self._tap_for_task is None else _TappedStream(stream, self._tap_for_task)
@@ -285,7 +288,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise BlockedAddressError(path, "unix sockets are never connected to")
 
     async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        await asyncio.sleep(seconds)
 
 
 def blocked_reason(exc: BaseException) -> str | None:

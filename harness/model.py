@@ -92,6 +92,9 @@ class Capture:
     error: str | None = None  # human-readable detail for any end_reason but eof
     remote_addr: str | None = None  # the IP actually connected to
     redirects: list[str] = field(default_factory=list)  # URLs of the redirect hops followed, in order
+    # time.perf_counter() at t == 0: lines up captures made in one process (or one machine, where the clock is
+    # CLOCK_MONOTONIC) on a common timeline. Meaningless across machines or reboots.
+    clock_origin: float | None = None
 
     @property
     def body(self) -> bytes:
@@ -121,6 +124,7 @@ class Capture:
             "error": self.error,
             "remote_addr": self.remote_addr,
             "redirects": list(self.redirects),
+            "clock_origin": self.clock_origin,
         }
 
     @classmethod
@@ -140,6 +144,7 @@ class Capture:
             error=d.get("error"),
             remote_addr=d.get("remote_addr"),
             redirects=list(d.get("redirects", [])),
+            clock_origin=d.get("clock_origin"),
         )
 
     def to_json(self) -> str:
