@@ -129,8 +129,19 @@ class NDJSONParser:
 
     def _lines(self, lines: list[bytes], pos: int, t: float | None, out: list[SSEEvent]) -> None:
         """The general path: every line checked for CR, blankness and length."""
+        log = self._log
+        blank_detail = log.wants_detail("blank-line")  # past the cap, empty lines are only counted, in bulk
+        blank_more = 0
         for line in lines:
             n = len(line)
+            if not n:
+                if blank_detail:
+                    log.add("blank-line", "blank line skipped", pos, t)
+                    blank_detail = log.wants_detail("blank-line")
+                else:
+                    blank_more += 1
+                pos += 1
+                continue
             if n > self.max_line_bytes:
                 self._log.add("line-too-long", f"line longer than the {self.max_line_bytes}-byte cap discarded "
                               f"({n} bytes)", pos, t)
@@ -144,10 +155,12 @@ class NDJSONParser:
                     self._log.add("cr-line-ending", "CR inside a line (CR-only line endings?): only LF ends an "
                                   "NDJSON line", pos + cr, t)
                 if not text.strip(_WHITESPACE):
-                    self._log.add("blank-line", "blank line skipped", pos, t)
+                    log.add("blank-line", "blank line skipped", pos, t)
+                    blank_detail = log.wants_detail("blank-line")
                 else:
                     out.append(_new_event("message", text.decode("utf-8", "replace"), "", None, t, pos))
             pos += n + 1
+        log.add_unlisted("blank-line", blank_more)
 
     def _keep(self, piece: bytes, off: int, t: float | None) -> None:
         if not self._pending:

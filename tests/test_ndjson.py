@@ -25,8 +25,9 @@ def feed(stream: bytes, cuts: list[int], max_line_bytes: int = 1 << 20) -> tuple
     return events, parser
 
 
-def summary(events: list[SSEEvent], parser: NDJSONParser) -> tuple[list, list]:
-    return [(e.data, e.offset) for e in events], sorted((f.code, f.offset) for f in parser.findings)
+def summary(events: list[SSEEvent], parser: NDJSONParser) -> tuple[list, list, dict]:
+    return ([(e.data, e.offset) for e in events], sorted((f.code, f.offset) for f in parser.findings),
+            dict(sorted(parser.finding_counts.items())))
 
 
 VECTORS = [
@@ -77,11 +78,12 @@ def test_a_line_over_the_cap_is_discarded_without_buffering_it() -> None:
 
 
 def test_blank_line_findings_are_bounded() -> None:
-    parser = NDJSONParser()
-    parser.feed(b"\n" * 10_000 + b'{"a":1}\n')
-    parser.close()
-    assert parser.finding_counts["blank-line"] == 10_000
-    assert len(parser.findings) == FINDINGS_LISTED_PER_CODE + 1
+    stream = b"\n" * 10_000 + b'{"a":1}\n' + b" \n\n" * 100
+    for cuts in ([], list(range(1, len(stream), 97))):
+        events, parser = feed(stream, cuts)
+        assert [e.data for e in events] == ['{"a":1}']
+        assert parser.finding_counts == {"blank-line": 10_200}
+        assert len(parser.findings) == FINDINGS_LISTED_PER_CODE + 1
 
 
 tokens = [b"{", b"}", b'"a"', b":", b"1", b" ", b"\r", b"\n", b"\r\n", b"\xff", b"\xe2\x80", b"\xef\xbb\xbf"]
@@ -97,6 +99,8 @@ def test_no_bytes_crash_it_and_cuts_do_not_matter(stream: bytes, cuts: list[int]
     again = summary(*feed(stream, cuts, cap))
     assert capped[0] == again[0]
     assert [f for f in capped[1] if f[0] != "invalid-utf8"] == [f for f in again[1] if f[0] != "invalid-utf8"]
+    assert ({k: v for k, v in capped[2].items() if k != "invalid-utf8"}
+            == {k: v for k, v in again[2].items() if k != "invalid-utf8"})
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
