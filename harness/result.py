@@ -92,6 +92,7 @@ class RunResult:
     duration_s: float | None = None
     status: int | None = None  # HTTP status of the primary capture
     end_reason: str = ""
+    notes: list[str] = field(default_factory=list)  # what the engine wants a reader to know (a stage that timed out...)
     # Not serialised: the raw evidence, so `run --save-capture` can write a bundle (harness/runner.save_bundle).
     captures: dict[str, Any] = field(default_factory=dict)  # "primary", "secondary" -> Capture
     probes: dict[str, Any] = field(default_factory=dict)
@@ -124,6 +125,8 @@ class RunResult:
             "status": self.status,
             "end_reason": self.end_reason,
         }
+        if self.notes:
+            doc["notes"] = [str(n) for n in self.notes]
         if self.duration_s is not None:
             doc["duration_s"] = max(0.0, self.duration_s)
         return doc

@@ -240,10 +240,19 @@ def evaluate(ctx: Context, categories: set[str] | None = None) -> RunResult:
         captures["secondary"] = ctx.secondary.capture
     return RunResult(
         target=cap.request.url, profile=profile.name, started_at=cap.started_at, metrics=metrics.to_dict(),
+        notes=_notes(ctx.extra),
         checks=checks, timeline=timeline, transcript_text=ctx.primary.text, body_bytes=len(cap.body),
         status=cap.status, end_reason=cap.end_reason, captures=captures, probes=dict(ctx.probes),
         extra=dict(ctx.extra),
     )
+
+
+def _notes(extra: dict[str, Any]) -> list[str]:
+    notes = [f"{stage}: {why}" for stage, why in (extra.get("stage_errors") or {}).items()]
+    attempts = extra.get("dialect_attempts")
+    if attempts:
+        notes.append(f"dialect auto: {attempts[0]} was refused with a 4xx, {attempts[1]} tried next")
+    return notes
 
 
 # -- capture bundles ------------------------------------------------------------------------------------------------

@@ -103,3 +103,17 @@ def test_categories_limit_the_checks(reference_server):
     result = _run(reference_server.endpoint, "tds", categories={"http"})
     assert {c.category for c in result.checks} == {"http"}
     assert "secondary" not in result.captures
+
+
+def test_a_crashing_collect_stage_is_a_note_not_a_crash(reference_server, monkeypatch):
+    from harness import probes
+
+    async def broken(run):
+        raise RuntimeError("probe bug")
+
+    monkeypatch.setattr(probes, "collect", broken)
+    result = _run(reference_server.endpoint, "tds", categories=MINE | {"errors"})
+    doc = result.to_dict()
+    assert any("probe bug" in n for n in doc["notes"])
+    jsonschema.validate(doc, load_schema("result.schema"))
+    assert result.check("timing.ttft").status == "pass"
