@@ -75,12 +75,13 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 
 
 def make_client(*args: Any, policy: AddressPolicy | None = None, limits: Limits | None = None,
-                max_connections: int = 512) -> httpx.AsyncClient:
+                max_connections: int = 512, ssl_context: ssl.SSLContext | None = None) -> httpx.AsyncClient:
     """An httpx client whose every connection goes through the address policy; share it between captures.
 
     Accepts ``make_client(policy, limits)`` or ``make_client(limits)`` positionally (or keywords). ``policy=None``
     admits any address (local testing, benchmarks); a capture given its own policy applies it too, on top.
     No cookie jar, no environment proxies or .netrc (``trust_env=False``), no automatic redirects.
+    ``ssl_context`` replaces the default verifying TLS context (tests use it to trust their own CA).
     """
     for arg in args:
         if isinstance(arg, AddressPolicy):
@@ -93,7 +94,8 @@ def make_client(*args: Any, policy: AddressPolicy | None = None, limits: Limits 
     backend = GuardedBackend(policy, policy_for_task=_TASK_POLICY.get, tap_for_task=_TASK_TAP.get)
     shards = max(1, -(-max_connections // _SHARD_CONNECTIONS))
     per_shard = -(-max_connections // shards)
-    transport = _ShardedTransport([_guarded_transport(backend, per_shard) for _ in range(shards)])
+    context = ssl_context or _ssl_context()
+    transport = _ShardedTransport([_guarded_transport(backend, per_shard, context) for _ in range(shards)])
     client = httpx.AsyncClient(
         transport=transport, trust_env=False, follow_redirects=False,
         cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
@@ -116,9 +118,10 @@ def _ssl_context() -> ssl.SSLContext:
         return _SSL_CONTEXT
 
 
-def _guarded_transport(backend: GuardedBackend, max_connections: int) -> httpx.AsyncHTTPTransport:
+def _guarded_transport(backend: GuardedBackend, max_connections: int, context: ssl.SSLContext
+                       ) -> httpx.AsyncHTTPTransport:
     transport = httpx.AsyncHTTPTransport(
-        verify=_ssl_context(), trust_env=False, retries=0,
+        verify=context, trust_env=False, retries=0,
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
                             keepalive_expiry=5.0))
     pool = transport._pool  # httpx 0.28 has no public hook for the network backend; httpcore's pool does

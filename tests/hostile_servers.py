@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import socket
+import ssl
 import struct
 import threading
 import zlib
@@ -32,8 +33,9 @@ _BLOCK = 64 * 1024
 class HostileServer:
     """Serves ``handler`` for every connection on 127.0.0.1:<free port> from a background thread."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, ssl_context: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.ssl_context = ssl_context  # serve TLS (https://) with this context
         self.port = 0
         self.accepted = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -44,7 +46,8 @@ class HostileServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/stream"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/stream"
 
     def __enter__(self) -> HostileServer:
         self._thread = threading.Thread(target=self._serve, name="hostile-server", daemon=True)
@@ -65,7 +68,7 @@ class HostileServer:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._on_connect, "127.0.0.1", 0)
+        server = await asyncio.start_server(self._on_connect, "127.0.0.1", 0, ssl=self.ssl_context)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         async with server:
@@ -347,11 +350,31 @@ BEHAVIOURS: dict[str, Handler] = {
 }
 
 
-def hostile_server(behaviour: str | Handler, **options: object) -> HostileServer:
-    """A server for a named behaviour (see ``BEHAVIOURS``) or a handler; ``options`` go to the handler."""
+def hostile_server(behaviour: str | Handler, *, tls: ssl.SSLContext | None = None, **options: object
+                   ) -> HostileServer:
+    """A server for a named behaviour (see ``BEHAVIOURS``) or a handler; ``options`` go to the handler.
+
+    ``tls``: a server-side SSL context to serve https (see :func:`self_signed`)."""
     handler = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
     if behaviour in ("gzip-bomb", "deflate-bomb"):
         bomb(str(behaviour).split("-")[0])  # build it now: compressing 256 MiB must not count as server silence
     if options:
         handler = functools.partial(handler, **options)
-    return HostileServer(handler)
+    return HostileServer(handler, ssl_context=tls)
+
+
+def self_signed(directory: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting it) for a certificate valid for localhost and 127.0.0.1,
+    made with the openssl command in ``directory``."""
+    import os
+    import subprocess
+
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=cert)
+    return server, client

@@ -220,3 +220,37 @@ def test_two_hundred_concurrent_captures_share_one_loop_and_client():
     assert [c.end_reason for c in caps] == ["eof"] * 200, {c.error for c in caps}
     assert all(c.body.count(b"data: ") == 6 for c in caps)
     assert accepted <= 200
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory):
+    from tests.hostile_servers import self_signed
+
+    return self_signed(str(tmp_path_factory.mktemp("tls")))
+
+
+def test_https_stream_through_the_guarded_backend(tls_pair):
+    server_ctx, client_ctx = tls_pair
+
+    async def main(url):
+        client = make_client(LOCAL, QUICK, ssl_context=client_ctx)
+        try:
+            return await capture(build_request(url, "prompt", "hi"), QUICK, client=client)
+        finally:
+            await client.aclose()
+
+    with hostile_server(ok_sse, tls=server_ctx, events=3, gap_s=0.05) as srv:
+        by_ip = asyncio.run(main(srv.url))
+        by_name = asyncio.run(main(srv.url.replace("127.0.0.1", "localhost")))  # SNI and name check
+    for cap in (by_ip, by_name):
+        assert cap.end_reason == "eof", cap.error
+        assert cap.status == 200 and cap.body.count(b"data: ") == 4
+        _ordered(cap)
+
+
+def test_an_untrusted_certificate_is_a_connect_error(tls_pair):
+    server_ctx, _ = tls_pair
+    with hostile_server("ok", tls=server_ctx) as srv:
+        cap = capture_sync(build_request(srv.url, "prompt", "hi"), QUICK)
+    assert cap.end_reason == "connect_error"
+    assert "TLS handshake failed" in cap.error and "CERTIFICATE_VERIFY_FAILED" in cap.error
