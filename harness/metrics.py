@@ -59,6 +59,7 @@ class Burst:
     window_ms: float = DEFAULT_BURST_WINDOW_MS
     silence_ms: float | None = None  # silence right before that window
     start_ms: float | None = None  # when the burst window starts (since request sent)
+    start_index: int | None = None  # index, among the content chunks, of the first chunk in that window
 
 
 @dataclass(slots=True)
@@ -108,7 +109,7 @@ def burst_of(times: Sequence[float], sizes: Sequence[int], t0: float,
             best, best_start = running, lo
     previous = times[best_start - 1] if best_start > 0 else t0
     return Burst(share=best / total, window_ms=window_ms, silence_ms=(times[best_start] - previous) * 1000.0,
-                 start_ms=(times[best_start] - t0) * 1000.0)
+                 start_ms=(times[best_start] - t0) * 1000.0, start_index=best_start)
 
 
 def compute_metrics(chunks: Sequence[Chunk], *, t_request_sent: float | None = 0.0,
