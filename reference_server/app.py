@@ -146,7 +146,8 @@ class ChatCompletions:
             return await self._guarded(receive, lambda: relay(send, body, request, self.config, headers))
         ndjson = "application/x-ndjson" in headers.get("accept", "")
         stream = Stream(send, self.config, request, ndjson_framing=ndjson, base_headers=CORS_HEADERS,
-                        lateness=self.state.lateness, pacer=self.state.pacer)
+                        lateness=self.state.lateness,
+                        pacer=self.state.pacer if self.config.shared_pacer else None)
         mode = FAULTS.get(fault_name) if fault_name else None
         writer = mode.run if mode is not None and mode.run is not None else normal
         await self._guarded(receive, lambda: writer(stream), stream)

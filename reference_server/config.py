@@ -36,6 +36,9 @@ class ServerConfig:
     max_prompt_chars: int = 5000
     max_json_depth: int = 32
     cors_origins: tuple[str, ...] = field(default=("*",))
+    shared_pacer: bool = True
+    """Write every stream's paced events from one timer (reference_server/pacer.py); False gives each stream a
+    task that sleeps between events (kept to measure the difference in the scale benchmark)."""
     record_lateness: bool = False
     """Record each paced event's emission lateness (for the scale benchmark; read at GET /debug/emission)."""
 

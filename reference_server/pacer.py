@@ -22,6 +22,8 @@ from typing import Any
 
 from reference_server.lateness import LatenessHistogram
 
+_EARLY_S = 0.001
+
 
 class _Entry:
     __slots__ = ("send", "events", "gap", "done", "dead")
@@ -68,6 +70,7 @@ class Pacer:
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = math.inf
         self._in_tick = False
+        self._deferred: list[tuple[float, _Entry]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
@@ -109,8 +112,10 @@ class Pacer:
         lateness = self.lateness
         self._in_tick = True
         try:
-            now = loop.time()
-            while heap and heap[0][0] <= now:
+            # Timers have millisecond granularity and may fire a little early: what falls due within the next
+            # millisecond goes out now, rather than re-arming for it again and again (a busy spin).
+            horizon = loop.time() + _EARLY_S
+            while heap and heap[0][0] <= horizon:
                 when, _, entry = heapq.heappop(heap)
                 if entry.dead:
                     continue
@@ -126,14 +131,21 @@ class Pacer:
                     lateness.add(loop.time() - when)
                 coro = entry.send({"type": "http.response.body", "body": event, "more_body": True})
                 _drive(coro, lambda exc, e=entry, w=when: self._sent(e, w, exc))
-                if not heap or heap[0][0] > now:
-                    now = loop.time()  # writing takes time: events that fell due meanwhile go out in this tick
         finally:
+            # Only what was due when the tick began goes out in it, and each stream's next event waits for the
+            # next tick: under overload the loop still gets to read sockets and accept connections between
+            # ticks, and a late stream is never flushed as a burst of back-to-back events.
             self._in_tick = False
+            deferred, self._deferred = self._deferred, []
+            for when, entry in deferred:
+                heapq.heappush(heap, (when, next(self._seq), entry))
         self._arm()
 
     def _sent(self, entry: _Entry, when: float, exc: BaseException | None) -> None:
         if exc is not None:
             entry.finish(exc)
         elif not entry.dead:
-            self._push(when + entry.gap, entry)  # due relative to the schedule, so lateness never accumulates
+            if self._in_tick:
+                self._deferred.append((when + entry.gap, entry))
+            else:
+                self._push(when + entry.gap, entry)  # due relative to the schedule, so lateness never accumulates

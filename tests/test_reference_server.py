@@ -385,3 +385,48 @@ def test_python_m_reference_server_serves(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the shared pacer ------------------------------------------------------------------------------------------
+def test_task_per_stream_pacing_gives_the_same_stream(make_reference_server, reference_server):
+    server = make_reference_server(shared_pacer=False)
+    r = post_raw(server.endpoint, openai_body(stream_options={"include_usage": True}))
+    assert r.content() == post_raw(reference_server.endpoint, stream_body()).content()
+    assert r.data()[-1] == "[DONE]" and r.chunks()[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_pacer_survives_a_reader_that_stalls(make_reference_server):
+    # 8 MB in 64 KB events with no gap: the socket buffers fill while the client sleeps, so `send` suspends on
+    # flow control and the pacer must resume it and keep the order.
+    server = make_reference_server(target_chars=8_000_000, chunk_chars=64_000, ttft_ms=0, gap_ms=0)
+    with httpx.Client(timeout=30) as client:
+        with client.stream("POST", server.endpoint, json=stream_body()) as r:
+            reads = r.iter_raw()
+            first = next(reads)
+            time.sleep(1.0)
+            body = first + b"".join(reads)
+    text = "".join(c["choices"][0]["delta"].get("content", "")
+                   for c in (json.loads(e["data"]) for e in sse_events(body.decode()) if e["data"] != "[DONE]"))
+    assert len(text) >= 8_000_000 and body.endswith(b"data: [DONE]\n\n")
+    assert text == answer_text(PROMPT, 8_000_000)
+    assert server.call(lambda: len(server.app.state.streams.pacer)) == 0
+
+
+def test_pacer_drops_disconnected_streams(make_reference_server):
+    server = make_reference_server()
+    pacer = server.app.state.streams.pacer
+
+    async def open_and_drop() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            async def one() -> None:
+                async with client.stream("POST", server.endpoint, json=stream_body()) as r:
+                    async for _ in r.aiter_raw():
+                        break
+            await asyncio.gather(*(one() for _ in range(50)))
+
+    asyncio.run(open_and_drop())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and server.call(lambda: len(pacer)):
+        time.sleep(0.02)
+    assert server.call(lambda: len(pacer)) == 0
+    assert server.app.state.streams.cancelled == 50
