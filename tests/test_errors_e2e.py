@@ -8,7 +8,7 @@ import asyncio
 from harness.model import Limits
 from harness.probes import BAD_REQUEST_PROBES
 from harness.profile import load_profile
-from harness.runner import RunOptions, run_target
+from harness.runner import RunOptions, evaluate_bundle, load_bundle, run_target, save_bundle
 
 OUR_CATEGORIES = ("errors", "robustness")
 BODY_PROBES = {f"errors.{p}" for p in BAD_REQUEST_PROBES if p != "wrong_method"}
@@ -35,6 +35,15 @@ def test_reference_server_passes_every_errors_and_robustness_check_tds(reference
     assert got.pop("errors.rate_limit") == "skip"  # off in tds
     assert set(got.values()) == {"pass"}, got
     assert len(got) == len(BAD_REQUEST_PROBES) + 2 + 3  # probes, midstream, cors, three robustness checks
+
+
+def test_offline_recheck_of_a_saved_bundle_gives_the_same_verdicts(reference_server, tmp_path):
+    result = run(reference_server.endpoint, "tds", "error-500")
+    path = str(tmp_path / "bundle.json")
+    save_bundle(path, result)
+    again = evaluate_bundle(load_bundle(path), load_profile("tds"))
+    assert statuses(again) == statuses(result)
+    assert {c.id: c.message for c in again.checks} == {c.id: c.message for c in result.checks}
 
 
 def test_reference_server_passes_every_errors_and_robustness_check_ops(make_reference_server):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.hostile_run import assert_bounded_failure, run_cli
-from tests.hostile_servers import hostile_server
+from tests.hostile_servers import hostile_server, unasked_encoding
 
 DEADLINE_S = 3.0
 
@@ -31,3 +31,10 @@ def test_stalling_or_flooding_endpoint_fails_cleanly(behaviour):
     with hostile_server(behaviour) as srv:
         child = run_cli(srv.url, DEADLINE_S)
     assert_bounded_failure(child, DEADLINE_S, CASES[behaviour])
+
+
+def test_brotli_labelled_body_is_refused_without_decoding():
+    """No brotli library is needed: a Content-Encoding the harness did not ask for is refused, whatever it is."""
+    with hostile_server(unasked_encoding, name="br") as srv:
+        child = run_cli(srv.url, DEADLINE_S)
+    assert_bounded_failure(child, DEADLINE_S, ["content-encoding 'br'", "encoding"])
