@@ -118,8 +118,8 @@ class FindingLog:
                 break  # cannot happen while detailed < total; guards the loop anyway
             except UnicodeDecodeError as e:
                 at = start + e.start
-                self.add("invalid-utf8", f"invalid UTF-8 {excerpt(buf[at:at + 4])}, replaced by U+FFFD",
-                         offset + at, t)
+                bad = buf[at:start + e.end]
+                self.add("invalid-utf8", f"invalid UTF-8 sequence {bad.hex(' ')} replaced by U+FFFD", offset + at, t)
                 start += e.end
                 detailed += 1
         self.add_unlisted("invalid-utf8", total - detailed)
