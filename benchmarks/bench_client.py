@@ -80,7 +80,7 @@ async def _worker_streamconform(url: str, concurrency: int, requests: int) -> di
                            max_connections=max(concurrency, 10)) as client:
         w0, t0 = time.time(), time.perf_counter()
         level = await run_level(LevelPlan(LevelSpec("closed", concurrency=concurrency), requests=requests),
-                                client.request, {})
+                                client.request, {}, finish=client.finish)
         wall, w1 = time.perf_counter() - t0, time.time()
     recs = level["records"]
     return {"events": sum(r["content_events"] for r in recs), "wall_s": wall, "window": [w0, w1],

@@ -178,7 +178,7 @@ async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dia
             requests = args.requests if args.requests is not None else (
                 None if args.duration is not None else default_requests(spec))
             plan = LevelPlan(spec, requests=requests, duration_s=args.duration, seed=args.seed)
-            levels.append(await run_level(plan, client.request, slos))
+            levels.append(await run_level(plan, client.request, slos, finish=client.finish))
         return levels
 
 

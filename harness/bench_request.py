@@ -19,6 +19,8 @@ from typing import Any
 # Ends of a capture that mean the request did not complete on its own.
 _CLEAN_END = "eof"
 KEEPALIVE_CAP = 32  # idle connections kept for reuse (see BenchClient._cap_keepalive)
+# Captures kept raw until the level ends; past this many, each is parsed as it ends, bounding memory.
+MAX_DEFERRED = 4096
 
 
 def _error_kind(capture: Any, saw_error_event: bool, content_events: int) -> str | None:
@@ -101,6 +103,7 @@ class BenchClient:
         self.token_method = token_method
         self.max_connections = max_connections
         self._client: Any = None
+        self._pending = 0  # captures waiting for finish()
 
     async def __aenter__(self) -> BenchClient:
         from harness.capture import make_client
@@ -135,7 +138,23 @@ class BenchClient:
                              api_key=self.api_key)
 
     async def request(self, index: int, t_start_s: float) -> dict[str, Any]:
+        """Capture one stream. Its parsing waits for ``finish`` (after the level) while few captures wait,
+        so bursts of streams ending together do not delay the timestamps of the streams still running."""
         from harness.capture import capture
 
         cap = await capture(self.spec(index), self.limits, client=self._client)
+        if self._pending < MAX_DEFERRED:
+            self._pending += 1
+            return {"index": index, "t_start_s": t_start_s, "capture": cap}
         return record_from_capture(cap, token_method=self.token_method, index=index, t_start_s=t_start_s)
+
+    def finish(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The record of a request (parsing it now if ``request`` deferred it)."""
+        cap = item.get("capture")
+        if cap is None:
+            return item
+        self._pending -= 1
+        record = record_from_capture(cap, token_method=self.token_method, index=item["index"],
+                                     t_start_s=item["t_start_s"])
+        record["parse_deferred"] = True
+        return record
