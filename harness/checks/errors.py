@@ -142,7 +142,7 @@ def probe_evidence(cap: Any) -> list[dict[str, Any]]:
     body = cap.body
     excerpt = body[:_BODY_EXCERPT].decode("utf-8", "replace") if body else (cap.error or "")
     return [evidence(offset=0 if body else None, excerpt=excerpt, t=cap.t_first_byte, status=cap.status,
-                     content_type=cap.header("content-type"), curl=probe_curl(cap))]
+                     curl=probe_curl(cap))]
 
 
 def probe_curl(cap: Any) -> str | None:
@@ -163,7 +163,7 @@ def not_sent(cap: Any) -> bool:
 
 def judge_bad_request(cap: Any, codes: tuple[int, ...], seed_ok: bool) -> Outcome:
     """The verdict on one bad-request probe's reply (see the module docstring's table)."""
-    threshold = f"status in {list(codes)} with an error object"
+    threshold = "/".join(str(c) for c in codes) + " + error object"
     common = {"threshold": threshold, "evidence": probe_evidence(cap), "reproduce": probe_curl(cap)}
     status = cap.status
     if status is None:
