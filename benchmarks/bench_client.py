@@ -303,7 +303,15 @@ def main() -> int:
                     help="virtualenv holding guidellm (skipped when absent)")
     ap.add_argument("--no-guidellm", action="store_true", help="do not try guidellm")
     ap.add_argument("--json", dest="json_path", default=None, help="also write the figures as JSON")
+    ap.add_argument("--nice", type=int, default=0, metavar="N",
+                    help="run server and clients at this niceness (negative needs root): on a machine shared with "
+                         "other work, it keeps the scheduler's delays out of the timings")
     args = ap.parse_args()
+    if args.nice:
+        try:
+            os.nice(args.nice)  # inherited by the server and every client started from here
+        except OSError as exc:
+            print(f"--nice {args.nice}: not permitted ({exc}); running at the normal priority", file=sys.stderr)
     if args.worker:
         worker_main(args.worker, args.url, int(args.concurrency), args.requests)
         return 0
@@ -325,8 +333,8 @@ def main() -> int:
 
     cpu_count = len(os.sched_getaffinity(0))
     print("load average before: {:.2f} {:.2f} {:.2f} (other work on the machine skews every figure)".format(*os.getloadavg()))
-    print(f"reference server pinned to CPU 0, each client to CPU 1 ({cpu_count} CPUs); server TTFT "
-          f"{SERVER_TTFT_MS:g} ms; loopback only", flush=True)
+    print(f"niceness {os.nice(0)}; reference server pinned to CPU 0, each client to CPU 1 ({cpu_count} CPUs); "
+          f"server TTFT {SERVER_TTFT_MS:g} ms; loopback only", flush=True)
     rows: list[dict[str, Any]] = []
     phases = [("throughput", THROUGHPUT_SERVER, [(c, c * per_stream) for c in levels]),
               ("fidelity", FIDELITY_SERVER, [(FIDELITY_STREAMS, FIDELITY_STREAMS * per_stream)])]

@@ -145,3 +145,15 @@ def test_prompts_file_lines_and_json_lines(server, tmp_path):
     prompts.write_text('Tell me about lighthouses\n\n{"prompt": "Explain tidal power"}\n', encoding="utf-8")
     code, doc = bench(tmp_path, server.endpoint, "--concurrency", "1", "--requests", "2", "--prompts", str(prompts))
     assert code == 0 and doc["options"]["prompts"] == 2 and doc["levels"][0]["completed"] == 2
+
+
+def test_deferred_parsing_is_bounded_and_gives_the_same_records(server, tmp_path, monkeypatch):
+    import harness.bench_request as bench_request
+
+    monkeypatch.setattr(bench_request, "MAX_DEFERRED", 2)  # the first two wait for the level's end, then inline
+    code, doc = bench(tmp_path, server.endpoint, "--concurrency", "1", "--requests", "4")
+    assert code == 0
+    records = doc["levels"][0]["records"]
+    assert [r.get("parse_deferred", False) for r in records] == [True, True, False, False]
+    assert all(r["ok"] and r["ttft_ms"] is not None and "capture" not in r for r in records)
+    jsonschema.validate(doc, SCHEMA)
