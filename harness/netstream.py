@@ -158,6 +158,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         if transport is None:
             raise httpcore.ConnectError("TLS handshake failed: the connection closed")
+        # Pause and resume must act on the same (TLS) transport, or a paused raw socket is never resumed.
+        self._protocol.transport = typing.cast(asyncio.Transport, transport)
         return AsyncioStream(typing.cast(asyncio.Transport, transport), self._protocol, self._tap_for_task)
 
     def get_extra_info(self, info: str) -> typing.Any:

@@ -84,6 +84,10 @@ class HostileServer:
         self._writers.add(writer)
         try:
             await self.handler(reader, writer)
+            # Finished on purpose: flush what is still buffered (abort would drop it), then close.
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 5)
         except NotHTTPRequest:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,

@@ -254,3 +254,50 @@ def test_an_untrusted_certificate_is_a_connect_error(tls_pair):
         cap = capture_sync(build_request(srv.url, "prompt", "hi"), QUICK)
     assert cap.end_reason == "connect_error"
     assert "TLS handshake failed" in cap.error and "CERTIFICATE_VERIFY_FAILED" in cap.error
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_body_larger_than_the_read_buffer_arrives_whole(tls_pair, tls):
+    # 6 MiB sent as fast as possible: reading pauses at the buffer's high-water mark and resumes, also under TLS.
+    server_ctx, client_ctx = tls_pair
+    size = 6 * 1024 * 1024
+
+    async def main(url):
+        client = make_client(LOCAL, QUICK, ssl_context=client_ctx)
+        try:
+            return await capture(build_request(url, "prompt", "hi"), Limits(deadline_s=20, max_line_bytes=2 * size),
+                                 client=client)
+        finally:
+            await client.aclose()
+
+    with hostile_server("huge-line", tls=server_ctx if tls else None, size=size) as srv:
+        cap = asyncio.run(main(srv.url))
+    assert cap.end_reason == "eof", cap.error
+    assert len(cap.body) == len(b"data: ") + size + 2
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_the_stream_stops_reading_when_its_buffer_is_full_and_resumes(tls_pair, tls):
+    from harness import netstream
+
+    server_ctx, client_ctx = tls_pair
+    size = 6 * 1024 * 1024
+
+    async def main(port):
+        stream = await netstream.connect_tcp("127.0.0.1", port, timeout=5)
+        if tls:
+            stream = await stream.start_tls(client_ctx, server_hostname="localhost", timeout=5)
+        await stream.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        await asyncio.sleep(0.5)  # a slow consumer: the server keeps sending meanwhile
+        proto = stream._protocol
+        paused, buffered = proto.read_paused, proto.buffered
+        got = 0
+        while chunk := await stream.read(65536, timeout=5):
+            got += len(chunk)
+        await stream.aclose()
+        return paused, buffered, got
+
+    with hostile_server("huge-line", tls=server_ctx if tls else None, size=size) as srv:
+        paused, buffered, got = asyncio.run(main(srv.port))
+    assert paused and buffered < 3 * 1024 * 1024, (paused, buffered)  # bounded while nobody reads
+    assert got >= size  # and everything still arrives once reading resumes
