@@ -307,6 +307,7 @@ def test_resume_after_kill_9(tmp_path):
     assert len(after) == n and not list((out / "results").glob(".*.tmp"))
     assert all(after[name] == data for name, data in before.items())  # finished before the kill: not regraded
     assert {json.loads(d)["id"] for d in after.values()} == {f"s{i:02d}" for i in range(n)}
+    assert len(list((out / "gradescope").glob("*/results.json"))) == n == len(list((out / "feedback").glob("*.md")))
 
 
 def test_hostile_endpoints_end_within_the_deadline(tmp_path):

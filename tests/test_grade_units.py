@@ -297,3 +297,12 @@ def test_progress_bar_counts_on_a_terminal():
     with BatchProgress(1, console=Console(file=plain)) as bar:  # not a terminal: one line per submission
         bar.done(_record("a"))
     assert plain.getvalue().startswith("[1/1] a: ok 1/5")
+
+
+def test_batch_exports_recreate_missing_per_submission_files(tmp_path):
+    store = ResultStore(tmp_path)
+    store.prepare()
+    store.write(_record("s1"))  # as if killed right after the record was written
+    summary = write_batch_exports(tmp_path, ["s1"], store, [], "t")
+    sub = summary["submissions"][0]
+    assert (tmp_path / sub["feedback"]).is_file() and (tmp_path / sub["gradescope"]).is_file()

@@ -39,10 +39,16 @@ def gradescope_relpath(ident: str) -> str:
 
 
 def write_submission_exports(out: Path, record: dict[str, Any]) -> None:
-    """The files a student's grade needs, written as soon as the record exists."""
+    """The files a student's grade needs, written as soon as the record exists. Not fsynced: the record is the
+    durable copy, and write_batch_exports recreates any of these a crash left missing."""
     view = student_view(record)
-    atomic_write_text(out / feedback_relpath(record["id"]), render_markdown(view))
-    atomic_write_text(out / gradescope_relpath(record["id"]), json.dumps(gradescope(record, view), indent=1))
+    atomic_write_text(out / feedback_relpath(record["id"]), render_markdown(view), durable=False)
+    atomic_write_text(out / gradescope_relpath(record["id"]), json.dumps(gradescope(record, view), indent=1),
+                      durable=False)
+
+
+def _exports_missing(out: Path, ident: str) -> bool:
+    return not (out / feedback_relpath(ident)).is_file() or not (out / gradescope_relpath(ident)).is_file()
 
 
 def gradescope(record: dict[str, Any], view: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -102,6 +108,8 @@ def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_col
         record = store.load(ident)
         if record is not None:
             records.append(record)
+            if _exports_missing(out, ident):  # killed between the record and its exports
+                write_submission_exports(out, record)
     own = set(CSV_COLUMNS)
     extra_names = {c: (c if c not in own else f"roster_{c}") for c in extra_columns}
     buf = io.StringIO()
