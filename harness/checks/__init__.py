@@ -15,7 +15,8 @@ Writing one (e.g. in harness/checks/errors.py):
         if cap is None:
             return Outcome.skip("probe not run")
         ok = cap.status is not None and 400 <= cap.status < 500
-        return Outcome.of(ok, measured=cap.status, threshold="4xx", message=...)
+        return Outcome.of(ok, f"HTTP {cap.status}", measured=cap.status, threshold="4xx",
+                          evidence=[evidence(0, cap.body[:120], cap.t_first_byte)])
 """
 
 from __future__ import annotations
