@@ -45,6 +45,9 @@ from harness.probes import (
 DEFAULT_CONCURRENCY = 5
 DEFAULT_REPEATS = 3
 DEFAULT_WARMUP = 1
+# Body cap of each extra capture: this many times the main answer's size, at least MIN_EXTRA_BODY_CAP bytes.
+EXTRA_BODY_FACTOR = 4
+MIN_EXTRA_BODY_CAP = 1024 * 1024
 # Drop the stream at half the main capture's duration, within these bounds (seconds).
 MIN_DROP_AFTER_S, MAX_DROP_AFTER_S = 0.1, 5.0
 
@@ -137,7 +140,10 @@ async def collect(run: Any) -> None:
         for part in ("concurrency", "disconnect", "repeats"):
             info["skipped"][part] = f"not run: {reason or 'no main request'}"
         return
-    limits = run_limits(run)
+    # Copies of the main request should get answers of about its size: a cap a few times larger bounds what a
+    # dozen extra captures can cost in memory, and an extra answer that floods past it is a finding in itself.
+    limits = short_limits(run_limits(run), run_limits(run).deadline_s,
+                          max(MIN_EXTRA_BODY_CAP, EXTRA_BODY_FACTOR * len(primary.body)))
     duration = request_duration_s(primary)
 
     def room(part: str, need: float) -> float | None:

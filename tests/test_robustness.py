@@ -27,6 +27,7 @@ class StreamServer:
     ``busy``:      serves one stream at a time; a request arriving meanwhile gets 503
     ``fragile``:   once a client has dropped a stream mid-way, every later request gets 500
     ``degrading``: each valid request waits 100 ms longer than the previous one before its first chunk
+    ``flood-later``: the first request is answered normally, every later one with an endless stream
     The tests below run only the http and robustness categories, so no bad-request probe reaches it.
     """
 
@@ -83,6 +84,10 @@ class StreamServer:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                      b"Connection: close\r\n\r\n")
         await writer.drain()
+        if self.mode == "flood-later" and self.served > 1:
+            block = (CHUNK % WORDS).encode() * 200
+            while True:
+                await send(writer, block)
         await asyncio.sleep(0.02 + delay)
         for i in range(self.chunks):
             if i:
@@ -152,6 +157,18 @@ def test_nothing_is_sent_when_the_main_stream_failed(reference_server):
     asyncio.run(robustness.collect(fake))
     assert fake.probes == {}
     assert "not answered with 2xx" in fake.extra["robustness"]["skipped"]["concurrency"]
+
+
+def test_extra_answers_flooding_past_the_main_ones_size_are_cut_and_fail():
+    with StreamServer("flood-later") as srv:
+        result = run(srv.url, categories={"http", "robustness"})
+    checks = by_id(result)
+    assert checks["http.status"].status == "pass"
+    out = checks["robustness.concurrency"]
+    assert out.status == "fail" and "ended by max_bytes" in out.message
+    main_size = len(result.captures["primary"].body)
+    cap = result.probes["robustness.concurrency.0"]
+    assert len(cap.body) <= max(robustness.MIN_EXTRA_BODY_CAP, robustness.EXTRA_BODY_FACTOR * main_size)
 
 
 def test_parts_that_cannot_finish_before_the_deadline_are_skipped_not_failed(make_reference_server):
