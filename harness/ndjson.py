@@ -15,6 +15,7 @@ Decisions, each recorded as a finding so checks can judge them:
     newline; Ollama sends one): "unterminated-final-block".
   * Invalid UTF-8 is replaced by U+FFFD: "invalid-utf8"; a leading BOM is stripped: "bom".
   * A line longer than ``max_line_bytes`` is reported and discarded, without buffering it: "line-too-long".
+  * With ``json_seq=True`` (``application/json-seq``, RFC 7464) the RS byte that starts each record is stripped.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ _WHITESPACE = b" \t\r"
 class NDJSONParser:
     """Incremental NDJSON / JSON Lines splitter: ``feed(bytes, t) -> events``; ``close() -> events``."""
 
-    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, *, json_seq: bool = False) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
         self.max_line_bytes = max_line_bytes
+        self.json_seq = json_seq  # application/json-seq (RFC 7464): each record starts with RS (0x1E), stripped
         self._log = FindingLog()
         self.findings: list[Finding] = self._log.items
         self.finding_counts: dict[str, int] = self._log.counts
@@ -92,7 +94,8 @@ class NDJSONParser:
         self._log.check_utf8(buf, buf_off, t)
         lines = buf.split(b"\n")
         lines.pop()  # buf ends with LF
-        if 13 in buf or max(map(len, lines)) > self.max_line_bytes or not all(map(bytes.strip, lines)):
+        if (self.json_seq or 13 in buf or max(map(len, lines)) > self.max_line_bytes
+                or not all(map(bytes.strip, lines))):
             self._lines(lines, buf_off, t, out)
         else:  # the usual case: no CR, no blank line, none too long: one event per line, built in C loops
             n = len(lines)
@@ -150,6 +153,10 @@ class NDJSONParser:
                 if text[-1:] == b"\r":
                     text = text[:-1]
                     self._log.add("crlf-line-ending", "CRLF line endings", pos + n - 1, t)
+                if self.json_seq and text[:1] == b"\x1e":
+                    text = text[1:]
+                    pos += 1  # the event's offset is its JSON text's
+                    n -= 1
                 cr = text.find(b"\r")
                 if cr >= 0:
                     self._log.add("cr-line-ending", "CR inside a line (CR-only line endings?): only LF ends an "

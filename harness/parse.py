@@ -75,7 +75,7 @@ def parse_capture(capture: Capture, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     kind = kind_for(content_type)
     mt = media_type(content_type)
     if kind == "ndjson":
-        nd = NDJSONParser(max_line_bytes)
+        nd = NDJSONParser(max_line_bytes, json_seq=mt == "application/json-seq")
         return Parsed("ndjson", _run(nd, capture), nd.findings, mt, "ndjson", nd.finding_counts)
     sse = SSEParser(max_line_bytes)
     events = _run(sse, capture)

@@ -116,3 +116,14 @@ def test_json_lines_round_trip(values: list, crlf: bool, cuts: list[int]) -> Non
     events, parser = feed(stream, [c for c in cuts if c < len(stream)])
     assert [json.loads(e.data) for e in events] == values
     assert {f.code for f in parser.findings} <= {"crlf-line-ending"}
+
+
+def test_json_seq_records_lose_their_record_separator() -> None:
+    stream = b'\x1e{"a":1}\n\x1e{"b":2}\n'
+    for cuts in ([], list(range(1, len(stream)))):
+        parser = NDJSONParser(json_seq=True)
+        bounds = [0, *cuts, len(stream)]
+        events = [e for a, b in zip(bounds, bounds[1:], strict=False) for e in parser.feed(stream[a:b], 0.0)]
+        events += parser.close()
+        assert [(e.data, e.offset) for e in events] == [('{"a":1}', 1), ('{"b":2}', 10)]
+        assert parser.findings == []

@@ -173,3 +173,8 @@ def test_finding_counts_are_exact_when_the_list_is_capped() -> None:
     assert parsed.finding_counts == {"comment": 500}
     assert len(parsed.findings) == 21 and "480 more" in parsed.findings[-1].message
     assert [e.data for e in parsed.events] == ["x"]
+
+
+def test_json_seq_is_parsed_as_records() -> None:
+    parsed = parse_capture(offline("application/json-seq", b'\x1e{"a": 1}\n\x1e{"b": 2}\n'))
+    assert parsed.kind == "ndjson" and [e.data for e in parsed.events] == ['{"a": 1}', '{"b": 2}']
