@@ -18,6 +18,7 @@ Beyond the bad requests there are two probes with their own shape:
     probes          ids to run (default: every bad-request probe, plus "cors")
     accepted_codes  4xx codes that count for a bad body (default [400, 413, 415, 422])
     method_codes    codes that count for the wrong-method probe (default [405, 404])
+    codes           per-probe override, a table: codes.prompt_too_long = [413]
     prompt_limit    the endpoint's documented prompt limit in characters; prompt_too_long sends a longer one
                     (default: none -> the probe is skipped)
     seed_error_shape  accept the seed's {"error": str, "code": int} as a well-formed error (default: true when
