@@ -44,6 +44,8 @@ class RunOptions:
     policy: Any = None  # address policy (harness/guard.py) or None for the capture's default
     follow_redirects: bool = False
     categories: set[str] | None = None  # only run checks of these categories (None: all)
+    # Parse and check in a worker thread, so a busy batch (grade) keeps timestamping other streams' reads on time.
+    evaluate_in_thread: bool = False
 
 
 @dataclass(slots=True)
@@ -149,8 +151,11 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
         if run.wants("robustness"):
             await _bounded(robustness.collect(run), run, "robustness")
 
-    ctx = build_context(profile, run.primary, run.secondary, run.probes, run.extra)
-    result = evaluate(ctx, categories=options.categories)
+    def finish() -> RunResult:
+        ctx = build_context(profile, run.primary, run.secondary, run.probes, run.extra)
+        return evaluate(ctx, categories=options.categories)
+
+    result = await asyncio.to_thread(finish) if options.evaluate_in_thread else finish()
     result.duration_s = time.monotonic() - started
     result.extra = run.extra
     return result
