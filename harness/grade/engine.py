@@ -72,7 +72,7 @@ class EngineRunner:
                         connect_timeout_s=min(Limits().connect_timeout_s, self.deadline_s))
         return RunOptions(headers={}, api_key=self.api_key, limits=limits, follow_redirects=self.follow_redirects,
                           policy=AddressPolicy(allow_private=self.allow_private),
-                          categories=self.categories)
+                          categories=self.categories, evaluate_in_thread=True)
 
     async def attempt(self, url: str, overrides: list[str]) -> AttemptOutcome:
         from harness.runner import run_target
