@@ -273,7 +273,8 @@ def main() -> int:
     ap.add_argument("--p99-ms", type=float, default=20.0, help="lateness bound for a level to hold (default 20)")
     ap.add_argument("--ref-levels", default="250,500,1000,1500,2000,2500,3000")
     ap.add_argument("--flask-levels", default="25,50,100,200,300,400")
-    ap.add_argument("--ref-workers", type=int, default=1)
+    ap.add_argument("--with-task-variant", action="store_true",
+                    help="also sweep the reference server with a sleeping task per stream instead of its shared pacer")
     ap.add_argument("--window-s", type=float, default=4.0)
     ap.add_argument("--ramp-s", type=float, default=2.0)
     ap.add_argument("--settle-s", type=float, default=5.0)
@@ -302,7 +303,7 @@ def main() -> int:
     ref = ServerProcess("reference", [sys.executable, "-m", "reference_server", "--host", HOST, "--port", str(ref_port),
                                       "--gap-ms", str(args.gap_ms), "--ttft-ms", str(args.gap_ms),
                                       "--chars", str(events * 40), "--min-chunks", str(events),
-                                      "--record-lateness", "--workers", str(args.ref_workers)], ref_port)
+                                      "--record-lateness"], ref_port)
     flask = ServerProcess("flask", [sys.executable, here, "--serve-flask", str(flask_port), "--gap-ms",
                                     str(args.gap_ms), "--events", str(events)], flask_port)
     os.environ["PYTHONPATH"] = root + os.pathsep + os.environ.get("PYTHONPATH", "")
@@ -331,11 +332,17 @@ def main() -> int:
             srv.stop()
 
     run(ref, ref_levels)
+    if args.with_task_variant:
+        tasks_port = free_port()
+        cmd = [*ref.cmd, "--task-per-stream"]
+        cmd[cmd.index("--port") + 1] = str(tasks_port)
+        run(ServerProcess("ref-tasks", cmd, tasks_port), ref_levels)
     run(flask, flask_levels)
     best = {name: max((lv.streams for lv in levels if lv.ok), default=0) for name, levels in results.items()}
     ratio = best["reference"] / best["flask"] if best.get("flask") else float("inf")
     print(f"largest level held: reference {best['reference']} streams, flask (thread per stream) "
-          f"{best['flask']} streams; ratio {ratio:.1f}x (target >= 10x, and >= 2000 streams at p99 <= 20 ms)")
+          f"{best['flask']} streams; ratio {ratio:.1f}x (target >= 10x, and >= 2000 streams at p99 <= 20 ms)"
+          + (f"; reference with a task per stream: {best['ref-tasks']}" if "ref-tasks" in best else ""))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"gap_ms": args.gap_ms, "p99_ms": args.p99_ms, "best": best, "ratio": ratio,

@@ -28,6 +28,12 @@ class ChunkEncoder:
         self._prefix = head + ', "choices": [{"index": 0, "delta": {'
         self._suffix = '}, "finish_reason": null}]}'
 
+    def sse_content_parts(self) -> tuple[bytes, bytes, bytes]:
+        """(head of the first event, head of the others, tail): an SSE content event is head + JSON string + tail,
+        so the hot path joins three byte strings per event."""
+        return (f'data: {self._prefix}"role": "assistant", "content": '.encode(),
+                f'data: {self._prefix}"content": '.encode(), f"{self._suffix}\n\n".encode())
+
     def content(self, text: str, role: bool = False) -> str:
         role_part = '"role": "assistant", ' if role else ""
         return f'{self._prefix}{role_part}"content": {json.dumps(text, ensure_ascii=False)}{self._suffix}'

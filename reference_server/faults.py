@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip as _gzip
+import json
 import math
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
@@ -60,10 +61,16 @@ async def normal(s: Stream) -> None:
 
     def events() -> Iterator[bytes]:
         nonlocal chars
-        frame, content = s.frame, s.encoder.content
+        if s.ndjson:
+            for i, piece in enumerate(s.iter_pieces()):
+                chars += len(piece)
+                yield s.frame(s.encoder.content(piece, role=(i == 0)))
+            return
+        first, head, tail = s.encoder.sse_content_parts()
+        dumps = json.dumps
         for i, piece in enumerate(s.iter_pieces()):
             chars += len(piece)
-            yield frame(content(piece, role=(i == 0)))
+            yield b"".join((head if i else first, dumps(piece, ensure_ascii=False).encode(), tail))
 
     ttft, gap = s.config.ttft_ms / 1000, s.config.gap_ms / 1000
     if s.pacer is not None:
@@ -189,8 +196,6 @@ async def malformed_json(s: Stream) -> None:
 
 @fault("schema-mismatch", 'chunks in the legacy completions shape (object "text_completion", choices[].text, no delta)')
 async def schema_mismatch(s: Stream) -> None:
-    import json
-
     enc = s.encoder
 
     def legacy(text: str | None, reason: str | None) -> str:

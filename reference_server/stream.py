@@ -13,7 +13,7 @@ from typing import Any
 
 from reference_server.chunks import DONE, ChunkEncoder, ndjson, sse
 from reference_server.config import ServerConfig
-from reference_server.generate import answer_text, iter_answer_pieces, split_chunks
+from reference_server.generate import answer_pieces, answer_text, split_chunks
 from reference_server.lateness import LatenessHistogram
 from reference_server.pacer import Pacer
 from reference_server.validate import ApiError, ChatRequest
@@ -67,7 +67,7 @@ class Stream:
 
     def iter_pieces(self, prompt: str | None = None, target: float | None = None) -> Iterator[str]:
         """The answer's pieces, generated lazily (the normal path never holds the whole answer)."""
-        pieces = iter_answer_pieces(self.request.prompt if prompt is None else prompt, target or self.target_chars,
+        pieces = answer_pieces(self.request.prompt if prompt is None else prompt, target or self.target_chars,
                                     self.config.chunk_chars, self.config.min_chunks)
         if self.finish_reason == "length":
             return _limit(pieces, self.target_chars)
