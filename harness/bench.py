@@ -160,8 +160,16 @@ def _resolve_profile(name: str) -> tuple[str, str, list[str], str]:
     return profile.name, profile.dialect or "prompt", prompts or list(DEFAULT_PROMPTS), profile.token_method
 
 
+def _progress_line(lvl: dict[str, Any]) -> str:
+    ttft = lvl["ttft_ms"]
+    p50 = "-" if ttft["p50"] is None else f"{ttft['p50']:.0f}"
+    p99 = "-" if ttft["p99"] is None else f"{ttft['p99']:.0f}"
+    return (f"  {lvl['label']:<12} {lvl['completed']}/{lvl['requests']} ok in {lvl['duration_s']:.1f} s, "
+            f"{lvl['requests_per_s']:.2f} req/s, TTFT p50/p99 {p50}/{p99} ms")
+
+
 async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dialect: str, prompts: list[str],
-                 slos: dict[str, float], headers: dict[str, str]) -> list[dict[str, Any]]:
+                 slos: dict[str, float], headers: dict[str, str], console: Any) -> list[dict[str, Any]]:
     from harness.bench_load import LevelPlan, run_level
     from harness.bench_request import BenchClient
 
@@ -179,6 +187,7 @@ async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dia
                 None if args.duration is not None else default_requests(spec))
             plan = LevelPlan(spec, requests=requests, duration_s=args.duration, seed=args.seed)
             levels.append(await run_level(plan, client.request, slos, finish=client.finish))
+            console.print(_progress_line(levels[-1]), highlight=False)  # a sweep can take minutes: show each level
         return levels
 
 
@@ -228,6 +237,10 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--timeout must be positive")
     if args.fault and args.url:
         raise ConfigError("--fault applies to the reference server started when no URL is given")
+    for option, path in (("--json", args.json_path), ("--html", args.html_path)):
+        # Checked before the load runs: a benchmark must not be lost to a typo in an output path.
+        if path and path != "-" and not Path(path).resolve().parent.is_dir():
+            raise ConfigError(f"{option} {path}: the directory {Path(path).resolve().parent} does not exist")
     previous = load_previous(args.compare) if args.compare else None
     profile_name, dialect, prompts, profile_tokens = _resolve_profile(args.profile)
     args.token_method = args.token_method or profile_tokens or "chars/4"
@@ -246,7 +259,7 @@ def main(args: argparse.Namespace) -> int:
             url = server.endpoint
             console.print(f"no URL given: benchmarking the reference server at {url} (child process)",
                           highlight=False)
-        levels = asyncio.run(_bench(url, specs, args, dialect, prompts, slos, headers))
+        levels = asyncio.run(_bench(url, specs, args, dialect, prompts, slos, headers, console))
 
     options = {"concurrency": [s.concurrency for s in specs if s.mode == "closed"],
                "rate": [s.rate for s in specs if s.mode == "open"],
@@ -257,9 +270,15 @@ def main(args: argparse.Namespace) -> int:
     if args.json_path == "-":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif args.json_path:
-        Path(args.json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        try:
+            Path(args.json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--json {args.json_path}: cannot write it ({exc})") from None
     if args.html_path:
-        write_html_report(args.html_path, doc, previous)
+        try:
+            write_html_report(args.html_path, doc, previous)
+        except OSError as exc:
+            raise ConfigError(f"--html {args.html_path}: cannot write it ({exc})") from None
     print_bench(doc, console)
     if args.html_path:
         console.print(f"HTML report: {args.html_path}", highlight=False)

@@ -18,7 +18,6 @@ from typing import Any
 
 # Ends of a capture that mean the request did not complete on its own.
 _CLEAN_END = "eof"
-KEEPALIVE_CAP = 32  # idle connections kept for reuse (see BenchClient._cap_keepalive)
 # Captures kept raw until the level ends; past this many, each is parsed as it ends, bounding memory.
 MAX_DEFERRED = 4096
 
@@ -109,21 +108,7 @@ class BenchClient:
         from harness.capture import make_client
 
         self._client = make_client(self.limits, max_connections=self.max_connections)
-        self._cap_keepalive(self._client)
         return self
-
-    @staticmethod
-    def _cap_keepalive(client: Any) -> None:
-        """Keep at most KEEPALIVE_CAP idle connections open.
-
-        httpcore's pool scans every connection for every idle one each time a response closes, so hundreds of
-        idle keep-alive connections make each close cost O(n^2): measured at 256 streams, 4x the client CPU and
-        0.6 s of event-loop lag. Past the cap a finished connection is closed instead; request timings start
-        when the request is sent, so a new connection's set-up is not counted in TTFB or TTFT.
-        """
-        pool = getattr(getattr(client, "_transport", None), "_pool", None)
-        if pool is not None and hasattr(pool, "_max_keepalive_connections"):
-            pool._max_keepalive_connections = min(pool._max_keepalive_connections, KEEPALIVE_CAP)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:

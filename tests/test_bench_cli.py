@@ -127,6 +127,8 @@ def test_no_url_benchmarks_the_reference_server(tmp_path, capsys):
     (["--rate", "-1"], "--rate"),
     (["--requests", "0"], "--requests"),
     (["--prompts", "/nonexistent/prompts.txt"], "--prompts"),
+    (["--json", "/nonexistent/dir/out.json"], "--json"),
+    (["--duration", "0"], "--duration"),
 ])
 def test_bad_options_exit_2_with_a_clear_message(argv, message, capsys):
     assert cli_main(["bench", "http://127.0.0.1:9/x", *argv]) == 2
