@@ -3,9 +3,10 @@
     python benchmarks/parser_speed.py [--events N] [--repeat R]
 
 The stream imitates an OpenAI chat-completions stream (a role chunk, content chunks of a few characters each,
-a finish chunk, a usage chunk, ``data: [DONE]``), encoded once and cut into reads two ways:
-  * per-event reads, as a live stream arrives (one ``data:`` block per socket read), and
-  * 64 KiB reads, as when a saved capture is re-checked offline.
+a finish chunk, a usage chunk, ``data: [DONE]``), encoded once and cut into reads three ways:
+  * per-event reads, as a paced stream arrives over loopback (one ``data:`` block per socket read),
+  * 1460-byte reads (a TCP segment's payload), cutting events anywhere, as a remote stream may arrive, and
+  * 64 KiB reads, the shape of a large read buffer.
 Each peer is driven the way it consumes a response:
   * httpx-sse: an incremental UTF-8 text decoder (what httpx's ``iter_text`` does), ``SSELineDecoder.decode``
     per text piece, then ``SSEDecoder.decode`` per line (exactly ``httpx_sse._api._iter_sse_lines`` + ``iter_sse``);
@@ -135,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stream: {len(body) / 1e6:.2f} MB, {len(ends)} events, mean event {len(body) / len(ends):.0f} bytes; "
           f"{'wall' if args.wall else 'CPU'} time, best of {args.repeat}")
     ok = True
-    for label, reads in (("per-event reads", per_event_reads(body, ends)), ("64 KiB reads", fixed_reads(body))):
+    shapes = (("per-event reads", per_event_reads(body, ends)), ("1460-byte reads", fixed_reads(body, 1460)),
+              ("64 KiB reads", fixed_reads(body)))
+    for label, reads in shapes:
         print(f"\n{label} ({len(reads)} reads)")
         rates: dict[str, float] = {}
         for name, (secs, count) in best_times(reads, args.repeat, clock).items():

@@ -229,8 +229,7 @@ class SSEParser:
             self._keep(data, off, t)
             return
         if self._pending:
-            self._pending += data[: last + 1]
-            buf = bytes(self._pending)
+            buf = b"".join((self._pending, data if last + 1 == len(data) else data[: last + 1]))
             buf_off = self._pending_off
             self._pending.clear()
         else:
