@@ -197,3 +197,15 @@ def test_the_connect_goes_to_the_validated_ip_not_the_name(monkeypatch):
     with pytest.raises(httpcore.ConnectError):
         asyncio.run(main())
     assert inner.calls == ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"]
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "127.1", "0177.0.0.1", "[::ffff:127.0.0.1]",
+                                  "[::ffff:7f00:1]", "LOCALHOST"])
+def test_obfuscated_loopback_spellings_are_refused_without_a_connection(host):
+    # Each spelling reaches 127.0.0.1 if connected; the resolver turns numeric forms into the address itself
+    # (no DNS query leaves the machine), and the guard judges that address.
+    with hostile_server("ok") as srv:
+        url = f"http://{host}:{srv.port}/stream"
+        cap = capture_sync(build_request(url, "prompt", "hi"), Limits(deadline_s=5), policy=STRICT)
+        assert cap.end_reason in ("blocked_address", "invalid_url"), (cap.end_reason, cap.error)
+        assert srv.accepted == 0
