@@ -84,9 +84,9 @@ class Capture:
     http_version: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)  # in order, names lower-cased
     reads: list[Read] = field(default_factory=list)
-    t_request_sent: float | None = None
-    t_headers: float | None = None
-    t_first_byte: float | None = None
+    t_request_sent: float | None = None  # the request body handed to the socket (httpcore trace event)
+    t_headers: float | None = None  # arrival of the socket read that completed the response headers
+    t_first_byte: float | None = None  # arrival of the first body byte (Read times are arrivals too)
     t_end: float = 0.0
     end_reason: str = "eof"
     error: str | None = None  # human-readable detail for any end_reason but eof

@@ -301,3 +301,14 @@ def test_the_stream_stops_reading_when_its_buffer_is_full_and_resumes(tls_pair, 
         paused, buffered, got = asyncio.run(main(srv.port))
     assert paused and buffered < 3 * 1024 * 1024, (paused, buffered)  # bounded while nobody reads
     assert got >= size  # and everything still arrives once reading resumes
+
+
+def test_environment_proxies_are_ignored(monkeypatch):
+    # A proxy variable pointing at a closed port would break every capture if it were honoured.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:1")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with hostile_server("ok") as srv:
+        cap = capture_sync(build_request(srv.url, "prompt", "hi"), QUICK)
+    assert cap.end_reason == "eof", cap.error
