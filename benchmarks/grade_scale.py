@@ -174,6 +174,9 @@ def main() -> int:
                 known[f"s{i:04d}"] = SERVERS[k][1]
             items.append(GradeInput(Submission(f"s{i:04d}", url)))
         servers = ", ".join(f"{f or 'normal'}@{t:g}ms" for f, t in SERVERS)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"grade_scale: machine load average {load:.1f} on {os.cpu_count()} CPUs at the start "
+              "(other processes compete for the CPU and inflate the timing tails)")
         print(f"grade_scale: {args.n} submissions over {len(SERVERS)} reference servers "
               f"({servers}), concurrency {args.concurrency}, "
               f"profile grading ({'all checks' if categories is None else 'no probes/robustness'}); loopback")

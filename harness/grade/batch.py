@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.grade.attempt import AttemptPolicy, GradeInput, Runner, error_record, grade_one
@@ -20,6 +21,11 @@ Persist = Callable[[dict[str, Any]], Any]
 async def grade_all(items: Iterable[GradeInput], runner: Runner, persist: Persist, *, concurrency: int,
                     policy: AttemptPolicy | None = None, on_done: OnDone | None = None) -> int:
     """Grade every item, calling ``persist(record)`` (in a thread) then ``on_done(record)``; return the count."""
+    loop = asyncio.get_running_loop()
+    # Checks (evaluate_in_thread), DNS lookups (loop.getaddrinfo) and record writes all use the default executor.
+    # Its stock size (cpu + 4) would queue one student's DNS lookup behind other students' checks, and that wait
+    # would count in their TTFT; threads are started only when needed, so a pool as wide as the batch costs nothing.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=concurrency + 8, thread_name_prefix="grade"))
     queue: asyncio.Queue[GradeInput] = asyncio.Queue()
     for item in items:
         queue.put_nowait(item)
