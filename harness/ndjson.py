@@ -57,6 +57,8 @@ class NDJSONParser:
         out: list[SSEEvent] = []
         if not data:
             return out
+        if type(data) is not bytes:  # a bytearray: the C-level paths below need real bytes
+            data = bytes(data)
         off = self._pos
         self._pos += len(data)
         self._last_t = t

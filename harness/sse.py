@@ -194,7 +194,7 @@ class SSEParser:
     # -- public API -------------------------------------------------------------------------------------------
 
     def feed(self, data: bytes, t: float | None = None) -> list[SSEEvent]:
-        """Parse one read; return the events whose terminating blank line it contained."""
+        """Parse one read (bytes or bytearray); return the events whose terminating blank line it contained."""
         if self._irregular:
             data, off = self._prelude(data, t)
         else:
@@ -221,6 +221,8 @@ class SSEParser:
 
     def _feed_lines(self, data: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
         """The general path: complete the lines in ``data`` (plus the carried-over partial line), keep the rest."""
+        if type(data) is not bytes:  # a bytearray: the C-level paths below need real bytes
+            data = bytes(data)
         cr = data.rfind(b"\r")
         last = data.rfind(b"\n")
         if cr > last:

@@ -127,3 +127,9 @@ def test_json_seq_records_lose_their_record_separator() -> None:
         events += parser.close()
         assert [(e.data, e.offset) for e in events] == [('{"a":1}', 1), ('{"b":2}', 10)]
         assert parser.findings == []
+
+
+def test_bytes_like_reads_are_accepted() -> None:
+    parser = NDJSONParser()
+    events = parser.feed(bytearray(b'{"a":1}\n{"b"'), 0.0) + parser.feed(bytearray(b':2}\n'), 1.0)
+    assert [e.data for e in events + parser.close()] == ['{"a":1}', '{"b":2}']

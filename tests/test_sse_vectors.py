@@ -244,3 +244,14 @@ def test_findings_at_close_carry_the_time_of_the_last_read() -> None:
     parser.feed(b"c", 3.0)
     parser.close()
     assert [(f.code, f.offset, f.t) for f in parser.findings] == [("unterminated-final-block", 9, 3.0)]
+
+
+def test_bytearray_reads_are_accepted() -> None:
+    stream = b"data: a\n\nevent: e\ndata: b\n\n" + b"data: x\n\n" * 2000 + b"data: y\n\n"
+    cuts = [7, 20, len(stream) - 9]  # ... and the last read is one whole event: the fastest path
+    parser = SSEParser()
+    bounds = [0, *cuts, len(stream)]
+    events = [e for a, b in zip(bounds, bounds[1:], strict=False) for e in parser.feed(bytearray(stream[a:b]), 0.0)]
+    events += parser.close()
+    assert summary(events, parser) == summary(*feed(stream, cuts))
+    assert events[-1].data == "y" and type(events[-1].data) is str
