@@ -157,6 +157,9 @@ def _new_event(event: str, data: str, id: str, retry: int | None, t: float | Non
     return ev  # type: ignore[return-value]
 
 
+_alloc = object.__new__
+
+
 class SSEParser:
     """Incremental WHATWG event-stream parser: ``feed(bytes, t) -> events``; ``close() -> events``."""
 
@@ -208,9 +211,19 @@ class SSEParser:
                 value = data[6:-2]
                 if 10 not in value and 13 not in value and n - 2 <= self.max_line_bytes:  # int operands: memchr
                     try:
-                        return [_new_event("message", value.decode(), self._id, None, t, off)]
+                        text = value.decode()
                     except UnicodeDecodeError:
                         pass  # the general path reports it
+                    else:  # _new_event, inlined: a call less on the hottest line of the parser (~6%)
+                        ev = _alloc(_EventShell)
+                        ev.event = "message"  # type: ignore[attr-defined]
+                        ev.data = text  # type: ignore[attr-defined]
+                        ev.id = self._id  # type: ignore[attr-defined]
+                        ev.retry = None  # type: ignore[attr-defined]
+                        ev.t = t  # type: ignore[attr-defined]
+                        ev.offset = off  # type: ignore[attr-defined]
+                        ev.__class__ = SSEEvent
+                        return [ev]  # type: ignore[list-item]
         self._last_t = t
         out: list[SSEEvent] = []
         if data:
