@@ -254,7 +254,7 @@ class SSEParser:
             self._log.check_utf8(buf, buf_off, t)
             self._lines_any(buf, buf_off, t, out, last + 1 == len(data))
         elif len(buf) < _BULK_MIN_BYTES or not self._simple_events(buf, buf_off, t, out):
-            self._blocks_lf(buf, buf_off, t, out, self._log.check_utf8(buf, buf_off, t))
+            self._blocks_lf(buf, buf_off, t, out)
         if last + 1 < len(data):
             self._keep(data[last + 1:], off + last + 1, t)
 
@@ -356,12 +356,12 @@ class SSEParser:
                        repeat(t, n), offsets))
         return True
 
-    def _blocks_lf(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent], valid: bool) -> None:
+    def _blocks_lf(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
         """LF-only input, block by block: a ``data: `` line followed by a blank line, with no block open, is a
         whole event built at once; anything else goes through the per-line path (same result, only slower).
 
-        ``valid``: buf is valid UTF-8, so a strict decode (cheaper than one with an error handler) cannot fail.
-        Lines are found with ``find`` (a memchr), not ``split(b"\\n\\n")``: a two-byte separator is searched
+        UTF-8 is checked line by line as it is decoded (a data line's strict decode is the check; only when it
+        fails is the line examined for findings), not in a separate pass over the buffer. Lines are found with ``find`` (a memchr), not ``split(b"\\n\\n")``: a two-byte separator is searched
         for several times more slowly than one byte.
         """
         end = len(buf)
@@ -378,11 +378,17 @@ class SSEParser:
             elif (self._block_off is None and nl + 1 < end and buf[nl + 1] == 10
                   and buf.startswith(b"data: ", pos) and nl - pos <= maxlen):
                 value = buf[pos + 6:nl]
-                text = value.decode() if valid else value.decode("utf-8", "replace")
+                try:
+                    text = value.decode()
+                except UnicodeDecodeError:
+                    self._log.check_utf8(value, off + pos + 6, t)
+                    text = value.decode("utf-8", "replace")
                 out.append(_new_event("message", text, self._id, None, t, off + pos))
                 pos = nl + 2
             else:
-                self._line(buf[pos:nl], off + pos, t, out)
+                line = buf[pos:nl]
+                self._log.check_utf8(line, off + pos, t)
+                self._line(line, off + pos, t, out)
                 pos = nl + 1
 
     def _lines_any(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent], read_end: bool) -> None:
