@@ -329,3 +329,24 @@ def test_hostile_endpoints_end_within_the_deadline(tmp_path):
         # Headers arrived, so the endpoint answered: graded (not retried), and it loses points.
         assert rec["status"] == "ok" and len(rec["attempts"]) == 1 and rec["score"] < rec["max_score"], rec
         assert rec["result"]["end_reason"] != "eof"
+
+
+def test_ctrl_c_exports_what_finished(tmp_path):
+    with EmbeddedServer(ServerConfig(gap_ms=25.0, ttft_ms=50.0)) as srv:
+        roster = write_roster(tmp_path / "r.csv", [{"id": f"s{i:02d}", "url": f"{srv.endpoint}?s={i}"}
+                                                   for i in range(16)])
+        out = tmp_path / "out"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "grade", str(roster), "--out", str(out),
+                                 "--profile", quick_profile(tmp_path), "--allow-private", "--concurrency", "2",
+                                 "--quiet"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(list((out / "results").glob("*.json"))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+        proc.stderr.close()
+    summary = json.loads((out / "summary.json").read_text())
+    assert 2 <= summary["graded"] < 16 == summary["total"]
+    assert summary["graded"] == len(list((out / "results").glob("*.json")))

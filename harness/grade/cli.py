@@ -91,7 +91,12 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--send-api-key: STREAMCONFORM_API_KEY is not set")
     runner = EngineRunner(args.profile, allow_private=args.allow_private, deadline_s=args.deadline, api_key=api_key)
     for overrides in {tuple(i.overrides) for i in items}:  # every student's thresholds must be valid before we start
-        runner.profile(list(overrides))
+        try:
+            runner.profile(list(overrides))
+        except ConfigError as exc:
+            who = next(i.submission for i in items if tuple(i.overrides) == overrides)
+            raise ConfigError(f"per-student thresholds {';'.join(overrides)} (id {who.id!r}, roster line {who.line}) "
+                              f"do not fit profile {args.profile!r}: {exc}") from exc
 
     out = Path(args.out)
     store = ResultStore(out)
@@ -111,11 +116,15 @@ def main(args: argparse.Namespace) -> int:
     # Checks run in worker threads (evaluate_in_thread): hand the GIL back to the event loop within 1 ms rather
     # than the default 5 ms, so reads of other streams are timestamped when they arrive.
     sys.setswitchinterval(0.001)
-    with progress:
-        asyncio.run(grade_all(pending, runner, persist, concurrency=args.concurrency,
-                              policy=AttemptPolicy(retry_delay_s=args.retry_delay), on_done=progress.done))
-
     extra_columns = list(dict.fromkeys(c for s in subs for c in s.extra))
+    try:
+        with progress:
+            asyncio.run(grade_all(pending, runner, persist, concurrency=args.concurrency,
+                                  policy=AttemptPolicy(retry_delay_s=args.retry_delay), on_done=progress.done))
+    except KeyboardInterrupt:
+        # What finished is on disk; export it so the partial grades are usable, then stop as interrupted.
+        write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name())
+        raise
     summary = write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name())
     if not args.quiet:
         by_status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items())
