@@ -26,7 +26,7 @@ class EmbeddedServer:
     """``with EmbeddedServer(ServerConfig(...)) as srv: srv.endpoint`` — a real uvicorn on 127.0.0.1:<free port>."""
 
     def __init__(self, config: ServerConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                 start_timeout_s: float = 10.0):
+                 start_timeout_s: float = 10.0, http: str = "auto"):
         self.config = config or ServerConfig()
         self.host = host
         self.app = create_app(self.config)
@@ -38,7 +38,7 @@ class EmbeddedServer:
         self._start_timeout_s = start_timeout_s
         self._server = uvicorn.Server(uvicorn.Config(
             self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1,
-            backlog=4096,
+            backlog=4096, http=http,
         ))
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None

@@ -67,10 +67,9 @@ async def normal(s: Stream) -> None:
                 yield s.frame(s.encoder.content(piece, role=(i == 0)))
             return
         first, head, tail = s.encoder.sse_content_parts()
-        dumps = json.dumps
-        for i, piece in enumerate(s.iter_pieces()):
-            chars += len(piece)
-            yield b"".join((head if i else first, dumps(piece, ensure_ascii=False).encode(), tail))
+        for i, (length, literal) in enumerate(s.iter_json_pieces()):
+            chars += length
+            yield b"".join((head if i else first, literal, tail))
 
     ttft, gap = s.config.ttft_ms / 1000, s.config.gap_ms / 1000
     if s.pacer is not None:

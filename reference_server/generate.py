@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import math
 import random
 import re
@@ -167,3 +168,18 @@ def answer_pieces(prompt: str, target_chars: int | float, chunk_chars: int, min_
     if target_chars <= _CACHE_MAX_CHARS:
         return iter(_cached_pieces(prompt, int(target_chars), chunk_chars, min_chunks))
     return iter_answer_pieces(prompt, target_chars, chunk_chars, min_chunks)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_json_pieces(prompt: str, target_chars: int, chunk_chars: int, min_chunks: int) -> tuple[tuple[int, bytes], ...]:
+    return tuple((len(p), json.dumps(p, ensure_ascii=False).encode())
+                 for p in _cached_pieces(prompt, target_chars, chunk_chars, min_chunks))
+
+
+def answer_json_pieces(prompt: str, target_chars: int | float, chunk_chars: int,
+                       min_chunks: int) -> Iterator[tuple[int, bytes]]:
+    """(length, the piece as a UTF-8 JSON string literal) per piece: the streaming hot path's form, cached too."""
+    if target_chars <= _CACHE_MAX_CHARS:
+        return iter(_cached_json_pieces(prompt, int(target_chars), chunk_chars, min_chunks))
+    return ((len(p), json.dumps(p, ensure_ascii=False).encode())
+            for p in iter_answer_pieces(prompt, target_chars, chunk_chars, min_chunks))

@@ -7,6 +7,7 @@ by hand. `send` normally completes without suspending (the socket accepts the by
 operation and a write. When the socket's buffer is full, `send` suspends on flow control: the pacer then resumes
 it from the awaited future's callback, exactly as a task would, and schedules that stream's next event only after
 the write went through (a slow reader slows only its own stream).
+With uvicorn's httptools protocol the plain case skips even `send` (reference_server/fastwrite.py).
 The stream's own task just awaits one future for the whole stream; cancelling that task (client disconnect)
 marks the entry dead, and the heap drops it at its next turn.
 """
@@ -20,17 +21,19 @@ import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
+from reference_server.fastwrite import direct_writer
 from reference_server.lateness import LatenessHistogram
 
 _EARLY_S = 0.001
 
 
 class _Entry:
-    __slots__ = ("send", "events", "gap", "done", "dead")
+    __slots__ = ("send", "direct", "events", "gap", "done", "dead")
 
     def __init__(self, send: Callable[[dict], Awaitable[None]], events: Iterator[bytes], gap: float,
                  done: asyncio.Future):
         self.send = send
+        self.direct = direct_writer(send)
         self.events = events
         self.gap = gap
         self.done = done
@@ -129,6 +132,10 @@ class Pacer:
                     continue
                 if lateness is not None:
                     lateness.add(loop.time() - when)
+                direct = entry.direct
+                if direct is not None and direct(event):
+                    self._deferred.append((when + entry.gap, entry))
+                    continue
                 coro = entry.send({"type": "http.response.body", "body": event, "more_body": True})
                 _drive(coro, lambda exc, e=entry, w=when: self._sent(e, w, exc))
         finally:

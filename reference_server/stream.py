@@ -13,7 +13,7 @@ from typing import Any
 
 from reference_server.chunks import DONE, ChunkEncoder, ndjson, sse
 from reference_server.config import ServerConfig
-from reference_server.generate import answer_pieces, answer_text, split_chunks
+from reference_server.generate import answer_json_pieces, answer_pieces, answer_text, split_chunks
 from reference_server.lateness import LatenessHistogram
 from reference_server.pacer import Pacer
 from reference_server.validate import ApiError, ChatRequest
@@ -72,6 +72,15 @@ class Stream:
         if self.finish_reason == "length":
             return _limit(pieces, self.target_chars)
         return pieces
+
+    def iter_json_pieces(self) -> Iterator[tuple[int, bytes]]:
+        """(length, JSON string literal) per piece of the answer; the normal path's cached, pre-escaped form."""
+        if self.finish_reason == "length":
+            import json
+
+            return ((len(p), json.dumps(p, ensure_ascii=False).encode()) for p in self.iter_pieces())
+        return answer_json_pieces(self.request.prompt, self.target_chars, self.config.chunk_chars,
+                                  self.config.min_chunks)
 
     def split(self, text: str, min_chunks: int | None = None, chunk_chars: int | None = None) -> list[str]:
         return split_chunks(text, chunk_chars or self.config.chunk_chars,

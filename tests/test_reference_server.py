@@ -430,3 +430,22 @@ def test_pacer_drops_disconnected_streams(make_reference_server):
         time.sleep(0.02)
     assert server.call(lambda: len(pacer)) == 0
     assert server.app.state.streams.cancelled == 50
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_both_uvicorn_protocols_stream_identically(reference_server, http):
+    # With httptools the pacer writes plain events straight to the transport (reference_server/fastwrite.py);
+    # with h11 it always goes through `send`. The bytes on the wire must not differ in substance.
+    if http == "httptools":
+        pytest.importorskip("httptools")
+    from reference_server.config import ServerConfig
+    from reference_server.embedded import EmbeddedServer
+
+    with EmbeddedServer(ServerConfig(target_chars=400_000, chunk_chars=20_000, gap_ms=0), http=http) as server:
+        big = post_raw(server.endpoint, stream_body())
+        assert big.error is None and big.data()[-1] == "[DONE]"
+        assert big.content() == answer_text(PROMPT, 400_000)
+    with EmbeddedServer(http=http) as server:
+        r = post_raw(server.endpoint, openai_body(stream_options={"include_usage": True}))
+        assert r.content() == post_raw(reference_server.endpoint, openai_body()).content()
+        assert r.chunks()[-1]["usage"]["completion_tokens"] > 0
