@@ -2,6 +2,7 @@
 
     python benchmarks/grade_scale.py                   # 1,000 submissions (about a minute)
     python benchmarks/grade_scale.py --n 200 --quick   # a smaller run
+    python benchmarks/grade_scale.py --all-checks      # also the probe and robustness requests (much longer)
 
 Submissions. A few reference servers run in one separate process (pinned to CPU 0 on a two-core machine; the
 grader is pinned to CPU 1), each with a server-wide fault mode and a known TTFT delay; the 1,000 roster URLs point
@@ -140,7 +141,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="submissions (default 1000)")
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--pin", action="store_true", help="pin servers to CPU 0 and the grader to CPU 1")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="do not pin the servers to CPU 0 and the grader to CPU 1 (pinned by default)")
     ap.add_argument("--sequential-sample", type=int, default=12)
     ap.add_argument("--bound", type=float, default=240.0, help="hard time bound of the parallel phase, seconds")
     ap.add_argument("--all-checks", action="store_true", help="also run the bad-request probes and robustness")
