@@ -141,6 +141,33 @@ def compute_metrics(chunks: Sequence[Chunk], *, t_request_sent: float | None = 0
     return m
 
 
+def median_pick(values: Sequence[float | None], *, higher_is_better: bool = False) -> int | None:
+    """Index of the median among several captures' values of one metric; None for no values.
+
+    A missing value (``None``: never measured, e.g. no content arrived) ranks as the worst. With an even count the
+    worse of the two middle values is taken, so the judged number is always one a request actually showed (its
+    evidence can be shown) and a sample split down the middle never favours the endpoint. Equal values keep their
+    order: the earlier capture (the primary first) is picked.
+    """
+    def badness(i: int) -> tuple[int, float]:
+        v = values[i]
+        if v is None:
+            return (1, 0.0)
+        return (0, -v if higher_is_better else v)
+
+    order = sorted(range(len(values)), key=badness)  # best first
+    return order[len(order) // 2] if order else None
+
+
+def spread_of(values: Sequence[float | None], *, higher_is_better: bool = False) -> dict[str, Any]:
+    """One metric over several captures: ``n``, the ``median`` (as ``median_pick`` chooses it), ``min``, ``max``
+    and ``missing`` (captures where it could not be measured)."""
+    present = [v for v in values if v is not None]
+    i = median_pick(values, higher_is_better=higher_is_better)
+    return {"n": len(values), "median": None if i is None else values[i], "min": min(present, default=None),
+            "max": max(present, default=None), "missing": len(values) - len(present)}
+
+
 def metrics_from_capture(capture: Any, chunks: Sequence[Chunk], token_method: str = DEFAULT_METHOD,
                          burst_window_ms: float = DEFAULT_BURST_WINDOW_MS) -> Metrics:
     """``compute_metrics`` with the times taken from a Capture."""

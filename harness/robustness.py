@@ -9,14 +9,16 @@ plain numbers go to ``run.extra``:
     robustness.disconnect.dropped    a stream the harness drops half-way (``cancel_after_s``)
     robustness.disconnect.next       the request sent right after: it must be served normally
     robustness.repeats.warmup.i      warm-up requests (cold starts, caches): captured, not counted
-    robustness.repeats.0 .. N-1      sequential repeats: timing medians and their spread
+    robustness.repeats.0 .. N-1      sequential repeats: the timing checks judge the median over the primary and
+                                     these (``repeat_captures``); robustness.repeats reports their spread
     extra["robustness"]              {"concurrency": K, "repeats": N, "warmup": W, "drop_after_s": s,
                                       "skipped": {part: reason}}
-    extra["repeats"]                 medians/min/max/values of ttft_ms, tokens_per_s, e2e_ms over the N repeats,
-                                     for the timing checks or any report that wants steadier numbers
 
-``[robustness]`` profile keys (all optional): ``concurrency`` (K, default 5), ``repeats`` (N, default 3),
-``warmup`` (default 1), ``concurrency_enabled`` / ``disconnect_enabled`` / ``repeats_enabled`` (default true; a
+Only captures and plain facts about the collection are stored: every number judged is computed by the checks from
+the captures, so a re-check of a saved bundle (``streamconform check``) gives the same verdicts.
+
+``[robustness]`` profile keys (all optional): ``concurrency`` (K, default 5), ``repeats`` (N, default 3: the
+timing checks then judge the median of N + 1 captures, the primary included), ``warmup`` (default 1), ``concurrency_enabled`` / ``disconnect_enabled`` / ``repeats_enabled`` (default true; a
 count of 0 also turns a part off), ``ttft_p90_ms`` (default: the profile's ``timing.ttft_ms``).
 
 Nothing is sent when the main capture did not produce a complete 2xx stream (the other checks already say why, and a
@@ -26,7 +28,6 @@ hanging endpoint would only burn the run's deadline again), or when too little t
 from __future__ import annotations
 
 import asyncio
-import statistics
 from typing import Any
 
 from harness.model import Capture
@@ -93,23 +94,17 @@ def drop_after_s(cap: Capture) -> float:
     return max(MIN_DROP_AFTER_S, min(MAX_DROP_AFTER_S, duration / 2.0))
 
 
-def repeat_stats(values: list[float | None]) -> dict[str, Any]:
-    present = [v for v in values if v is not None]
-    if not present:
-        return {"median": None, "min": None, "max": None, "spread": None, "values": values}
-    return {"median": statistics.median(present), "min": min(present), "max": max(present),
-            "spread": max(present) - min(present), "values": values}
+REPEAT_PREFIX = "robustness.repeats."
 
 
-def repeats_summary(captures: list[Capture], profile: Any) -> dict[str, Any]:
-    """Medians and spread of the timing metrics over the repeat captures (pure: parse, decode, measure)."""
-    from harness.runner import transcript_of
-
-    metrics = [transcript_of(c, profile).metrics for c in captures]
-    return {"n": len(captures),
-            "ttft_ms": repeat_stats([m.ttft_ms for m in metrics]),
-            "tokens_per_s": repeat_stats([m.tokens_per_s for m in metrics]),
-            "e2e_ms": repeat_stats([m.e2e_ms for m in metrics])}
+def repeat_captures(probes: dict[str, Capture], profile: Any) -> list[tuple[str, Capture]]:
+    """The repeat captures (name, capture) in order, as many as the profile's ``[robustness]`` asks for; none when
+    it turns repeats off (so a re-check with ``--set robustness.repeats_enabled=false`` judges the primary alone).
+    Warm-ups (``robustness.repeats.warmup.<i>``) are not repeats."""
+    wanted = plan(robustness_settings(profile))["repeats"]
+    found = sorted((int(name[len(REPEAT_PREFIX):]), name) for name in probes
+                   if name.startswith(REPEAT_PREFIX) and name[len(REPEAT_PREFIX):].isdigit())
+    return [(name, probes[name]) for _, name in found[:wanted]]
 
 
 def request_duration_s(cap: Capture) -> float:
@@ -190,12 +185,7 @@ async def collect(run: Any) -> None:
                 info["repeats_cut"] = f"{len(repeats)} of {numbers['repeats']} repeats fitted before the deadline"
                 break
             cap = await capture_with(base, short_limits(limits, left), run)
-            probes[f"robustness.repeats.{i}"] = cap
+            probes[f"{REPEAT_PREFIX}{i}"] = cap
             repeats.append(cap)
-        if repeats:
-            try:
-                extra["repeats"] = repeats_summary(repeats, run_profile(run))
-            except Exception as exc:  # noqa: BLE001 - the check recomputes it offline and reports any problem
-                extra["repeats"] = {"n": len(repeats), "error": f"{type(exc).__name__}: {exc}"}
-        elif "repeats_cut" in info:
+        if not repeats and "repeats_cut" in info:
             info["skipped"]["repeats"] = f"not run: {info['repeats_cut']}"

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.checks import Context, Outcome, Transcript, check, evidence, load_checks
 from harness.metrics import percentile
+from harness.robustness import repeat_captures
 
 _CONFORMANCE_CATEGORIES = ("http", "framing", "schema", "stream")
 
@@ -181,54 +182,29 @@ def disconnect(ctx: Context) -> Outcome:
                           threshold=threshold)
 
 
-def _fmt(stats: dict[str, Any], unit: str) -> str:
-    if stats.get("median") is None:
-        return "n/a"
-    return f"{stats['median']:.0f} {unit} (min {stats['min']:.0f}, max {stats['max']:.0f})"
-
-
 @check("robustness.repeats", category="robustness",
-       description="N repeated requests (after a warm-up) all succeed and their median timing meets the thresholds")
+       description="N repeated requests (after a warm-up) are all served normally (the timing checks judge the "
+                   "median over them and the primary)")
 def repeats(ctx: Context) -> Outcome:
-    from harness.robustness import repeat_stats
-
-    caps = numbered(ctx.probes, "robustness.repeats.")
-    if not caps:
+    named = repeat_captures(ctx.probes, ctx.profile)
+    if not named:
         return Outcome.skip(_skip_reason(ctx, "repeats"))
-    transcripts = [transcript_of(c, ctx.profile) for c in caps]
     failed, items = [], []
-    for i, tr in enumerate(transcripts):
+    for i, (_, cap) in enumerate(named):
+        tr = transcript_of(cap, ctx.profile)
         found = stream_problems(ctx, tr)
         if found:
             failed.append(f"repeat {i + 1}: {'; '.join(found)}")
             items.append(stream_evidence(tr, f"repeat {i + 1}"))
-    ttft = repeat_stats([tr.metrics.ttft_ms for tr in transcripts])
-    rate = repeat_stats([tr.metrics.tokens_per_s for tr in transcripts])
-    e2e = repeat_stats([tr.metrics.e2e_ms for tr in transcripts])
-    n = len(caps)
-    measured = {"n": n, "ttft_ms": {k: ttft[k] for k in ("median", "min", "max", "spread")},
-                "tokens_per_s": {k: rate[k] for k in ("median", "min", "max", "spread")},
-                "e2e_ms": {k: e2e[k] for k in ("median", "min", "max", "spread")}}
-    ttft_limit = ctx.setting("timing.ttft_ms")
-    rate_limit = ctx.setting("timing.tokens_per_s")
-    parts = []
-    if ttft_limit is not None:
-        parts.append(f"median TTFT < {ttft_limit} ms")
-    if rate_limit is not None:
-        parts.append(f"median tokens/s > {rate_limit}")
-    threshold = f"all {n} succeed" + ("; " + "; ".join(parts) if parts else "")
-    summary = f"TTFT {_fmt(ttft, 'ms')}, {_fmt(rate, 'tokens/s')}, e2e {_fmt(e2e, 'ms')} over {n} repeats"
+    n = len(named)
+    measured = {"n": n, "conforming": n - len(failed)}
+    threshold = f"all {n} served normally"
     cut = (ctx.extra.get("robustness") or {}).get("repeats_cut")
-    if cut:
-        summary += f" ({cut})"
     if failed:
-        return Outcome.failed(f"{len(failed)} of {n} repeated requests failed: " + " | ".join(failed),
-                              measured=measured, threshold=threshold, evidence=items)
-    misses = []
-    if ttft_limit is not None and (ttft["median"] is None or ttft["median"] >= float(ttft_limit)):
-        misses.append(f"median TTFT {_fmt(ttft, 'ms')} is not below {ttft_limit} ms")
-    if rate_limit is not None and (rate["median"] is None or rate["median"] <= float(rate_limit)):
-        misses.append(f"median rate {_fmt(rate, 'tokens/s')} is not above {rate_limit}")
-    if misses:
-        return Outcome.failed("; ".join(misses), measured=measured, threshold=threshold)
-    return Outcome.passed(summary, measured=measured, threshold=threshold)
+        return Outcome.failed(f"{len(failed)} of {n} repeated requests failed: " + " | ".join(failed)
+                              + (f" ({cut})" if cut else ""), measured=measured, threshold=threshold, evidence=items)
+    # Their timing is not judged here: timing.ttfb/ttft/tokens_per_s/itl/e2e take the median over these and the
+    # primary and report its spread.
+    return Outcome.passed(f"{n} repeated requests all served normally" + (f" ({cut})" if cut else "")
+                          + "; timing.* judge the median over them and the primary", measured=measured,
+                          threshold=threshold)
