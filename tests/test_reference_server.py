@@ -449,3 +449,37 @@ def test_both_uvicorn_protocols_stream_identically(reference_server, http):
         r = post_raw(server.endpoint, openai_body(stream_options={"include_usage": True}))
         assert r.content() == post_raw(reference_server.endpoint, openai_body()).content()
         assert r.chunks()[-1]["usage"]["completion_tokens"] > 0
+
+
+# --- command-line parsing --------------------------------------------------------------------------------------
+def test_serve_arguments_build_the_config():
+    import argparse
+
+    from reference_server.cli import add_arguments, config_from
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--rate-limit", "600/min", "--ttft-ms", "10", "--gap-ms", "5", "--chars", "2000",
+                              "--fault", "crlf", "--upstream", "http://127.0.0.1:1/v1"])
+    config = config_from(args)
+    assert config.rate_limit == 10 and config.ttft_ms == 10 and config.gap_ms == 5
+    assert config.target_chars == 2000 and config.fault == "crlf" and config.upstream == "http://127.0.0.1:1/v1"
+    assert config_from(parser.parse_args(["--rate-limit", "3/s"])).rate_limit == 3
+    for bad in (["--rate-limit", "fast"], ["--rate-limit", "0/s"], ["--gap-ms", "-1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+
+
+def test_worker_processes_rebuild_the_config_from_the_environment(monkeypatch):
+    from reference_server.app import CONFIG_ENV, app_from_env, config_to_env
+    from reference_server.config import ServerConfig
+
+    config = ServerConfig(fault="no-done", rate_limit=5.0, gap_ms=7)
+    monkeypatch.setenv(CONFIG_ENV, config_to_env(config))
+    assert app_from_env().state.config == config
+
+
+def test_unknown_fault_on_the_command_line_is_refused():
+    out = subprocess.run([sys.executable, "-m", "reference_server", "--fault", "nope"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "unknown fault" in out.stderr
