@@ -249,6 +249,11 @@ def test_grader_credentials_never_sent(tmp_path, monkeypatch):
     assert rec.requests and b"sk-grader-secret" not in sent
     assert b"authorization:" not in sent and b"cookie:" not in sent  # not even the cookie another one set
     assert {r["status"] for r in records(tmp_path / "out").values()} == {"ok"}  # it answered (404): graded
+    with Recorder() as rec:  # only when the instructor asks for it explicitly
+        roster = write_roster(tmp_path / "r2.csv", [{"id": "s", "url": f"http://127.0.0.1:{rec.port}/"}])
+        assert cli_main(["grade", str(roster), "--out", str(tmp_path / "out2"), "--quiet", "--allow-private",
+                         "--profile", quick_profile(tmp_path), "--send-api-key"]) == 0
+    assert b"authorization: bearer sk-grader-secret" in rec.requests[0].lower()
 
 
 def test_hostile_urls_do_not_break_the_batch(tmp_path):

@@ -24,13 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("roster", help="CSV with id,url columns (others are carried to the outputs) or JSON lines")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder; rerunning with the same folder resumes (finished ids are skipped)")
-    parser.add_argument("--profile", default="tds", help="profile name or TOML path (default: tds)")
+    parser.add_argument("--profile", default="tds", help="profile name or TOML path (default: tds; 'grading' adds the anti-gaming checks)")
     parser.add_argument("--concurrency", type=int, default=64, metavar="N",
                         help="submissions graded at once (default 64)")
     parser.add_argument("--allow-private", action="store_true",
                         help="allow loopback/private addresses (local testing only; refused by default)")
     parser.add_argument("--regrade", nargs="+", action="extend", default=[], metavar="ID",
-                        help="grade these ids again even if they already have a result")
+                        help="grade these ids again even if they already have a result (give it after ROSTER, "
+                             "or repeat it: --regrade a --regrade b)")
     parser.add_argument("--retry-delay", type=float, default=5.0, metavar="S",
                         help="wait before the one retry after a transport failure (default 5)")
     parser.add_argument("--deadline", type=float, default=60.0, metavar="S",
