@@ -271,8 +271,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gap-ms", type=float, default=20.0)
     ap.add_argument("--p99-ms", type=float, default=20.0, help="lateness bound for a level to hold (default 20)")
-    ap.add_argument("--ref-levels", default="250,500,1000,1500,2000,2500,3000")
-    ap.add_argument("--flask-levels", default="25,50,100,200,300,400")
+    ap.add_argument("--ref-levels", default="500,1000,1500,2000,2500,3000")
+    ap.add_argument("--flask-levels", default="50,100,150,200,250,300,400")
     ap.add_argument("--with-task-variant", action="store_true",
                     help="also sweep the reference server with a sleeping task per stream instead of its shared pacer")
     ap.add_argument("--window-s", type=float, default=4.0)
