@@ -54,7 +54,7 @@ def _exports_missing(out: Path, ident: str) -> bool:
 def gradescope(record: dict[str, Any], view: dict[str, Any] | None = None) -> dict[str, Any]:
     view = view or student_view(record)
     tests = [{
-        "name": c["id"],
+        "name": f"{c['id']}: {c['description']}" if c.get("description") else c["id"],
         "number": str(i),
         "score": c["points"],
         "max_score": c["weight"],

@@ -58,7 +58,7 @@ def student_view(record: dict[str, Any]) -> dict[str, Any]:
         check = checks_by_id.get(item["id"], {})
         hidden = item["id"] in ANTI_GAMING_TEXT
         entry: dict[str, Any] = {"id": item["id"], "status": item["status"], "points": item["points"],
-                                 "weight": item["weight"]}
+                                 "weight": item["weight"], "description": str(check.get("description") or "")}
         if item["status"] == "not_run":
             entry["message"] = "not run: " + (STATUS_TEXT.get(status, status) if status != "ok" else
                                               "the check did not produce a result")
