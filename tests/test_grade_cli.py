@@ -281,6 +281,13 @@ def test_bad_roster_exit_2(tmp_path, capsys):
     assert not (tmp_path / "o" / "results").exists() or not list((tmp_path / "o" / "results").iterdir())
 
 
+def test_resume_warns_about_results_of_another_profile(tmp_path, capsys):
+    roster = write_roster(tmp_path / "r.csv", [{"id": "a", "url": "ftp://x/"}])
+    argv = ["grade", str(roster), "--out", str(tmp_path / "o"), "--quiet"]
+    assert cli_main(argv) == 0 and cli_main(argv + ["--profile", "minimal"]) == 0
+    assert "graded with another profile" in capsys.readouterr().err
+
+
 def test_resume_after_kill_9(tmp_path):
     """A real grading subprocess killed with SIGKILL mid-run; the rerun grades each remaining id exactly once."""
     n = 16

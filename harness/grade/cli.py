@@ -105,6 +105,12 @@ def main(args: argparse.Namespace) -> int:
     regrade = set(args.regrade)
     pending = [i for i in items if i.submission.id in regrade or not store.finished(i.submission.id)]
     skipped = len(items) - len(pending)
+    pending_ids = {i.submission.id for i in pending}
+    stale = [s.id for s in subs if s.id not in pending_ids
+             and (store.load(s.id) or {}).get("profile") != runner.profile_name()]
+    if stale:  # resume keeps earlier results as they are: say so when they were graded differently
+        print(f"streamconform: warning: {len(stale)} finished result(s) in {out} were graded with another profile "
+              f"(e.g. {stale[0]!r}); they are kept. Use a new --out, or --regrade them.", file=sys.stderr)
     progress = BatchProgress(len(pending), quiet=args.quiet)
     if not args.quiet:
         progress.console.print(f"{len(items)} submissions: {skipped} already graded, {len(pending)} to grade "
