@@ -34,8 +34,9 @@ class Judged:
     def metrics(self) -> Metrics:
         return self.transcript.metrics
 
-    def note(self, unit: str, digits: int = 0) -> str:
-        """The spread in words, for the message ("" when the primary was the only capture)."""
+    def note(self, unit: str, digits: int = 0, of: str = "") -> str:
+        """The spread in words, for the message ("" when the primary was the only capture); ``of`` names what
+        the min and max describe when it is not the judged value itself."""
         s = self.spread
         if s["n"] < 2:
             return ""
@@ -43,7 +44,7 @@ class Judged:
         def fmt(v: float | None) -> str:
             return "n/a" if v is None else f"{v:.{digits}f}"
 
-        text = f" (median of {s['n']} requests: min {fmt(s['min'])}, max {fmt(s['max'])} {unit}"
+        text = f" (median of {s['n']} requests: {of}min {fmt(s['min'])}, max {fmt(s['max'])} {unit}"
         if s["missing"]:
             text += f"; not measured in {s['missing']}"
         if self.not_counted:
@@ -167,7 +168,7 @@ def itl(ctx: Context) -> Outcome:
     i = max(range(len(m.gaps_ms)), key=m.gaps_ms.__getitem__)
     ev = [evidence(content[i + 1].offset, content[i + 1].content, content[i + 1].t, gap_ms=round(m.gaps_ms[i], 1),
                    capture=j.label)]
-    note = j.note("ms max gap")
+    note = j.note("ms", of="largest gap per request ")
     return Outcome.of(ok, f"inter-chunk gap p50 {m.itl_ms['p50']:.0f} ms, p99 {p99:.0f} ms, max {worst:.0f} ms" + note,
                       measured=measured, threshold=threshold, evidence=ev)
 
