@@ -143,16 +143,16 @@ class ChatCompletions:
         if self.config.upstream:
             from reference_server.upstream import relay
 
-            return await self._guarded(receive, lambda: relay(send, body, request, self.config, headers))
+            return await self._guarded(receive, send, lambda: relay(send, body, request, self.config, headers))
         ndjson = "application/x-ndjson" in headers.get("accept", "")
         stream = Stream(send, self.config, request, ndjson_framing=ndjson, base_headers=CORS_HEADERS,
                         lateness=self.state.lateness,
                         pacer=self.state.pacer if self.config.shared_pacer else None)
         mode = FAULTS.get(fault_name) if fault_name else None
         writer = mode.run if mode is not None and mode.run is not None else normal
-        await self._guarded(receive, lambda: writer(stream), stream)
+        await self._guarded(receive, send, lambda: writer(stream), stream)
 
-    async def _guarded(self, receive: Any, run: Any, stream: Stream | None = None) -> None:
+    async def _guarded(self, receive: Any, send: Any, run: Any, stream: Stream | None = None) -> None:
         """Run a stream writer; a client disconnect cancels it, a failure after the start becomes an error event."""
         task = asyncio.current_task()
         assert task is not None
@@ -185,8 +185,13 @@ class ChatCompletions:
             if stream is not None and stream.started:
                 await stream.error_event(f"the stream failed: {type(exc).__name__}")
                 await stream.end()
-            elif stream is not None:
-                await send_error(stream.send, ApiError(500, "internal error", type="server_error"))
+            else:
+                # Nothing of a stream was sent, or a relay failed at a point only it knows: answer with an error
+                # if the response has not started; if it has, uvicorn refuses the message and closes the connection.
+                try:
+                    await send_error(send, ApiError(500, f"internal error: {type(exc).__name__}", type="server_error"))
+                except RuntimeError:  # the relay had started its response: uvicorn closes the connection
+                    pass
         finally:
             finished = True
             watcher.cancel()
@@ -233,8 +238,10 @@ class ChatCompletions:
         target = self.config.target_chars
         reason = "stop"
         if request.max_tokens is not None and request.max_tokens * 4 < target:
-            target, reason = request.max_tokens * 4, "length"
-        text = answer_text(request.prompt, target)[:target] if reason == "length" else answer_text(request.prompt, target)
+            target, reason = request.max_tokens * 4, "length"  # the same cut as the stream's (stream.py)
+        text = answer_text(request.prompt, target)
+        if reason == "length":
+            text = text[:target]
         payload = ChunkEncoder(request.model or self.config.model).completion(text, request.prompt_chars, reason)
         await _send_bytes(send, 200, json.dumps(payload, ensure_ascii=False).encode(), "application/json")
 

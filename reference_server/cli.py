@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-limit", type=_rate, metavar="N/s",
                         help="answer 429 with Retry-After past N requests per second")
     parser.add_argument("--upstream", metavar="URL",
-                        help="relay an OpenAI-compatible server instead of generating text")
+                        help="relay an OpenAI-compatible server instead of generating text (fault modes then "
+                        "do not apply; the key comes from --upstream-key-env)")
     parser.add_argument("--upstream-key-env", default=d.upstream_key_env, metavar="VAR",
                         help=f"environment variable holding the upstream API key (default {d.upstream_key_env})")
     parser.add_argument("--model", default=d.model, help=f"model name reported in chunks (default {d.model})")

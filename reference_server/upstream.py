@@ -20,6 +20,17 @@ from reference_server.validate import ApiError, ChatRequest
 UPSTREAM_MODEL_ENV = "STREAMCONFORM_UPSTREAM_MODEL"
 
 
+_MAX_PENDING = 1024 * 1024
+_SSE_ENDS = (b"\r\n\r\n", b"\n\n", b"\r\r")
+
+
+def _last_boundary(data: bytearray, ndjson: bool) -> int:
+    """Length of the prefix of `data` made of complete events (SSE) or lines (NDJSON)."""
+    if ndjson:
+        return data.rfind(b"\n") + 1
+    return max((i + len(end) for end in _SSE_ENDS if (i := data.rfind(end)) != -1), default=0)
+
+
 def upstream_url(base: str) -> str:
     base = base.rstrip("/")
     if base.endswith("/chat/completions"):
@@ -49,6 +60,7 @@ async def relay(send: Any, body: bytes, request: ChatRequest, config: ServerConf
     if key:
         out_headers["authorization"] = f"Bearer {key}"
     started = False
+    pending = bytearray()
     timeout = httpx.Timeout(30.0, read=120.0)
     try:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
@@ -65,8 +77,19 @@ async def relay(send: Any, body: bytes, request: ChatRequest, config: ServerConf
                     (b"content-type", content_type.encode()), (b"cache-control", b"no-cache"),
                     (b"x-accel-buffering", b"no"), *CORS_HEADERS]})
                 started = True
+                ndjson = "ndjson" in content_type
                 async for piece in response.aiter_raw():
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                    # Only whole events are forwarded, so that if the upstream fails mid-event the error event
+                    # that follows is not glued onto half an event.
+                    pending += piece
+                    cut = _last_boundary(pending, ndjson)
+                    if cut == 0 and len(pending) > _MAX_PENDING:
+                        cut = len(pending)  # a giant line: pass it through rather than hold it
+                    if cut:
+                        await send({"type": "http.response.body", "body": bytes(pending[:cut]), "more_body": True})
+                        del pending[:cut]
+                if pending:
+                    await send({"type": "http.response.body", "body": bytes(pending), "more_body": True})
     except httpx.HTTPError as exc:
         err = ApiError(502, f"the upstream failed: {type(exc).__name__}: {exc}", type="upstream_error",
                        code="upstream_failed")

@@ -483,3 +483,48 @@ def test_unknown_fault_on_the_command_line_is_refused():
     out = subprocess.run([sys.executable, "-m", "reference_server", "--fault", "nope"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "unknown fault" in out.stderr
+
+
+def test_failure_after_the_stream_began_is_an_error_event_then_done(make_reference_server):
+    # A real failure mid-way: the upstream cuts its connection, the relay has already streamed part of the answer.
+    upstream = make_reference_server(fault="truncated", gap_ms=2)
+    relay = make_reference_server(upstream=upstream.url)
+    r = post_raw(relay.endpoint, stream_body())
+    assert r.status == 200 and r.error is None
+    datas = r.data()
+    assert datas[-1] == "[DONE]"
+    error = json.loads(datas[-2])["error"]
+    assert error["code"] == "upstream_failed" and set(error) == {"message", "type", "param", "code"}
+    assert len(r.content()) >= 1500, "what the upstream sent before failing was passed through"
+
+
+def test_validation_never_raises_anything_but_api_errors():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from reference_server.config import ServerConfig
+    from reference_server.validate import ApiError, parse_request
+
+    config = ServerConfig()
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=20)
+    bodies = st.one_of(
+        st.binary(max_size=200),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries({}, optional={"prompt": json_values, "messages": json_values, "stream": json_values,
+                                            "stream_options": json_values, "max_tokens": json_values,
+                                            "temperature": json_values, "model": json_values})
+        .map(lambda v: json.dumps(v).encode()),
+    )
+
+    @settings(max_examples=400, deadline=None)
+    @given(bodies)
+    def check(body: bytes) -> None:
+        try:
+            parse_request(body, config)
+        except ApiError as err:
+            assert 400 <= err.status < 500 and err.message
+
+    check()
