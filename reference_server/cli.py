@@ -92,6 +92,10 @@ def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     config = config_from(args)
+    if args.port == 0:  # "any free port": pick it here so the address printed below is the real one
+        from reference_server.embedded import free_port
+
+        args.port = free_port(args.host)
     if args.workers > 1:
         # Worker processes import the app by name, so the config travels through the environment.
         from reference_server.app import CONFIG_ENV, config_to_env

@@ -130,9 +130,20 @@ def broken(r: RawResponse, prompt: str = PROMPT) -> set[str]:
     return {name for name, ok in properties(r, prompt).items() if not ok}
 
 
+_CACHE: dict[tuple[int, str | None], RawResponse] = {}
+
+
 def request(server: EmbeddedServer, fault: str | None, **kw: object) -> RawResponse:
+    """One streamed request with the fault; plain requests are made once per server and shared by the tests
+    that inspect different aspects of the same response (the slow faults take seconds each)."""
+    key = (server.port, fault)
+    if not kw and key in _CACHE:
+        return _CACHE[key]
     headers = {"X-Fault": fault} if fault else {}
-    return post_raw(server.endpoint, {"prompt": PROMPT, "stream": True}, headers=headers, **kw)
+    r = post_raw(server.endpoint, {"prompt": PROMPT, "stream": True}, headers=headers, **kw)
+    if not kw:
+        _CACHE[key] = r
+    return r
 
 
 EXPECTED_BREAKS = {
