@@ -1,0 +1,396 @@
+"""Proof that every registered check can fail: one row per check id, each a realistic input that makes it fail.
+
+The founding brief: "a check that cannot fail is a defect". This module is the ledger for that rule. ``TABLE`` maps
+every check id in the registry (``harness.checks.load_checks()``, the modules harness/runner.py imports) to one
+input that makes it return ``fail`` -- or ``warn``, for the two checks whose only non-pass outcome is a warning by
+design (see their rows) -- and ``test_every_registered_check_has_a_failing_row`` fails, naming the check, when a
+new check arrives without a row here.
+
+Where the inputs come from, in order of preference:
+
+* a reference-server fault (``X-Fault: NAME``) captured over real loopback HTTP through ``harness.runner.run_target``
+  (most rows);
+* ``CarelessServer`` below, a small real loopback server for the defects no fault produces (it answers every
+  method, sends no Cache-Control and no CORS headers, a new chunk id per event, and a 429 without Retry-After once
+  its quota is spent) -- the kind of endpoint a first attempt looks like;
+* real captures recombined: the robustness checks judge extra streams (``ctx.probes["robustness.<part>.<n>"]``), and
+  a defect those checks see must be absent from the main stream, which no single fault header can arrange; so a
+  fault's real capture is filed as one of the extra streams beside clean ones;
+* a hand-made capture with chosen timestamps, only for timing limits that real streams would need a minute to
+  cross (``timing.e2e``) or a stall no fault has (``timing.itl``).
+
+Each source is captured once for the module (all at the same time) and every row is judged offline with
+``harness.runner.evaluate`` over a context built by ``harness.runner.build_context``: the same engine as a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from harness.capture import capture
+from harness.checks import Context, load_checks
+from harness.model import Capture, Limits, Read, RequestSpec
+from harness.probes import BAD_REQUEST_PROBES
+from harness.profile import builtin_profiles, load_profile
+from harness.runner import RunOptions, build_context, build_spec, evaluate, planned_checks, run_target
+from tests.hostile_servers import HostileServer, read_head, send
+
+# -- sources --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """One run to capture: against the reference server (with an optional X-Fault) or the careless server."""
+
+    profile: str
+    categories: frozenset[str]
+    fault: str | None = None
+    server: str = "reference"  # "reference" | "careless"
+    path: str | None = None  # replaces the endpoint's path (a mistyped URL)
+    overrides: tuple[str, ...] = ()  # capture-time profile settings
+
+
+STREAM = frozenset({"http", "framing", "schema", "stream"})
+CONTENT = frozenset({"content"})
+# content.distinct needs the second prompt's answer: only sources judged on it keep the secondary capture.
+NO_SECONDARY = ("checks.content.distinct.enabled=false",)
+
+SOURCES: dict[str, Source] = {
+    "clean": Source("tds", STREAM | CONTENT, overrides=NO_SECONDARY),
+    "wrong-path": Source("tds", frozenset({"http"}), path="/v1/chat/completion"),
+    "wrong-content-type": Source("tds", STREAM, "wrong-content-type"),
+    "gzip": Source("tds", STREAM, "gzip"),
+    "huge-line": Source("tds", STREAM, "huge-line"),
+    "invalid-utf8": Source("tds", STREAM, "invalid-utf8"),
+    "cr": Source("tds", STREAM, "cr"),
+    "no-space": Source("tds", STREAM, "no-space"),
+    "truncated": Source("tds", STREAM, "truncated"),
+    "malformed-json": Source("tds", STREAM, "malformed-json"),
+    "no-done": Source("tds", STREAM, "no-done"),
+    "data-after-done": Source("tds", STREAM, "data-after-done"),
+    "schema-mismatch": Source("openai", STREAM, "schema-mismatch"),
+    "few-chunks": Source("tds", CONTENT, "few-chunks", overrides=NO_SECONDARY),
+    "short-content": Source("tds", CONTENT, "short-content", overrides=NO_SECONDARY),
+    "canned": Source("grading", CONTENT, "canned"),
+    "echo": Source("grading", CONTENT, "echo", overrides=NO_SECONDARY),
+    "padding": Source("grading", CONTENT, "padding", overrides=NO_SECONDARY),
+    "placeholder-first": Source("grading", CONTENT, "placeholder-first", overrides=NO_SECONDARY),
+    "slow-ttft": Source("tds", frozenset({"timing"}), "slow-ttft"),
+    "buffered": Source("tds", frozenset({"timing"}), "buffered"),
+    "error-500": Source("tds", frozenset({"errors"}), "error-500"),
+    "error-midstream": Source("tds", frozenset({"errors"}), "error-midstream"),
+    # ops: the rate-limit burst is on (it floods the target, so only ops opts in).
+    "careless": Source("ops", frozenset({"http", "schema", "errors"}), server="careless"),
+}
+
+
+class CarelessServer:
+    """A naive streaming endpoint on loopback: every defect here is one no reference-server fault produces.
+
+    * any method is answered with the stream: GET (``errors.wrong_method``) and the CORS preflight OPTIONS, which
+      also gets no Access-Control-* headers (``errors.cors``);
+    * no Cache-Control header (``http.cache_control``);
+    * a fresh ``id`` on every chunk, as code that builds each chunk from scratch does (``schema.consistent_id``);
+    * a request quota: past ``quota`` requests, a 429 with no Retry-After (``errors.rate_limit``). The run's own
+      requests before the burst (the main stream and eleven probes) stay under it, so only the burst meets it.
+    """
+
+    def __init__(self, quota: int = 20, chunks: int = 12, gap_s: float = 0.01) -> None:
+        self.quota, self.chunks, self.gap_s = quota, chunks, gap_s
+        self.served = 0
+        self.server = HostileServer(self.handle)
+
+    def __enter__(self) -> CarelessServer:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        self.served += 1
+        if self.served > self.quota:
+            body = b'{"error": {"message": "quota exceeded", "type": "rate_limit"}}'
+            writer.write(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        words = "Volcanoes form where magma rises through cracks in the crust; gas-rich magma erupts explosively"
+        for i in range(self.chunks):
+            await asyncio.sleep(self.gap_s)
+            chunk = {"id": f"chatcmpl-{self.served}-{i}", "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": {"content": f"{words} ({i}). "}, "finish_reason": None}]}
+            await send(writer, b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        await send(writer, b"data: [DONE]\n\n")
+
+
+def _url(base: str, path: str | None) -> str:
+    if path is None:
+        return base
+    scheme, rest = base.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}{path}"
+
+
+async def _capture_all(reference_url: str, careless_url: str) -> dict[str, Any]:
+    async def one(source: Source):
+        base = careless_url if source.server == "careless" else reference_url
+        headers = {"X-Fault": source.fault} if source.fault else {}
+        options = RunOptions(headers=headers, categories=set(source.categories), api_key=None,
+                             limits=Limits(deadline_s=40.0, idle_timeout_s=10.0))
+        return await run_target(_url(base, source.path), load_profile(source.profile, list(source.overrides)),
+                                options)
+
+    async def dropped() -> Capture:
+        """A stream the client drops half-way, as harness/robustness.py's disconnect part does."""
+        tds = load_profile("tds")
+        spec = build_spec(reference_url, tds, RunOptions(api_key=None), tds.prompts[0], tds.dialect)
+        return await capture(spec, Limits(deadline_s=20.0), cancel_after_s=0.3)
+
+    names = list(SOURCES)
+    got = await asyncio.gather(*(one(SOURCES[n]) for n in names), dropped())
+    runs = dict(zip(names, got[:-1], strict=True))
+    runs["dropped"] = got[-1]
+    return runs
+
+
+@pytest.fixture(scope="module")
+def runs(reference_server) -> dict[str, Any]:
+    with CarelessServer() as careless:
+        return asyncio.run(_capture_all(reference_server.endpoint, careless.url))
+
+
+# -- contexts built from the captures -------------------------------------------------------------------------------
+
+def context_of(runs: dict[str, Any], name: str, profile: Any) -> Context:
+    """The context a run was judged on, rebuilt offline for ``profile`` (the same bytes, maybe other settings)."""
+    result = runs[name]
+    return build_context(profile, result.captures["primary"], result.captures.get("secondary"), result.probes,
+                         result.extra)
+
+
+def primary(runs: dict[str, Any], name: str) -> Capture:
+    return runs[name].captures["primary"]
+
+
+def with_extra_streams(part: str, broken: str, *, count: int) -> Callable[[dict[str, Any], Any], Context]:
+    """The clean main stream, plus ``count`` extra streams for a robustness part, the last one ``broken`` (a real
+    fault capture): the endpoint did worse on an extra stream than on the main one."""
+
+    def build(runs: dict[str, Any], profile: Any) -> Context:
+        extras = [primary(runs, "clean")] * (count - 1) + [primary(runs, broken)]
+        probes = {f"robustness.{part}.{i}": cap for i, cap in enumerate(extras)}
+        return build_context(profile, primary(runs, "clean"), probes=probes)
+
+    return build
+
+
+def disconnect_then(broken: str) -> Callable[[dict[str, Any], Any], Context]:
+    """A real stream dropped half-way, then a next request answered with the ``broken`` fault's capture."""
+
+    def build(runs: dict[str, Any], profile: Any) -> Context:
+        probes = {"robustness.disconnect.dropped": runs["dropped"],
+                  "robustness.disconnect.next": primary(runs, broken)}
+        return build_context(profile, primary(runs, "clean"), probes=probes)
+
+    return build
+
+
+PROMPT = "Explain how volcanoes form and why some volcanic eruptions are explosive while others are gentle."
+
+
+def timed_stream(times: list[float], t_end: float) -> Callable[[dict[str, Any], Any], Context]:
+    """A hand-made SSE capture whose content chunks arrive at exactly ``times`` (seconds since the request)."""
+
+    def build(runs: dict[str, Any], profile: Any) -> Context:
+        reads = []
+        for i, t in enumerate(times):
+            delta = {"content": f"Magma rises through the crust and erupts ({i}). "}
+            reads.append(Read(t, b"data: " + json.dumps({"choices": [{"index": 0, "delta": delta}]}).encode()
+                              + b"\n\n"))
+        reads.append(Read(t_end, b"data: [DONE]\n\n"))
+        request = RequestSpec(url="http://127.0.0.1:9/v1/chat/completions", prompt=PROMPT,
+                              body=json.dumps({"prompt": PROMPT, "stream": True}).encode())
+        cap = Capture(request=request, status=200, headers=[("content-type", "text/event-stream")], reads=reads,
+                      t_request_sent=0.0, t_headers=times[0] - 0.01, t_first_byte=times[0], t_end=t_end,
+                      end_reason="eof")
+        return build_context(profile, cap)
+
+    return build
+
+
+# -- the table ------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    """How one check is made to fail.
+
+    ``source``: a SOURCES name, or a builder ``(runs, profile) -> Context``. ``where``: what the evidence must
+    locate -- "offset" (a byte offset in a body), "t" (a time), "any" (some evidence, e.g. a header or a probe's
+    reply) or None (no evidence required: the defect is an absence or a whole-stream figure).
+    """
+
+    source: str | Callable[[dict[str, Any], Any], Context]
+    profile: str = "tds"
+    expect: str = "fail"
+    where: str | None = "offset"
+    overrides: tuple[str, ...] = ()
+    words: str = ""  # a phrase the message must contain: the row fails for the reason it claims
+    label: str = ""  # names the case in the test id (default: the source's name)
+
+    @property
+    def name(self) -> str:
+        return self.label or (self.source if isinstance(self.source, str) else "hand-made")
+
+
+BODY_PROBE_CASES = {
+    # error-500: bad input gets a 500 HTML page. GET is refused before the fault's validation path, so
+    # errors.wrong_method has its own row (the careless server).
+    f"errors.{p}": Case("error-500", where="any", words="server error 500")
+    for p in BAD_REQUEST_PROBES if p != "wrong_method"
+}
+
+TABLE: dict[str, Case | list[Case]] = {
+    # http
+    "http.status": Case("wrong-path", where="any", words="expected 200", label="mistyped-url-404"),
+    "http.content_type": Case("wrong-content-type", where="any", words="text/plain"),
+    "http.content_encoding": Case("gzip", where="any", words="gzip"),
+    "http.cache_control": Case("careless", "ops", where="any", words="no Cache-Control"),
+    # framing
+    "framing.parse": Case("huge-line", words="framing error"),
+    "framing.utf8": Case("invalid-utf8", words="invalid UTF-8"),
+    # WARN BY DESIGN: a lone CR is valid SSE (WHATWG), so failing it would fail conforming servers; it is a warning
+    # because many line splitters only know LF. The same holds for mixed endings. No fail branch is right here.
+    "framing.line_endings": Case("cr", expect="warn", words="lone CR"),
+    # WARN BY DESIGN: "data:value" is valid SSE (one leading space is optional); some naive clients break on it.
+    "framing.field_spacing": Case("no-space", expect="warn", words="without a space"),
+    "framing.unterminated": Case("truncated", words="ends inside an event"),
+    "framing.complete": Case("truncated", words="the capture ended by"),
+    # schema
+    "schema.events": Case("malformed-json", words="not JSON"),
+    "schema.consistent_id": Case("careless", "ops", words="id changes"),
+    # stream
+    "stream.done": Case("no-done", words="no [DONE]"),
+    "stream.done_last": Case("data-after-done", words="after [DONE]"),
+    "stream.finish_reason": Case("truncated", words="no chunk sets finish_reason"),
+    "stream.usage": Case("schema-mismatch", "openai", words="no usage chunk"),
+    # content
+    "content.chunks": Case("few-chunks", words="content chunks"),
+    "content.chars": Case("short-content", words="characters"),
+    "content.relevance": Case("canned", "grading", words="key terms"),
+    "content.not_echo": Case("echo", "grading", words="copied from the prompt"),
+    "content.distinct": Case("canned", "grading", words="share"),
+    "content.not_padding": Case("padding", "grading", words="repeat"),
+    # The placeholder's real text comes ~2 s in, near tds's TTFT limit: the limit is raised so only the
+    # placeholder is judged (the same override as tests/test_checks_faults.py).
+    "content.placeholder_first": Case("placeholder-first", "grading", overrides=("timing.ttft_ms=10000",),
+                                      words="placeholder"),
+    # timing
+    "timing.ttfb": Case("slow-ttft", where="t", words="first byte"),
+    "timing.ttft": Case("slow-ttft", where="t", words="first content"),
+    # Two ways to fail: a buffered dump leaves no rate at all, and a slow model (~20 tokens/s, chunks 0.6 s apart,
+    # hand-timed: the slow-throughput fault takes ~25 s) has a rate below tds's 29.
+    "timing.tokens_per_s": [Case("buffered", where="t", words="no streaming rate"),
+                            Case(timed_stream([0.2 + 0.6 * i for i in range(20)], t_end=12.0), where=None,
+                                 words="tokens/s", label="slow-model")],
+    "timing.progressive": Case("buffered", words="buffered, not streamed"),
+    # One 6 s stall mid-answer (tds: largest gap <= 5000 ms). No fault stalls between content chunks.
+    "timing.itl": Case(timed_stream([0.2 + 0.05 * i for i in range(20)] + [7.2 + 0.05 * i for i in range(20)],
+                                    t_end=8.5), words="max"),
+    # A stream that takes 61 s (tds: <= 60000 ms): chosen timestamps instead of a minute of real waiting.
+    "timing.e2e": Case(timed_stream([0.2 + 1.5 * i for i in range(41)], t_end=61.0), where="t", words="after"),
+    # errors
+    **BODY_PROBE_CASES,
+    "errors.wrong_method": Case("careless", "ops", where="any", words="bad input accepted"),
+    "errors.midstream": Case("error-midstream", words="error event"),
+    "errors.rate_limit": Case("careless", "ops", where="any", words="no Retry-After"),
+    "errors.cors": Case("careless", "ops", where="any", words="Access-Control-Allow-Origin"),
+    # robustness: the main stream is clean, one extra stream is a real fault capture.
+    "robustness.concurrency": Case(with_extra_streams("concurrency", "truncated", count=5), where="any",
+                                   words="did not conform"),
+    "robustness.disconnect": Case(disconnect_then("malformed-json"), where="any", words="after a client dropped"),
+    "robustness.repeats": Case(with_extra_streams("repeats", "no-done", count=3), where="any",
+                               words="stream.done"),
+}
+
+
+def cases() -> list[Any]:
+    """One pytest param per (check id, case)."""
+    out = []
+    for check_id in sorted(TABLE):
+        rows = TABLE[check_id]
+        for case in rows if isinstance(rows, list) else [rows]:
+            out.append(pytest.param(check_id, case, id=f"{check_id}:{case.name}"))
+    return out
+
+
+def judge(runs: dict[str, Any], check_id: str, case: Case):
+    """The engine's verdict (a CheckResult) on the row's input, with the row's profile."""
+    profile = load_profile(case.profile, list(case.overrides))
+    ctx = context_of(runs, case.source, profile) if isinstance(case.source, str) else case.source(runs, profile)
+    result = evaluate(ctx, categories={check_id.split(".", 1)[0]})
+    return result.check(check_id)
+
+
+# -- tests ----------------------------------------------------------------------------------------------------------
+
+def test_every_registered_check_has_a_failing_row():
+    registered = set(load_checks())
+    missing = sorted(registered - set(TABLE))
+    stale = sorted(set(TABLE) - registered)
+    assert not missing, (f"check(s) with no input that makes them fail: {', '.join(missing)} -- add a row to TABLE "
+                         "in tests/test_every_check_can_fail.py (a check that cannot fail is a defect)")
+    assert not stale, f"TABLE rows for checks that are no longer registered: {', '.join(stale)}"
+
+
+def test_every_profile_plans_only_registered_checks():
+    """Each built-in profile's checks are in the registry, so the table above covers every profile."""
+    for name in builtin_profiles():
+        planned = {cid for cid, _ in planned_checks(load_profile(name))}
+        assert planned <= set(TABLE), (name, sorted(planned - set(TABLE)))
+        assert planned, name
+
+
+@pytest.mark.parametrize("check_id, case", cases())
+def test_check_can_fail(runs, check_id, case):
+    profile = load_profile(case.profile, list(case.overrides))
+    assert profile.enabled(check_id), f"{check_id} is not enabled in the {case.profile} profile of its row"
+    out = judge(runs, check_id, case)
+    assert out is not None, f"{check_id} was not evaluated"
+    detail = f"{out.status} {check_id}: {out.message} (measured {out.measured!r}, threshold {out.threshold!r}, " \
+             f"evidence {out.evidence!r})"
+    assert out.status == case.expect, detail
+    assert out.message.strip(), detail
+    assert case.words in out.message, detail
+    assert out.threshold is not None or out.measured is not None, detail
+    assert out.reproduce, detail
+    if case.where is not None:
+        assert out.evidence, f"no evidence: {detail}"
+    if case.where in ("offset", "t"):
+        assert any(item.get(case.where) is not None for item in out.evidence), f"evidence without {case.where}: " \
+                                                                              f"{detail}"
+
+
+@pytest.mark.parametrize("check_id", ["http.status", "framing.complete", "stream.done", "content.chars",
+                                      "timing.ttft", "robustness.repeats"])
+def test_the_clean_main_stream_passes_the_same_checks(runs, check_id):
+    """The inputs fail because of their defect, not because the captures are broken: the clean capture passes."""
+    case = TABLE[check_id]
+    assert isinstance(case, Case)
+    clean = Case("clean", case.profile)
+    if not isinstance(case.source, str):  # robustness rows: the same clean main stream with clean extra streams
+        clean = Case(with_extra_streams("repeats", "clean", count=3), case.profile)
+    out = judge(runs, check_id, clean)
+    assert out.status == "pass", (out.message, out.measured, out.threshold)
