@@ -110,7 +110,7 @@ def graded(tmp_path_factory):
         assert cli_main(argv) == 0
         assert records(out) == first
         # --regrade redoes exactly the chosen id.
-        assert cli_main(argv + ["--regrade", "good"]) == 0
+        assert cli_main(argv + ["--regrade", "good", "--html"]) == 0
         again = records(out)
     return {"out": out, "first": first, "again": again, "rows": rows, "elapsed": elapsed}
 
@@ -171,7 +171,11 @@ def test_exports(graded):
         gs = json.loads((out / sub["gradescope"]).read_text())
         assert gs["tests"] and gs["score"] == sub["score"]
         assert (out / sub["feedback"]).read_text().startswith("# Feedback for")
-    assert "<html" in (out / "summary.html").read_text()
+    page = (out / "summary.html").read_text()
+    assert 'id="submissions"' in page and "<canvas" in page  # the rich reports/ page, not a plain table
+    # --html rendered each graded submission's run report, and the summary links them
+    good_report = out / "results" / (Path(summary["submissions"][0]["result"]).stem + ".html")
+    assert good_report.exists() and good_report.name in page
     echo = (out / next(s["feedback"] for s in summary["submissions"] if s["id"] == "echo")).read_text()
     assert "content.not_echo" in echo and "repeats the prompt" in echo
 

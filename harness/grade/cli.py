@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              + ")")
     parser.add_argument("--send-api-key", action="store_true",
                         help="send $STREAMCONFORM_API_KEY to every submission (never done unless asked)")
+    parser.add_argument("--html", action="store_true",
+                        help="also render each submission's HTML run report beside its record (summary.html "
+                             "always renders, linking them)")
 
 
 def build_inputs(subs: list[Submission], args: argparse.Namespace) -> list[GradeInput]:
@@ -133,6 +136,10 @@ def main(args: argparse.Namespace) -> int:
         write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name())
         raise
     summary = write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name())
+    if args.html:
+        from reports import write_grading
+
+        write_grading(summary, out)  # per-submission reports, then summary.html again with links to them
     if not args.quiet:
         by_status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items())
         progress.console.print(f"graded {summary['graded']}/{summary['total']}: {summary['passed']} passed; "

@@ -6,13 +6,12 @@ exports cover every submission, graded today or yesterday.
     OUT/gradescope/<stem>/results.json   Gradescope format, written even when the endpoint never answered
     OUT/grades.csv                       one row per submission, the roster's extra columns appended
     OUT/summary.json                     data for reports/ (list of submissions with paths)
-    OUT/summary.html                     a plain, escaped table
+    OUT/summary.html                     the grading summary page (reports/)
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import re
@@ -24,6 +23,7 @@ from harness import __version__
 from harness.grade.attempt import utc_now
 from harness.grade.feedback import check_text, render_markdown, student_view
 from harness.grade.store import ResultStore, atomic_write_text, file_stem
+from reports import render_grading
 
 CSV_COLUMNS = ["id", "url", "status", "score", "max_score", "passed", "ttft_ms", "tokens_per_s", "chars", "chunks",
                "failed_checks", "thresholds", "attempts", "result"]
@@ -143,30 +143,7 @@ def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_col
         "submissions": submissions,
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, ensure_ascii=False))
-    atomic_write_text(out / "summary.html", summary_html(summary))
+    # The rich page (sortable table, score distribution, failures per check) from reports/, one offline file;
+    # rows link each submission's run report when `--html` rendered them, else its JSON record.
+    atomic_write_text(out / "summary.html", render_grading(summary, out))
     return summary
-
-
-def summary_html(summary: dict[str, Any]) -> str:
-    e = html.escape
-    rows = "\n".join(
-        "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in (
-            s["id"], s["url"], s["status"], f"{s['score']} / {s['max_score']}", "yes" if s["passed"] else "no",
-            "" if s["ttft_ms"] is None else s["ttft_ms"], ", ".join(s["failed_checks"]))) +
-        f"<td><a href=\"{e(s['result'], quote=True)}\">record</a> "
-        f"<a href=\"{e(s['feedback'], quote=True)}\">feedback</a></td></tr>"
-        for s in summary["submissions"])
-    by_status = ", ".join(f"{e(k)}: {v}" for k, v in summary["by_status"].items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Grades</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}}</style></head>
-<body><h1>Grades ({e(summary['profile'])})</h1>
-<p>{summary['graded']} of {summary['total']} graded, {summary['passed']} passed. {by_status}.
-Generated {e(summary['generated_at'])} by streamconform {e(summary['grader_version'])}.</p>
-<table><thead><tr><th>id</th><th>url</th><th>status</th><th>score</th><th>passed</th><th>TTFT ms</th>
-<th>lost points on</th><th>files</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table></body></html>
-"""
