@@ -8,13 +8,13 @@ any is reused, with varied fillers), so relevance, echo, canned and padding chec
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
 import random
 import re
-from collections.abc import Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 
 _STOPWORDS = frozenset(
     """a about above after again all also am an and any are as at be because been before being below between both
@@ -153,33 +153,48 @@ def iter_answer_pieces(prompt: str, target_chars: int | float, chunk_chars: int,
     return iter_split(iter_text(prompt, target_chars), chunk_size(target_chars, chunk_chars, min_chunks))
 
 
-_CACHE_MAX_CHARS = 200_000
+class _AnswerCache:
+    """Answers as (length, JSON string literal) per piece, least recently used first out, bounded by the total
+    characters held (not by entry count), so long benchmark answers and many short ones both fit in a known budget."""
+
+    def __init__(self, budget_chars: int):
+        self.budget = budget_chars
+        self.held = 0
+        self.entries: OrderedDict[tuple, tuple[tuple[int, bytes], ...]] = OrderedDict()
+
+    def get(self, key: tuple, make: Callable[[], Iterable[str]]) -> tuple[tuple[int, bytes], ...]:
+        hit = self.entries.get(key)
+        if hit is not None:
+            self.entries.move_to_end(key)
+            return hit
+        value = tuple((len(p), json.dumps(p, ensure_ascii=False).encode()) for p in make())
+        size = sum(n for n, _ in value)
+        if size <= self.budget // 4:
+            self.entries[key] = value
+            self.held += size
+            while self.held > self.budget:
+                _, old = self.entries.popitem(last=False)
+                self.held -= sum(n for n, _ in old)
+        return value
 
 
-@functools.lru_cache(maxsize=256)
-def _cached_pieces(prompt: str, target_chars: int, chunk_chars: int, min_chunks: int) -> tuple[str, ...]:
-    return tuple(iter_answer_pieces(prompt, target_chars, chunk_chars, min_chunks))
-
-
-def answer_pieces(prompt: str, target_chars: int | float, chunk_chars: int, min_chunks: int) -> Iterator[str]:
-    """Like `iter_answer_pieces`, but answers of ordinary length come from a small cache: the text is a pure
-    function of its inputs, and many streams asking the same thing (graders, benchmarks) then share one copy
-    instead of each paying for generation."""
-    if target_chars <= _CACHE_MAX_CHARS:
-        return iter(_cached_pieces(prompt, int(target_chars), chunk_chars, min_chunks))
-    return iter_answer_pieces(prompt, target_chars, chunk_chars, min_chunks)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_json_pieces(prompt: str, target_chars: int, chunk_chars: int, min_chunks: int) -> tuple[tuple[int, bytes], ...]:
-    return tuple((len(p), json.dumps(p, ensure_ascii=False).encode())
-                 for p in _cached_pieces(prompt, target_chars, chunk_chars, min_chunks))
+_CACHE = _AnswerCache(8_000_000)
+_CACHE_MAX_CHARS = 1_000_000  # longer answers are generated lazily, never held whole
 
 
 def answer_json_pieces(prompt: str, target_chars: int | float, chunk_chars: int,
                        min_chunks: int) -> Iterator[tuple[int, bytes]]:
-    """(length, the piece as a UTF-8 JSON string literal) per piece: the streaming hot path's form, cached too."""
+    """(length, the piece as a UTF-8 JSON string literal) per piece: the streaming hot path's form.
+
+    The text is a pure function of its inputs, so answers of ordinary length come from a small cache: many streams
+    asking the same thing (graders, benchmarks) share one copy instead of each paying for generation."""
     if target_chars <= _CACHE_MAX_CHARS:
-        return iter(_cached_json_pieces(prompt, int(target_chars), chunk_chars, min_chunks))
+        key = (prompt, int(target_chars), chunk_chars, min_chunks)
+        return iter(_CACHE.get(key, lambda: iter_answer_pieces(prompt, target_chars, chunk_chars, min_chunks)))
     return ((len(p), json.dumps(p, ensure_ascii=False).encode())
             for p in iter_answer_pieces(prompt, target_chars, chunk_chars, min_chunks))
+
+
+def answer_pieces(prompt: str, target_chars: int | float, chunk_chars: int, min_chunks: int) -> Iterator[str]:
+    """The answer's pieces as text (the fault modes' form): generated afresh, they are not on the hot path."""
+    return iter_answer_pieces(prompt, target_chars, chunk_chars, min_chunks)
