@@ -272,10 +272,11 @@ TABLE: dict[str, Case | list[Case]] = {
     # framing
     "framing.parse": Case("huge-line", words="framing error"),
     "framing.utf8": Case("invalid-utf8", words="invalid UTF-8"),
-    # WARN BY DESIGN (WARN_BY_DESIGN below): a lone CR is valid SSE (WHATWG), so failing it would fail conforming servers; it is a warning
-    # because many line splitters only know LF. The same holds for mixed endings. No fail branch is right here.
+    # WARN BY DESIGN (see WARN_BY_DESIGN): a lone CR is valid SSE (WHATWG), so failing it would fail conforming
+    # servers; it warns because many line splitters only know LF. Mixed endings likewise. No fail branch is right.
     "framing.line_endings": Case("cr", expect="warn", words="lone CR"),
-    # WARN BY DESIGN (WARN_BY_DESIGN below): "data:value" is valid SSE (one leading space is optional); some naive clients break on it.
+    # WARN BY DESIGN (see WARN_BY_DESIGN): "data:value" is valid SSE (the one leading space is optional); some
+    # naive clients break on it.
     "framing.field_spacing": Case("no-space", expect="warn", words="without a space"),
     "framing.unterminated": Case("truncated", words="ends inside an event"),
     "framing.complete": Case("truncated", words="the capture ended by"),
@@ -314,9 +315,10 @@ TABLE: dict[str, Case | list[Case]] = {
     # One 11 s stall mid-answer (tds: largest gap <= 5000 ms; minimal and openai: 10000 ms). No fault stalls
     # between content chunks.
     "timing.itl": Case(timed_stream([0.2 + 0.05 * i for i in range(20)] + [12.2 + 0.05 * i for i in range(20)],
-                                    t_end=13.5), words="max"),
+                                    t_end=13.5), words="max", label="11s-stall"),
     # A stream that takes 61 s (tds: <= 60000 ms): chosen timestamps instead of a minute of real waiting.
-    "timing.e2e": Case(timed_stream([0.2 + 1.5 * i for i in range(41)], t_end=61.0), where="t", words="after"),
+    "timing.e2e": Case(timed_stream([0.2 + 1.5 * i for i in range(41)], t_end=61.0), where="t", words="after",
+                       label="61s-stream"),
     # errors
     **BODY_PROBE_CASES,
     "errors.wrong_method": Case("careless", "ops", where="any", words="bad input accepted"),
@@ -325,13 +327,14 @@ TABLE: dict[str, Case | list[Case]] = {
     "errors.cors": Case("careless", "ops", where="any", words="Access-Control-Allow-Origin"),
     # robustness: the main stream is clean, one extra stream is a real fault capture.
     "robustness.concurrency": Case(with_extra_streams("concurrency", "truncated", count=5), where="any",
-                                   words="did not conform"),
-    "robustness.disconnect": Case(disconnect_then("malformed-json"), where="any", words="after a client dropped"),
+                                   words="did not conform", label="1-of-5-cut-off"),
+    "robustness.disconnect": Case(disconnect_then("malformed-json"), where="any", words="after a client dropped",
+                                  label="dropped-then-malformed-json"),
     # A repeat served as text/plain (say, by another replica): not an event stream under any profile. (A defect
     # only a non-required check sees, such as a missing [DONE] under minimal, is not the robustness checks' to
     # judge: they hold extra streams to the profile's required conformance checks.)
     "robustness.repeats": Case(with_extra_streams("repeats", "wrong-content-type", count=3), where="any",
-                               words="repeat 1"),
+                               words="repeat 1", label="repeat-as-text-plain"),
 }
 
 
@@ -439,3 +442,14 @@ def test_the_clean_main_stream_passes_the_same_checks(runs, check_id):
         clean = Case(with_extra_streams("repeats", "clean", count=3), case.profile)
     out = judge(runs, check_id, clean)
     assert out.status == "pass", (out.message, out.measured, out.threshold)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap, reported to the lead: timing.tokens_per_s's below-the-limit "
+                   "verdict carries no evidence (harness/checks/timing.py is another engineer's file right now)")
+def test_a_slow_rate_points_at_the_content_it_measured(runs):
+    """The rate is measured between the first and the last content chunk: a failing verdict should say where
+    they are (offsets and times), as every other located failure does. Remove the xfail once timing.py does."""
+    slow = next(case for case in rows("timing.tokens_per_s") if case.label == "slow-model")
+    out = judge(runs, "timing.tokens_per_s", slow)
+    assert out.status == "fail"
+    assert any(item.get("t") is not None and item.get("offset") is not None for item in out.evidence)
