@@ -185,13 +185,14 @@ def primary(runs: dict[str, Any], name: str) -> Capture:
     return runs[name].captures["primary"]
 
 
-def with_extra_streams(part: str, broken: str, *, count: int) -> Callable[[dict[str, Any], Any], Context]:
-    """The clean main stream, plus ``count`` extra streams for a robustness part, the first one ``broken`` (a real
-    fault capture): the endpoint did worse on an extra stream than on the main one. (First, because a profile
-    that asks for fewer repeats than were filed judges only the first ones.)"""
+def with_extra_streams(part: str, broken: str, *, count: int, broken_count: int = 1
+                       ) -> Callable[[dict[str, Any], Any], Context]:
+    """The clean main stream, plus ``count`` extra streams for a robustness part, the first ``broken_count`` of
+    them ``broken`` (a real fault capture): the endpoint did worse on extra streams than on the main one. (First,
+    because a profile that asks for fewer repeats than were filed judges only the first ones.)"""
 
     def build(runs: dict[str, Any], profile: Any) -> Context:
-        extras = [primary(runs, broken)] + [primary(runs, "clean")] * (count - 1)
+        extras = [primary(runs, broken)] * broken_count + [primary(runs, "clean")] * (count - broken_count)
         probes = {f"robustness.{part}.{i}": cap for i, cap in enumerate(extras)}
         return build_context(profile, primary(runs, "clean"), probes=probes)
 
@@ -326,8 +327,12 @@ TABLE: dict[str, Case | list[Case]] = {
     "errors.rate_limit": Case("careless", "ops", where="any", words="no Retry-After"),
     "errors.cors": Case("careless", "ops", where="any", words="Access-Control-Allow-Origin"),
     # robustness: the main stream is clean, one extra stream is a real fault capture.
-    "robustness.concurrency": Case(with_extra_streams("concurrency", "truncated", count=5), where="any",
-                                   words="did not conform", label="1-of-5-cut-off"),
+    # Two ways: one of five parallel streams is cut off; or all five conform but start slowly (TTFT ~3 s each,
+    # the slow-ttft fault's real captures; tds: p90 < 2401 ms).
+    "robustness.concurrency": [Case(with_extra_streams("concurrency", "truncated", count=5), where="any",
+                                    words="did not conform", label="1-of-5-cut-off"),
+                               Case(with_extra_streams("concurrency", "slow-ttft", count=5, broken_count=5),
+                                    where="any", words="TTFT p90", label="5-slow-starts")],
     "robustness.disconnect": Case(disconnect_then("malformed-json"), where="any", words="after a client dropped",
                                   label="dropped-then-malformed-json"),
     # A repeat served as text/plain (say, by another replica): not an event stream under any profile. (A defect
