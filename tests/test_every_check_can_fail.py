@@ -2,9 +2,11 @@
 
 The founding brief: "a check that cannot fail is a defect". This module is the ledger for that rule. ``TABLE`` maps
 every check id in the registry (``harness.checks.load_checks()``, the modules harness/runner.py imports) to one
-input that makes it return ``fail`` -- or ``warn``, for the two checks whose only non-pass outcome is a warning by
-design (see their rows) -- and ``test_every_registered_check_has_a_failing_row`` fails, naming the check, when a
-new check arrives without a row here.
+or more inputs that make it return ``fail`` -- or ``warn``, for the two checks whose only non-pass outcome is a
+warning by design (``WARN_BY_DESIGN``) -- and ``test_every_registered_check_has_a_failing_row`` fails, naming the
+check, when a new check arrives without a row here. Each failing verdict must carry a message that says why, a
+measured value or threshold, and evidence where the defect has a place in the stream. A second test re-judges every
+input under every built-in profile, so no profile's thresholds can make a check it runs impossible to fail.
 
 Where the inputs come from, in order of preference:
 
