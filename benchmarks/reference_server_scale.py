@@ -313,8 +313,13 @@ def main() -> int:
         client_loop = "uvloop"
     except ImportError:
         client_loop = "asyncio"
+    import importlib.util
+
+    fast = [m for m in ("httptools", "uvloop") if importlib.util.find_spec(m)]
     print(f"scale benchmark: one chunk every {args.gap_ms:g} ms per stream, a level holds when every stream "
-          f"delivers and emission p99 <= {args.p99_ms:g} ms; {os.cpu_count()} CPUs, client loop {client_loop}")
+          f"delivers and emission p99 <= {args.p99_ms:g} ms; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}, client loop {client_loop}, reference server on uvicorn with "
+          f"{' + '.join(fast) if fast else 'h11 + asyncio (install httptools and uvloop for the fast path)'}")
     print(f"  {'server':<10} {'streams':>6} {'held':>6} {'events/s':>10} {'expected':>10} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'max ms':>8} {'KiB/str':>8} {'cpu':>7}")
     results: dict[str, list[Level]] = {}
