@@ -451,11 +451,9 @@ def test_the_clean_main_stream_passes_the_same_checks(runs, check_id):
     assert out.status == "pass", (out.message, out.measured, out.threshold)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap, reported to the lead: timing.tokens_per_s's below-the-limit "
-                   "verdict carries no evidence (harness/checks/timing.py is another engineer's file right now)")
 def test_a_slow_rate_points_at_the_content_it_measured(runs):
     """The rate is measured between the first and the last content chunk: a failing verdict should say where
-    they are (offsets and times), as every other located failure does. Remove the xfail once timing.py does."""
+    they are (offsets and times), as every other located failure does."""
     slow = next(case for case in rows("timing.tokens_per_s") if case.label == "slow-model")
     out = judge(runs, "timing.tokens_per_s", slow)
     assert out.status == "fail"

@@ -86,6 +86,15 @@ def _first_content_evidence(j: Judged) -> list[dict]:
     return [evidence(c.offset, c.content, c.t, capture=j.label)]
 
 
+def _rate_evidence(j: Judged) -> list[dict]:
+    """The two ends the rate was measured between: the first meaningful content and the last content chunk."""
+    items = _first_content_evidence(j)
+    last = next((c for c in reversed(j.transcript.chunks) if c.content), None)
+    if items and last is not None and last.offset != items[0]["offset"]:
+        items.append(evidence(last.offset, last.content, last.t, capture=j.label))
+    return items
+
+
 def _unreached(ctx: Context) -> Outcome | None:
     cap = ctx.primary.capture
     if cap.status is None:
@@ -139,7 +148,7 @@ def tokens_per_s(ctx: Context) -> Outcome:
                               + note, measured=None, threshold=threshold, evidence=_first_content_evidence(j))
     return Outcome.of(m.tokens_per_s > limit,
                       f"{m.tokens} tokens ({m.token_method}) at {m.tokens_per_s:.1f} tokens/s" + note,
-                      measured=round(m.tokens_per_s, 2), threshold=threshold)
+                      measured=round(m.tokens_per_s, 2), threshold=threshold, evidence=_rate_evidence(j))
 
 
 @check("timing.itl", description="gaps between content chunks: p99 and max below the limits (the median request)")
