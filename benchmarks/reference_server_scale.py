@@ -6,8 +6,10 @@ For each load level the client opens N long streams, waits until all are flowing
     server with the same 0.1 ms histogram for both designs (GET /debug/emission);
   - events/s actually received by the client, and how many of the N streams delivered events in the window;
   - memory per stream: server RSS growth over its idle RSS, divided by N.
-A level "holds" when every stream delivered events and p99 lateness <= --p99-ms. The figure of merit is the largest
-level that holds for each design, and their ratio. The run bounds itself (`--max-seconds`) and only uses loopback.
+A level "holds" when every stream delivered events and p99 lateness <= --p99-ms, in one of `--tries` tries (2: on
+a shared machine other processes stall a run now and then; both designs get the same allowance). The figure of
+merit is the largest level that holds for each design, and their ratio; the same sweep is also read at tighter
+lateness bounds (equal lateness). The run bounds itself (`--max-seconds`) and only uses loopback.
 
     python benchmarks/reference_server_scale.py            # full sweep, a few minutes at most
     python benchmarks/reference_server_scale.py --quick    # smaller levels, shorter windows
@@ -260,6 +262,15 @@ async def sweep(server: ServerProcess, levels: list[int], args: argparse.Namespa
             print(f"  {server.name}: time budget reached, stopping the sweep before {n} streams", flush=True)
             break
         lv = await run_level(server, n, idle, args)
+        for attempt in range(2, args.tries + 1):
+            if lv.ok or time.monotonic() + args.window_s + args.ramp_s + args.settle_s + 5 > deadline:
+                break
+            # Other processes on a shared machine stall a run now and then; a level gets the same extra try
+            # whichever design is measured, and the better try is reported.
+            print_level(lv, args.gap_ms)
+            again = await run_level(server, n, idle, args)
+            again.note = (again.note + f" (try {attempt})").strip()
+            lv = again if (again.ok or again.p99_ms < lv.p99_ms) else lv
         print_level(lv, args.gap_ms)
         out.append(lv)
         if not lv.ok:
@@ -279,6 +290,8 @@ def main() -> int:
     ap.add_argument("--ramp-s", type=float, default=2.0)
     ap.add_argument("--settle-s", type=float, default=5.0)
     ap.add_argument("--cooldown-s", type=float, default=1.5)
+    ap.add_argument("--tries", type=int, default=2,
+                    help="tries per level before it counts as failed (shared-machine noise; default 2)")
     ap.add_argument("--max-seconds", type=float, default=300.0, help="hard bound on the whole run (default 300)")
     ap.add_argument("--quick", action="store_true", help="small levels and short windows (a smoke run)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
