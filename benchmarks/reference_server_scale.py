@@ -262,16 +262,17 @@ async def sweep(server: ServerProcess, levels: list[int], args: argparse.Namespa
             print(f"  {server.name}: time budget reached, stopping the sweep before {n} streams", flush=True)
             break
         lv = await run_level(server, n, idle, args)
+        print_level(lv, args.gap_ms)
         for attempt in range(2, args.tries + 1):
             if lv.ok or time.monotonic() + args.window_s + args.ramp_s + args.settle_s + 5 > deadline:
                 break
             # Other processes on a shared machine stall a run now and then; a level gets the same extra try
-            # whichever design is measured, and the better try is reported.
-            print_level(lv, args.gap_ms)
+            # whichever design is measured, and the better try counts.
             again = await run_level(server, n, idle, args)
             again.note = (again.note + f" (try {attempt})").strip()
-            lv = again if (again.ok or again.p99_ms < lv.p99_ms) else lv
-        print_level(lv, args.gap_ms)
+            print_level(again, args.gap_ms)
+            if again.ok or again.p99_ms < lv.p99_ms:
+                lv = again
         out.append(lv)
         if not lv.ok:
             break
