@@ -37,7 +37,7 @@ class LatenessHistogram:
         for i, c in enumerate(self.counts):
             seen += c
             if seen >= rank:
-                return (i + 1) * RESOLUTION_S  # upper edge: never under-reports
+                return min((i + 1) * RESOLUTION_S, self.max_s)  # bucket's upper edge: never under-reports
         return self.max_s
 
     def snapshot(self) -> dict:
