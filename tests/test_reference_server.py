@@ -528,3 +528,19 @@ def test_validation_never_raises_anything_but_api_errors():
             assert 400 <= err.status < 500 and err.message
 
     check()
+
+
+def test_lateness_histogram_quantiles():
+    from reference_server.lateness import LatenessHistogram
+
+    h = LatenessHistogram()
+    for _ in range(970):
+        h.add(0.0005)
+    for _ in range(30):
+        h.add(0.030)
+    h.add(-0.001)  # early events count as on time
+    snap = h.snapshot()
+    assert snap["events"] == 1001 and snap["p50_ms"] <= 0.7 and 25 <= snap["p99_ms"] <= 30.1
+    assert snap["max_ms"] == pytest.approx(30.0)
+    h.add(99.0)  # beyond the last bucket: still counted, max exact
+    assert h.snapshot()["max_ms"] == pytest.approx(99000.0)
