@@ -47,16 +47,6 @@ def server_args(conf: dict[str, float]) -> list[str]:
     return ["--ttft-ms", str(SERVER_TTFT_MS), "--gap-ms", str(conf["gap_ms"]), "--chars", str(int(conf["chars"]))]
 
 
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    data = sorted(values)
-    pos = (len(data) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
 def pin_to(cpu: int) -> None:
     """Pin this process to one CPU when there are at least two (so client and server do not share a core)."""
     try:
@@ -274,6 +264,8 @@ def run_guidellm(venv: str, tokenizer_dir: str, base_url: str, concurrency: int,
 
 
 def summarize(name: str, phase: str, level: int, res: dict[str, Any]) -> dict[str, Any]:
+    from harness.metrics import percentile as pct
+
     events = res["events"]
     cpu = max(res["cpu_s"], 1e-9)
     errs = [t - SERVER_TTFT_MS for t in res["ttft_ms"]]

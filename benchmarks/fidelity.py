@@ -255,12 +255,11 @@ async def _phase(url: str, streams: int, rounds: int) -> dict[str, Results]:
 # -- statistics and the report ------------------------------------------------------------------------------------
 
 def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    """The q-quantile (0..1) by harness.metrics.percentile; NaN when there are no values (keeps the JSON numeric)."""
+    from harness.metrics import percentile
+
+    value = percentile(values, q * 100)
+    return float("nan") if value is None else value
 
 
 def _summary(results: Results) -> dict[str, Any]:

@@ -87,16 +87,6 @@ def server_lateness(endpoints: list[str]) -> dict[str, float]:
             **{k: max(s.get(k, 0.0) for s in snaps) for k in ("p50_ms", "p99_ms", "max_ms")}}
 
 
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    data = sorted(values)
-    pos = (len(data) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
 async def grade(items: list[Any], runner: Any, out: Path, concurrency: int, bound_s: float) -> tuple[float, int]:
     from harness.grade.attempt import AttemptPolicy
     from harness.grade.batch import grade_all
@@ -138,6 +128,8 @@ async def loop_lag(lags: list[float], period: float = 0.005) -> None:
 
 
 def main() -> int:
+    from harness.metrics import percentile as pct
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="submissions (default 1000)")
     ap.add_argument("--concurrency", type=int, default=64)

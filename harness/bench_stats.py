@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.metrics import percentile  # one definition of the interpolation, shared with the run metrics
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -34,19 +35,6 @@ SLO_FIELDS = {
     "ttfb_ms": "ttfb_ms",
     "itl_ms": "itl_max_ms",  # an ITL SLO bounds the worst gap of the request, as a user feels the longest stall
 }
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default method) of unsorted values; None when empty."""
-    if not values:
-        return None
-    data = sorted(values)
-    if len(data) == 1:
-        return float(data[0])
-    pos = (len(data) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return float(data[lo] + (data[hi] - data[lo]) * (pos - lo))
 
 
 def distribution(values: Iterable[float | None]) -> dict[str, Any]:
