@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.model import Capture, Limits, RequestSpec
+from harness.profile import profile_section
 
 DEFAULT_ACCEPTED_CODES = (400, 413, 415, 422)
 DEFAULT_METHOD_CODES = (405, 404)
@@ -169,14 +170,8 @@ DEFAULT_PROBES = BAD_REQUEST_PROBES + ("cors",)
 # -- reading the profile -------------------------------------------------------------------------------------------
 
 def errors_settings(profile: Any) -> dict[str, Any]:
-    """The profile's ``[errors]`` table ({} when the profile has none or is a plain dict)."""
-    if profile is None:
-        return {}
-    if isinstance(profile, dict):
-        value = profile.get("errors", {})
-        return dict(value) if isinstance(value, dict) else {}
-    section = getattr(profile, "section", None)
-    return section("errors") if callable(section) else {}
+    """The profile's ``[errors]`` table ({} when the profile has none)."""
+    return profile_section(profile, "errors")
 
 
 def seed_shape_ok(profile: Any) -> bool:

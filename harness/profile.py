@@ -151,6 +151,18 @@ class Profile:
 
 # -- loading ------------------------------------------------------------------------------------------------------
 
+def profile_section(profile: Profile | dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """One table of a profile as a dict copy ({} when absent); also accepts a plain dict, or None for no profile
+    (the probe and robustness planners are called with all three)."""
+    if profile is None:
+        return {}
+    if isinstance(profile, dict):
+        value = profile.get(name, {})
+        return dict(value) if isinstance(value, dict) else {}
+    section = getattr(profile, "section", None)
+    return section(name) if callable(section) else {}
+
+
 def builtin_profiles() -> list[str]:
     folder = resources.files("harness.profiles")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))

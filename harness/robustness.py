@@ -42,6 +42,7 @@ from harness.probes import (
     short_limits,
     time_left,
 )
+from harness.profile import profile_section
 
 DEFAULT_CONCURRENCY = 5
 DEFAULT_REPEATS = 3
@@ -54,13 +55,8 @@ MIN_DROP_AFTER_S, MAX_DROP_AFTER_S = 0.1, 5.0
 
 
 def robustness_settings(profile: Any) -> dict[str, Any]:
-    if profile is None:
-        return {}
-    if isinstance(profile, dict):
-        value = profile.get("robustness", {})
-        return dict(value) if isinstance(value, dict) else {}
-    section = getattr(profile, "section", None)
-    return section("robustness") if callable(section) else {}
+    """The profile's ``[robustness]`` table ({} when the profile has none)."""
+    return profile_section(profile, "robustness")
 
 
 def plan(settings: dict[str, Any]) -> dict[str, Any]:

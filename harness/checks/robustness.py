@@ -119,18 +119,13 @@ def _skip_reason(ctx: Context, part: str) -> str:
     return f"not run (the profile's [robustness] section turns {part} off, or the run was re-checked without it)"
 
 
-def _settings(ctx: Context) -> dict[str, Any]:
-    section = getattr(ctx.profile, "section", None)
-    return section("robustness") if callable(section) else {}
-
-
 @check("robustness.concurrency", category="robustness",
        description="K parallel streams all conform and their TTFT p90 stays within the threshold")
 def concurrency(ctx: Context) -> Outcome:
     caps = numbered(ctx.probes, "robustness.concurrency.")
     if not caps:
         return Outcome.skip(_skip_reason(ctx, "concurrency"))
-    limit = _settings(ctx).get("ttft_p90_ms", ctx.setting("timing.ttft_ms"))
+    limit = ctx.setting("robustness.ttft_p90_ms", ctx.setting("timing.ttft_ms"))
     transcripts = [transcript_of(c, ctx.profile) for c in caps]
     problems, items = [], []
     for i, tr in enumerate(transcripts):
