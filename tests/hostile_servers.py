@@ -27,6 +27,11 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
             b"Connection: close\r\n\r\n")
+# For the well-behaved parts of the small servers written in tests: one OpenAI-style content chunk (``% text``),
+# the closing stop chunk and [DONE], and a relevant sentence to fill the content with.
+OPENAI_CHUNK = 'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n'
+OPENAI_STOP = 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+VOLCANO_TEXT = "Volcanoes form where molten rock rises through the crust and erupts at the surface. "
 _BLOCK = 64 * 1024
 
 

@@ -15,35 +15,29 @@ from harness.metrics import median_pick, spread_of
 from harness.model import Limits
 from harness.profile import load_profile
 from harness.runner import RunOptions, evaluate_bundle, load_bundle, run_target, save_bundle
-from tests.hostile_servers import SSE_HEAD, HostileServer, read_head, send
+from tests.hostile_servers import (
+    OPENAI_CHUNK,
+    OPENAI_STOP,
+    SSE_HEAD,
+    VOLCANO_TEXT,
+    HostileServer,
+    read_head,
+    send,
+)
 
-CHUNK = 'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n'
-STOP = 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
-WORDS = "Volcanoes form where molten rock rises through the crust and erupts at the surface. "
 TIMING = ("timing.ttfb", "timing.ttft", "timing.tokens_per_s", "timing.itl", "timing.e2e")
 # Only the repeats among the robustness requests: the other parts would add requests to the plan.
 REPEATS_ONLY = ["robustness.concurrency_enabled=false", "robustness.disconnect_enabled=false"]
 REPEATS_OFF = ["robustness.repeats_enabled=false"]
 
 
-class PlannedServer:
+class PlannedServer(HostileServer):
     """Request n waits ``ttft_s[n]`` (the last entry for every later one) before its first content chunk."""
 
     def __init__(self, ttft_s: list[float], chunks: int = 20, gap_s: float = 0.02) -> None:
+        super().__init__(self.handle)
         self.ttft_s, self.chunks, self.gap_s = ttft_s, chunks, gap_s
         self.served = 0
-        self.server = HostileServer(self.handle)
-
-    def __enter__(self) -> PlannedServer:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     async def handle(self, reader, writer) -> None:
         await read_head(reader)
@@ -55,8 +49,8 @@ class PlannedServer:
         for i in range(self.chunks):
             if i:
                 await asyncio.sleep(self.gap_s)
-            await send(writer, (CHUNK % f"{WORDS}({i}) ").encode())
-        await send(writer, STOP.encode())
+            await send(writer, (OPENAI_CHUNK % f"{VOLCANO_TEXT}({i}) ").encode())
+        await send(writer, OPENAI_STOP.encode())
 
 
 def run(url: str, overrides: list[str], headers: dict[str, str] | None = None, deadline_s: float = 30.0):

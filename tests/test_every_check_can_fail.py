@@ -92,7 +92,7 @@ SOURCES: dict[str, Source] = {
 }
 
 
-class CarelessServer:
+class CarelessServer(HostileServer):
     """A naive streaming endpoint on loopback: every defect here is one no reference-server fault produces.
 
     * any method is answered with the stream: GET (``errors.wrong_method``) and the CORS preflight OPTIONS, which
@@ -104,20 +104,9 @@ class CarelessServer:
     """
 
     def __init__(self, quota: int = 20, chunks: int = 12, gap_s: float = 0.01) -> None:
+        super().__init__(self.handle)
         self.quota, self.chunks, self.gap_s = quota, chunks, gap_s
         self.served = 0
-        self.server = HostileServer(self.handle)
-
-    def __enter__(self) -> CarelessServer:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)

@@ -14,14 +14,18 @@ from harness.checks.robustness import numbered
 from harness.model import Capture, Limits, RequestSpec
 from harness.profile import load_profile
 from harness.runner import RunOptions, run_target
-from tests.hostile_servers import HostileServer, read_head, send
+from tests.hostile_servers import (
+    OPENAI_CHUNK,
+    OPENAI_STOP,
+    SSE_HEAD,
+    VOLCANO_TEXT,
+    HostileServer,
+    read_head,
+    send,
+)
 
-CHUNK = 'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n'
-STOP = 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
-WORDS = "Volcanoes form where molten rock rises through the crust and erupts at the surface. "
 
-
-class StreamServer:
+class StreamServer(HostileServer):
     """A small SSE server on loopback with one planted weakness (``mode``).
 
     ``busy``:      serves one stream at a time; a request arriving meanwhile gets 503
@@ -32,22 +36,11 @@ class StreamServer:
     """
 
     def __init__(self, mode: str, chunks: int = 30, gap_s: float = 0.02) -> None:
+        super().__init__(self.handle)
         self.mode, self.chunks, self.gap_s = mode, chunks, gap_s
         self.active = 0
         self.served = 0
         self.broken = False
-        self.server = HostileServer(self.handle)
-
-    def __enter__(self) -> StreamServer:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     async def _reply(self, writer, status: int, message: str) -> None:
         body = json.dumps({"error": {"message": message, "type": "server_error"}}).encode()
@@ -81,19 +74,18 @@ class StreamServer:
             self.active -= 1
 
     async def _stream(self, writer, delay: float) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     b"Connection: close\r\n\r\n")
+        writer.write(SSE_HEAD)
         await writer.drain()
         if self.mode == "flood-later" and self.served > 1:
-            block = (CHUNK % WORDS).encode() * 200
+            block = (OPENAI_CHUNK % VOLCANO_TEXT).encode() * 200
             while True:
                 await send(writer, block)
         await asyncio.sleep(0.02 + delay)
         for i in range(self.chunks):
             if i:
                 await asyncio.sleep(self.gap_s)
-            await send(writer, (CHUNK % f"{WORDS}({i}) ").encode())
-        await send(writer, STOP.encode())
+            await send(writer, (OPENAI_CHUNK % f"{VOLCANO_TEXT}({i}) ").encode())
+        await send(writer, OPENAI_STOP.encode())
 
 
 def run(url: str, profile: str = "tds", overrides=(), categories=None, deadline_s: float = 30.0):
