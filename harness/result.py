@@ -105,9 +105,6 @@ class RunResult:
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
 
-    def failed_ids(self, required_only: bool = False) -> list[str]:
-        return [c.id for c in self.checks if c.status == "fail" and (c.required or not required_only)]
-
     def to_dict(self) -> dict[str, Any]:
         text = self.transcript_text
         truncated = len(text) > TRANSCRIPT_LIMIT

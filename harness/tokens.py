@@ -58,10 +58,6 @@ def _tiktoken_encoder():
         return None
 
 
-def tiktoken_available() -> bool:
-    return _tiktoken_encoder() is not None
-
-
 def token_count(text: str, method: str = DEFAULT_METHOD, *, usage: dict | None = None,
                 chunks: int = 0) -> TokenCount:
     """Count the tokens of ``text`` by ``method``; never raises for an inapplicable method (tokens=None)."""

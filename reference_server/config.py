@@ -6,7 +6,7 @@ The defaults pass the tds thresholds (TTFT < 2401 ms, > 29 tokens/s with tokens 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 MIB = 1024 * 1024
 
@@ -41,6 +41,3 @@ class ServerConfig:
     task that sleeps between events (kept to measure the difference in the scale benchmark)."""
     record_lateness: bool = False
     """Record each paced event's emission lateness (for the scale benchmark; read at GET /debug/emission)."""
-
-    def with_(self, **changes: object) -> ServerConfig:
-        return replace(self, **changes)

@@ -129,11 +129,6 @@ class Stream:
     async def end(self, data: bytes = b"") -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def sleep_until(self, when: float) -> None:
-        delay = when - self.loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
     async def play(self, content: Iterable[bytes], tail: list[bytes] | None = None, *, ttft_s: float | None = None,
                    gap_s: float | Callable[[int], float] | None = None, write: Callable[[bytes], Any] | None = None,
                    start: float | None = None) -> None:

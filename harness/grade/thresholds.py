@@ -69,7 +69,3 @@ def seeded_overrides(seed: str, ident: str, ranges: Mapping[str, tuple[float, fl
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def as_mapping(overrides: list[str]) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in overrides)
