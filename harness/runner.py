@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from harness.atomic import atomic_write_text
 from harness.checks import Context, Outcome, Transcript, load_checks
 from harness.decode import decode
 from harness.metrics import DEFAULT_BURST_WINDOW_MS, metrics_from_capture
@@ -306,11 +307,7 @@ def bundle_of(run: RunResult | Run) -> dict[str, Any]:
 
 def save_bundle(path: str, run: RunResult | Run) -> None:
     """Write the bundle atomically (tmp file then rename): a crash never leaves half a file."""
-    doc = bundle_of(run)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(bundle_of(run)), durable=False)
 
 
 def load_bundle(path: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from functools import cache, lru_cache
 from importlib import resources
@@ -31,6 +30,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from harness import __version__
+from harness.atomic import atomic_write_text
 
 # Bounds on what one report may show (the page must stay small and fast however big the input was).
 MAX_TRANSCRIPT_CHARS = 200_000
@@ -180,21 +180,7 @@ def render_page(template: str, *, title: str, data: Any, script: str, **context:
 
 def write_html(path: str | os.PathLike[str], html: str) -> Path:
     """Write a report atomically (a reader never sees half a page); create the directory if needed."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would make a report others cannot read; "x" honours the umask like any file.
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
-            f.write(html)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return target
+    return atomic_write_text(path, html, durable=False)
 
 
 def downsample(points: list, limit: int = MAX_CHART_POINTS, keep: set[int] | None = None) -> list:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any
+
+from harness.atomic import atomic_write_text  # re-exported: the grade modules write through it
 
 # A result with this status is the grader's own failure, not the student's: a rerun grades it again.
 RETRY_ON_RESUME = frozenset({"error"})
@@ -28,41 +28,6 @@ def file_stem(ident: str) -> str:
     readable = _UNSAFE.sub("_", ident)[:60].strip("._-") or "id"
     digest = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:10]
     return f"{readable}-{digest}"
-
-
-def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a torn one.
-
-    ``durable=False`` skips the fsyncs: for files derived from the records, which a rerun rebuilds anyway.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk; not every platform lets us open a dir.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class ResultStore:
