@@ -113,6 +113,18 @@ class Context:
     secondary: Transcript | None = None  # a second capture with an unrelated prompt
     probes: dict[str, Any] = field(default_factory=dict)  # name -> Capture (harness/probes.py)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form data (harness/robustness.py)
+    # Transcripts of probe captures by id(capture): several checks read the same extra stream (every timing check
+    # reads each repeat), and parsing it once per evaluation is enough. The capture itself is held by ``probes``.
+    _transcripts: dict[int, Transcript] = field(default_factory=dict, repr=False, compare=False)
+
+    def transcript(self, capture: Any) -> Transcript:
+        """``capture`` (one of ``probes``) parsed, decoded and measured with this profile, once per context."""
+        found = self._transcripts.get(id(capture))
+        if found is None or found.capture is not capture:
+            from harness.runner import transcript_of  # the pipeline lives with the engine, which imports us
+
+            found = self._transcripts[id(capture)] = transcript_of(capture, self.profile)
+        return found
 
     def setting(self, key: str, default: Any = None) -> Any:
         """A profile setting by dotted key, e.g. ``ctx.setting("timing.ttft_ms")``."""

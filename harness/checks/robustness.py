@@ -30,12 +30,6 @@ def numbered(probes: dict[str, Any], prefix: str) -> list[Any]:
     return [cap for _, cap in sorted(found, key=lambda item: item[0])]
 
 
-def transcript_of(capture: Any, profile: Any) -> Transcript:
-    from harness.runner import transcript_of as runner_transcript_of
-
-    return runner_transcript_of(capture, profile)
-
-
 def basic_problems(tr: Transcript) -> list[str]:
     """What makes one extra stream unusable, in words."""
     cap = tr.capture
@@ -126,7 +120,7 @@ def concurrency(ctx: Context) -> Outcome:
     if not caps:
         return Outcome.skip(_skip_reason(ctx, "concurrency"))
     limit = ctx.setting("robustness.ttft_p90_ms", ctx.setting("timing.ttft_ms"))
-    transcripts = [transcript_of(c, ctx.profile) for c in caps]
+    transcripts = [ctx.transcript(c) for c in caps]
     problems, items = [], []
     for i, tr in enumerate(transcripts):
         found = stream_problems(ctx, tr)
@@ -162,7 +156,7 @@ def disconnect(ctx: Context) -> Outcome:
     if following is None:
         skipped = ((ctx.extra.get("robustness") or {}).get("skipped") or {}).get("disconnect")
         return Outcome.skip(skipped or "the request after the drop was not sent (run deadline)")
-    tr = transcript_of(following, ctx.profile)
+    tr = ctx.transcript(following)
     problems = stream_problems(ctx, tr)
     measured = {"dropped": dropped.end_reason, "next_status": following.status, "next_end": following.end_reason}
     if problems:
@@ -186,7 +180,7 @@ def repeats(ctx: Context) -> Outcome:
         return Outcome.skip(_skip_reason(ctx, "repeats"))
     failed, items = [], []
     for i, (_, cap) in enumerate(named):
-        tr = transcript_of(cap, ctx.profile)
+        tr = ctx.transcript(cap)
         found = stream_problems(ctx, tr)
         if found:
             failed.append(f"repeat {i + 1}: {'; '.join(found)}")

@@ -55,12 +55,10 @@ class Judged:
 def timed_transcripts(ctx: Context) -> tuple[list[tuple[str, Transcript]], int]:
     """The primary plus every repeat that got a complete 2xx answer, and how many repeats were left out (their
     failures are robustness.repeats' finding, and a 500 page's timing says nothing about the stream's)."""
-    from harness.runner import transcript_of
-
     timed, left_out = [("primary", ctx.primary)], 0
     for name, cap in repeat_captures(ctx.probes, ctx.profile):
         if healthy(cap) is None:
-            timed.append((name, transcript_of(cap, ctx.profile)))
+            timed.append((name, ctx.transcript(cap)))
         else:
             left_out += 1
     return timed, left_out
