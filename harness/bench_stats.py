@@ -160,7 +160,8 @@ COMPARED = (
 )
 
 
-def _dig(doc: Mapping[str, Any], path: Sequence[str]) -> Any:
+def dig(doc: Any, path: Sequence[str]) -> Any:
+    """``doc[path[0]][path[1]]...``, or None where a level is missing or not a mapping."""
     cur: Any = doc
     for key in path:
         if not isinstance(cur, Mapping):
@@ -181,7 +182,7 @@ def compare_levels(current: Sequence[Mapping[str, Any]], previous: Sequence[Mapp
         if old is None:
             continue
         for path, name, bigger_is_better in COMPARED:
-            new_v, old_v = _dig(lvl, path), _dig(old, path)
+            new_v, old_v = dig(lvl, path), dig(old, path)
             delta = pct = better = None
             if isinstance(new_v, (int, float)) and isinstance(old_v, (int, float)):
                 delta = new_v - old_v

@@ -8,31 +8,16 @@ p50/p90/p95/p99, which is all the JSON then knows).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from harness.bench_stats import compare_levels
-from reports.render import render_page
+from harness.bench_stats import compare_levels, dig
+from reports.render import finite_float, render_page
 
 CDF_POINTS = 300  # per level and metric: enough for a smooth curve, small enough for a light page
 DIST_METRICS = (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "end to end"))
 CDF_METRICS = ("ttft_ms", "itl_ms", "e2e_ms")
 PERCENTILE_KEYS = ("p50", "p90", "p95", "p99")
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
-
-
-def _dig(doc: Any, path: Sequence[str]) -> Any:
-    for key in path:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(key)
-    return doc
-
 
 def _levels(doc: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     if not isinstance(doc, Mapping):
@@ -57,9 +42,9 @@ def _samples(lvl: Mapping[str, Any], metric: str) -> list[float]:
             continue
         v = rec.get(metric)
         if isinstance(v, list):
-            values.extend(x for x in (_num(i) for i in v) if x is not None)
+            values.extend(x for x in (finite_float(i) for i in v) if x is not None)
         else:
-            x = _num(v)
+            x = finite_float(v)
             if x is not None:
                 values.append(x)
     return values
@@ -78,7 +63,7 @@ def cdf(lvl: Mapping[str, Any], metric: str) -> tuple[list[list[float]], str]:
     dist = lvl.get(metric) if isinstance(lvl.get(metric), Mapping) else {}
     points = []
     for key, frac in (("min", 0.0), ("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
-        v = _num(dist.get(key))
+        v = finite_float(dist.get(key))
         if v is not None:
             points.append([round(v, 3), frac])
     return points, "percentiles"
@@ -96,7 +81,7 @@ def _x_axis(levels: list[Mapping[str, Any]]) -> tuple[str, str]:
 def _x_value(lvl: Mapping[str, Any], key: str, index: int) -> str:
     if key == "label":
         return _label(lvl, index)
-    v = _num(lvl.get(key))
+    v = finite_float(lvl.get(key))
     return f"{v:g}" if v is not None else _label(lvl, index)
 
 
@@ -106,16 +91,16 @@ def _series(levels: list[Mapping[str, Any]], key: str) -> dict:
     for i, lvl in enumerate(levels):
         out.append({
             "x": _x_value(lvl, key, i),
-            "sort": _num(lvl.get(key)) if key != "label" else i,
-            "requests_per_s": _num(lvl.get("requests_per_s")),
-            "output_tokens_per_s": _num(lvl.get("output_tokens_per_s")),
-            "goodput_per_s": _num(_dig(lvl, ("goodput", "requests_per_s"))),
-            "ttft_p50": _num(_dig(lvl, ("ttft_ms", "p50"))),
-            "ttft_p99": _num(_dig(lvl, ("ttft_ms", "p99"))),
-            "e2e_p50": _num(_dig(lvl, ("e2e_ms", "p50"))),
-            "e2e_p99": _num(_dig(lvl, ("e2e_ms", "p99"))),
-            "itl_p99": _num(_dig(lvl, ("itl_ms", "p99"))),
-            "error_rate": _num(lvl.get("error_rate")),
+            "sort": finite_float(lvl.get(key)) if key != "label" else i,
+            "requests_per_s": finite_float(lvl.get("requests_per_s")),
+            "output_tokens_per_s": finite_float(lvl.get("output_tokens_per_s")),
+            "goodput_per_s": finite_float(dig(lvl, ("goodput", "requests_per_s"))),
+            "ttft_p50": finite_float(dig(lvl, ("ttft_ms", "p50"))),
+            "ttft_p99": finite_float(dig(lvl, ("ttft_ms", "p99"))),
+            "e2e_p50": finite_float(dig(lvl, ("e2e_ms", "p50"))),
+            "e2e_p99": finite_float(dig(lvl, ("e2e_ms", "p99"))),
+            "itl_p99": finite_float(dig(lvl, ("itl_ms", "p99"))),
+            "error_rate": finite_float(lvl.get("error_rate")),
         })
     return {"points": out}
 
@@ -144,19 +129,19 @@ def _level_view(lvl: Mapping[str, Any], i: int) -> dict:
         "requests": lvl.get("requests"),
         "completed": lvl.get("completed"),
         "failed": lvl.get("failed"),
-        "error_rate": _num(lvl.get("error_rate")),
+        "error_rate": finite_float(lvl.get("error_rate")),
         "errors": sorted((str(k)[:60], v) for k, v in errors.items())[:10],
-        "duration_s": _num(lvl.get("duration_s")),
-        "requests_per_s": _num(lvl.get("requests_per_s")),
-        "output_tokens_per_s": _num(lvl.get("output_tokens_per_s")),
+        "duration_s": finite_float(lvl.get("duration_s")),
+        "requests_per_s": finite_float(lvl.get("requests_per_s")),
+        "output_tokens_per_s": finite_float(lvl.get("output_tokens_per_s")),
         "dists": [(label, lvl.get(key) if isinstance(lvl.get(key), Mapping) else {}) for key, label in DIST_METRICS],
         "good_requests": goodput.get("good_requests"),
-        "good_fraction": _num(goodput.get("fraction")),
-        "goodput_per_s": _num(goodput.get("requests_per_s")),
-        "loop_lag_p99": _num(_dig(overhead, ("loop_lag_ms", "p99"))),
-        "client_cpu_share": _num(overhead.get("client_cpu_share")),
-        "parse_cpu_share": _num(overhead.get("parse_cpu_share")),
-        "cpu_per_1k": _num(overhead.get("client_cpu_ms_per_1k_events")),
+        "good_fraction": finite_float(goodput.get("fraction")),
+        "goodput_per_s": finite_float(goodput.get("requests_per_s")),
+        "loop_lag_p99": finite_float(dig(overhead, ("loop_lag_ms", "p99"))),
+        "client_cpu_share": finite_float(overhead.get("client_cpu_share")),
+        "parse_cpu_share": finite_float(overhead.get("parse_cpu_share")),
+        "cpu_per_1k": finite_float(overhead.get("client_cpu_ms_per_1k_events")),
         "warnings": [str(w)[:300] for w in (overhead.get("warnings") or [])][:10],
     }
 
@@ -189,7 +174,7 @@ def render_bench(bench: Mapping[str, Any], previous: Mapping[str, Any] | None = 
         "cdf": cdfs,
         "current": _series(levels, x_key),
         "previous": _series(prev_levels, x_key) if prev_levels else None,
-        "slo": {str(k): _num(v) for k, v in (bench.get("slo") or {}).items()} if isinstance(bench.get("slo"), Mapping) else {},
+        "slo": {str(k): finite_float(v) for k, v in (bench.get("slo") or {}).items()} if isinstance(bench.get("slo"), Mapping) else {},
     }
     slo = data["slo"]
     previous_name = ""

@@ -9,7 +9,6 @@ to (``results/<stem>.json``) are either run results or grade records that carry 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from reports.render import render_page, write_html
+from reports.render import finite_float, render_page, write_html
 from reports.run_report import render_run
 
 # Keys under which a submission may name its result file / its failed checks (accepted for robustness).
@@ -25,12 +24,6 @@ RESULT_KEYS = ("result_path", "result", "path", "file")
 FAILED_KEYS = ("failed_checks", "failed")
 HISTOGRAM_BINS = 10
 MAX_FAILED_SHOWN = 8
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
 
 
 def _result_ref(sub: Mapping[str, Any]) -> str | None:
@@ -107,7 +100,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
     for sub in summary.get("submissions") or []:
         if not isinstance(sub, Mapping):
             continue
-        score, max_score = _num(sub.get("score")), _num(sub.get("max") or sub.get("max_score"))
+        score, max_score = finite_float(sub.get("score")), finite_float(sub.get("max") or sub.get("max_score"))
         fraction = score / max_score if score is not None and max_score else None
         if fraction is not None:
             fractions.append(fraction)
@@ -128,7 +121,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
             "max": max_score,
             "fraction": fraction,
             "passed": sub.get("passed"),
-            "ttft_ms": _num(sub.get("ttft_ms")),
+            "ttft_ms": finite_float(sub.get("ttft_ms")),
             "failed": failed[:MAX_FAILED_SHOWN],
             "failed_hidden": max(0, len(failed) - MAX_FAILED_SHOWN),
             "failed_count": len(failed),

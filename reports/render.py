@@ -99,6 +99,13 @@ def clip(text: Any, limit: int = MAX_TEXT_CHARS) -> str:
     return s if len(s) <= limit else s[:limit] + "\u2026"
 
 
+def finite_float(v: Any) -> float | None:
+    """A JSON number as a float for a chart or a comparison; None for anything else (bool, NaN, inf, text)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
 def number(value: Any, digits: int = 3) -> str:
     """Numbers as people read them: 3 significant digits for small values, thousands separators for big ones."""
     if value is None:

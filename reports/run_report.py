@@ -3,7 +3,6 @@ raw transcript, from a run result dict (the JSON of ``schemas/result.schema.json
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +11,7 @@ from reports.render import (
     MAX_EVIDENCE_ITEMS,
     MAX_TRANSCRIPT_CHARS,
     downsample,
+    finite_float,
     render_page,
 )
 
@@ -27,12 +27,6 @@ METRIC_LABELS = (
     ("tokens", "tokens", ""),
     ("tokens_per_s", "tokens/s", ""),
 )
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
 
 
 def _check_key(check: Mapping[str, Any]) -> tuple:
@@ -71,10 +65,10 @@ def timeline_points(timeline: list) -> tuple[list[list[float]], dict]:
     for e in timeline:
         if not isinstance(e, Mapping):
             continue
-        t = _num(e.get("t"))
+        t = finite_float(e.get("t"))
         if t is None:
             continue
-        events.append((t * 1000.0, int(_num(e.get("chars")) or 0), int(_num(e.get("offset")) or 0)))
+        events.append((t * 1000.0, int(finite_float(e.get("chars")) or 0), int(finite_float(e.get("offset")) or 0)))
     events.sort(key=lambda x: x[0])
     points: list[list[float]] = []
     total = 0
@@ -112,7 +106,7 @@ def _transcript_view(transcript: Any) -> dict:
         "present": True,
         "truncated": bool(transcript.get("truncated")),
         "cut_here": cut_here,
-        "bytes": _num(transcript.get("bytes")),
+        "bytes": finite_float(transcript.get("bytes")),
         "shown": len(shown),
         "length": len(text),
     }
@@ -137,11 +131,11 @@ def render_run(result: Mapping[str, Any]) -> str:
     metrics = result.get("metrics") if isinstance(result.get("metrics"), Mapping) else {}
     itl = metrics.get("itl_ms") if isinstance(metrics.get("itl_ms"), Mapping) else {}
     points, facts = timeline_points(list(result.get("timeline") or []))
-    ttft = _num(metrics.get("ttft_ms"))
+    ttft = finite_float(metrics.get("ttft_ms"))
     data = {
         "timeline": points,
         "ttft_ms": ttft if ttft is not None else facts["first_content_ms"],
-        "ttfb_ms": _num(metrics.get("ttfb_ms")),
+        "ttfb_ms": finite_float(metrics.get("ttfb_ms")),
         "largest_gap_at_ms": facts["largest_gap_at_ms"],
         "largest_gap_ms": facts["largest_gap_ms"],
     }
