@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.checks import Context, Outcome, check, evidence
+from harness.parse import media_type
 
 # Media types accepted per stream format (parameters such as charset are ignored).
 MEDIA_TYPES = {
@@ -37,10 +38,6 @@ def status(ctx: Context) -> Outcome:
     excerpt = cap.body[:200].decode("utf-8", "replace") if not ok else f"HTTP {cap.status}"
     return Outcome.of(ok, f"HTTP {cap.status}" + ("" if ok else f", expected {expected}"), measured=cap.status,
                       threshold=expected, evidence=[evidence(0 if not ok else None, excerpt, cap.t_headers)])
-
-
-def media_type(value: str | None) -> str:
-    return (value or "").split(";", 1)[0].strip().lower()
 
 
 @check("http.content_type", description="Content-Type is text/event-stream (or NDJSON where the profile allows)")
