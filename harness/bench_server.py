@@ -8,7 +8,6 @@ client's event loop for the GIL and the client would measure its own contention.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,14 +17,9 @@ from collections.abc import Sequence
 import httpx
 
 from harness.errors import HarnessError
+from reference_server.embedded import free_port  # re-exported: the bench tests pick unused ports with it
 
 _ENDPOINT_PATH = "/v1/chat/completions"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class ReferenceServerProcess:
