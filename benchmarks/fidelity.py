@@ -6,9 +6,11 @@
 
 Method. A small raw asyncio server runs in its own process on 127.0.0.1. For each request it notes when the
 request was fully read, then sends events on a fixed schedule (TTFT, then one event per gap), stamping each event
-with its true emission time: the server's ``time.perf_counter()`` just before the event is handed to the socket.
-On Linux ``perf_counter`` is CLOCK_MONOTONIC, one clock for every process on the machine, so client and server
-stamps compare directly (the script checks this and refuses to run otherwise). The server's own lateness does not
+with its true emission time: the server's ``time.monotonic()`` just before the event is handed to the socket
+(the server is shared with bench_client.py: benchmarks/timed_server.py). On Linux ``time.monotonic`` is
+CLOCK_MONOTONIC, one clock for every process on the machine, so client and server stamps compare directly (the
+script checks this and refuses to run otherwise); the capture's ``perf_counter`` times are put on that clock with
+an offset measured in the client process (0 on Linux, where both are CLOCK_MONOTONIC). The server's own lateness does not
 count against the client; only what the client adds does:
 
     TTFT error = arrival of the first event - its emission   (= measured TTFT - true TTFT, both from the
@@ -32,9 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -43,55 +43,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TTFT_S = 0.250
-GAP_S = 0.020
-EVENTS = 12
+from benchmarks.timed_server import PLAIN_EVENT as _EVENT  # noqa: E402  (after the sys.path line)
+from benchmarks.timed_server import Schedule, perf_to_monotonic, timed_server  # noqa: E402
+
+SCHEDULE = Schedule(ttft_s=0.250, gap_s=0.020, events=12)
+TTFT_S, GAP_S, EVENTS = SCHEDULE.ttft_s, SCHEDULE.gap_s, SCHEDULE.events
 TARGET_P99_MS = {1: 2.0, 256: 10.0}
-_EVENT = re.compile(rb'data: \{"i": (\d+), "emit": ([0-9.]+), "recv": ([0-9.]+)\}\n\n')
-
-
-# -- the server (its own process) -------------------------------------------------------------------------------
-
-async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Serve requests on one keep-alive connection: a chunked SSE stream per request."""
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            if length:
-                await reader.readexactly(length)
-            t_recv = time.perf_counter()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                         b"Transfer-Encoding: chunked\r\n\r\n")
-            for i in range(EVENTS):
-                due = t_recv + TTFT_S + i * GAP_S
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                emit = time.perf_counter()  # stamped just before the write: the true emission time
-                event = b'data: {"i": %d, "emit": %.7f, "recv": %.7f}\n\n' % (i, emit, t_recv)
-                writer.write(b"%x\r\n%s\r\n" % (len(event), event))
-                await writer.drain()
-            writer.write(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
-            await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        writer.close()
-
-
-def _server_process(port_queue: Any, stop_event: Any) -> None:
-    async def main() -> None:
-        server = await asyncio.start_server(_serve_one, "127.0.0.1", 0, backlog=2048)
-        port_queue.put(server.sockets[0].getsockname()[1])
-        async with server:
-            while not stop_event.is_set():
-                await asyncio.sleep(0.1)
-
-    asyncio.run(main())
 
 
 # -- turning arrivals into errors --------------------------------------------------------------------------------
@@ -100,7 +57,7 @@ Sample = tuple[float | None, list[float], float | None]  # (TTFT error, gap erro
 
 
 def _errors(arrivals: list[tuple[float, float, float]], t_sent: float) -> Sample:
-    """From [(arrival, emission, request received)] per event, all absolute perf_counter seconds."""
+    """From [(arrival, emission, request received)] per event, all absolute time.monotonic() seconds."""
     if not arrivals:
         return None, [], None
     ttft_err = arrivals[0][0] - arrivals[0][1]
@@ -144,6 +101,7 @@ class HarnessClient:
         self.client = make_client(self.limits, max_connections=max(streams, 8))
         self.spec = build_request(url, "prompt", "fidelity")
         self.streams = streams
+        self.offset = perf_to_monotonic()
 
     async def round(self) -> Results:
         from harness.capture import capture
@@ -154,7 +112,7 @@ class HarnessClient:
         for cap in caps:
             if cap.end_reason != "eof" or cap.t_request_sent is None or cap.clock_origin is None:
                 raise SystemExit(f"harness capture failed: {cap.end_reason}: {cap.error}")
-            origin = cap.clock_origin
+            origin = cap.clock_origin + self.offset  # perf_counter -> the server's monotonic clock
             out.append(_errors(_events_in_reads([(origin + r.t, r.data) for r in cap.reads]),
                                origin + cap.t_request_sent))
         return out
@@ -179,10 +137,10 @@ class RawSocketClient:
                      b"Accept: text/event-stream\r\nContent-Length: %d\r\n\r\n%s"
                      % (self.host.encode(), self.port, len(body), body))
         await writer.drain()
-        t_sent = time.perf_counter()  # the request is with the kernel, like t_request_sent
+        t_sent = time.monotonic()  # the request is with the kernel, like t_request_sent
         reads: list[tuple[float, bytes]] = []
         while data := await reader.read(65536):
-            reads.append((time.perf_counter(), data))
+            reads.append((time.monotonic(), data))
             if data.endswith(b"0\r\n\r\n"):
                 break
         writer.close()
@@ -215,12 +173,12 @@ class HttpxSSEClient:
 
         async def trace(name: str, info: Any) -> None:
             if name == "http11.send_request_body.complete":
-                t_sent.append(time.perf_counter())
+                t_sent.append(time.monotonic())
 
         async with aconnect_sse(self.client, "POST", self.url, json={"prompt": "fidelity", "stream": True},
                                 extensions={"trace": trace}) as source:
             async for event in source.aiter_sse():
-                now = time.perf_counter()
+                now = time.monotonic()
                 if event.data.startswith("{"):
                     stamp = json.loads(event.data)
                     arrivals.append((now, stamp["emit"], stamp["recv"]))
@@ -275,12 +233,8 @@ def _summary(results: Results) -> dict[str, Any]:
 
 
 def run(rounds_single: int, rounds_many: int, streams_many: int) -> dict[str, Any]:
-    queue: Any = multiprocessing.Queue()
-    stop = multiprocessing.Event()
-    server = multiprocessing.Process(target=_server_process, args=(queue, stop), daemon=True)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{queue.get(timeout=10)}/stream"
+    with timed_server(SCHEDULE) as base_url:
+        url = f"{base_url}/stream"
         report: dict[str, Any] = {"ttft_s": TTFT_S, "gap_s": GAP_S, "events": EVENTS, "runs": []}
         for streams, rounds in ((1, rounds_single), (streams_many, rounds_many)):
             load_before = os.getloadavg()[0]
@@ -292,11 +246,6 @@ def run(rounds_single: int, rounds_many: int, streams_many: int) -> dict[str, An
                 report["runs"].append(entry)
                 _print_row(entry)
         return report
-    finally:
-        stop.set()
-        server.join(5)
-        if server.is_alive():
-            server.terminate()
 
 
 def _print_row(e: dict[str, Any]) -> None:
@@ -329,9 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=256, help="concurrent streams of the loaded run")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    clock = time.get_clock_info("perf_counter").implementation
+    clock = time.get_clock_info("monotonic").implementation
     if "CLOCK_MONOTONIC" not in clock:
-        print(f"perf_counter is {clock}, not CLOCK_MONOTONIC: client and server stamps cannot be compared")
+        print(f"time.monotonic is {clock}, not CLOCK_MONOTONIC: client and server stamps cannot be compared")
         return 2
     rounds_single, rounds_many = (10, 1) if args.quick else (30, 3)
     print(f"server: TTFT {TTFT_S * 1000:g} ms, gap {GAP_S * 1000:g} ms, {EVENTS} events per stream; "
