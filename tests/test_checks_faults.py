@@ -13,8 +13,6 @@ import asyncio
 import pytest
 
 from harness.model import Limits
-
-pytest.importorskip("harness.parse", reason="the parser stage (harness/parse.py) is not in this checkout yet")
 from harness.profile import load_profile
 from harness.runner import RunOptions, run_target
 
