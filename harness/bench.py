@@ -287,8 +287,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def write_html_report(path: str, doc: dict[str, Any], previous: dict[str, Any] | None) -> None:
-    try:
-        from reports import render_bench, write_html
-    except ImportError as exc:
-        raise ConfigError(f"--html: the bench report renderer is not available ({exc})") from None
+    from reports import render_bench, write_html
+
     write_html(path, render_bench(doc, previous))

@@ -201,10 +201,8 @@ def planned_checks(profile: Any, categories: set[str] | None = None) -> list[tup
 def _reproduce(capture: Capture | None) -> str | None:
     if capture is None:
         return None
-    try:
-        from harness.request import curl_command
-    except ImportError:
-        return None
+    from harness.request import curl_command
+
     try:
         return curl_command(capture.request)
     except Exception:  # a reproduce line is a convenience: never lose the verdict over it
