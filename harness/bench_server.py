@@ -57,7 +57,8 @@ class ReferenceServerProcess:
                 self.__exit__(None, None, None)
                 raise HarnessError(f"the reference server exited at start (code {code}): {err}")
             try:
-                if httpx.get(self.base_url + "/health", timeout=1.0).status_code == 200:
+                # trust_env=False: a proxy from the environment must not see (or break) a loopback health poll.
+                if httpx.get(self.base_url + "/health", timeout=1.0, trust_env=False).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
