@@ -5,37 +5,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "parser_speed.py"
 
 
-def test_parser_speed_script_runs_and_the_peers_agree(capsys) -> None:
-    spec = importlib.util.spec_from_file_location("parser_speed", SCRIPT)
+@contextlib.contextmanager
+def loaded_script(name: str) -> Iterator[ModuleType]:
+    """The benchmark script imported as module ``name``, registered in sys.modules while in use as an import would be."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules["parser_speed"] = module
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-        assert module.main(["--events", "300", "--repeat", "1"]) == 0  # 1 would mean a parser miscounted
+        yield module
     finally:
-        sys.modules.pop("parser_speed", None)
+        sys.modules.pop(name, None)
+
+
+def test_parser_speed_script_runs_and_the_peers_agree(capsys) -> None:
+    with loaded_script("parser_speed") as module:
+        assert module.main(["--events", "300", "--repeat", "1"]) == 0  # 1 would mean a parser miscounted
     out = capsys.readouterr().out
     assert "ratio SSEParser / httpx-sse SSEDecoder" in out and "openai SSEDecoder" in out
 
 
 def test_the_benchmark_stream_parses_to_the_chunks_it_was_built_from() -> None:
-    spec = importlib.util.spec_from_file_location("parser_speed_stream", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["parser_speed_stream"] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script("parser_speed_stream") as module:
         body, ends = module.openai_stream(50)
-    finally:
-        sys.modules.pop("parser_speed_stream", None)
     from harness.sse import SSEParser
 
     parser = SSEParser()
