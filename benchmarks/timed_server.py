@@ -9,7 +9,7 @@ times (guidellm). The server's own lateness therefore never counts against a cli
 
 Two shapes, chosen by path:
 - ``POST /v1/chat/completions``: OpenAI chat-completion chunks (a role chunk at once, then content deltas
-  ``"[m=<monotonic> w=<wall>] "``, a finish chunk, ``[DONE]``), for clients that speak the OpenAI dialect.
+  ``"[m=<monotonic> w=<wall> rm=<request read, monotonic> rw=<same, wall>] "``, a finish chunk, ``[DONE]``), for clients that speak the OpenAI dialect.
   ``GET /health`` and ``GET /v1/models`` answer too, because guidellm asks before it starts.
 - any other POST: ``data: {"i": n, "emit": <monotonic>, "recv": <monotonic>}`` events (fidelity.py's clients).
 Loopback only; no request validation: this is a measuring instrument, not a server under test.
@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 # The stamp inside an OpenAI content delta, and a plain event's fields.
-OPENAI_STAMP = re.compile(rb"\[m=([0-9.]+) w=([0-9.]+)\]")
-OPENAI_STAMP_TEXT = re.compile(r"\[m=([0-9.]+) w=([0-9.]+)\]")
+# Groups: write time (monotonic, wall), then when the request was read (monotonic, wall).
+OPENAI_STAMP = re.compile(rb"\[m=([0-9.]+) w=([0-9.]+) rm=([0-9.]+) rw=([0-9.]+)\]")
+OPENAI_STAMP_TEXT = re.compile(r"\[m=([0-9.]+) w=([0-9.]+) rm=([0-9.]+) rw=([0-9.]+)\]")
 PLAIN_EVENT = re.compile(rb'data: \{"i": (\d+), "emit": ([0-9.]+), "recv": ([0-9.]+)\}\n\n')
 OPENAI_PATH = "/v1/chat/completions"
 
@@ -54,7 +55,8 @@ def _openai_event(delta: dict[str, Any], finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def _stream(writer: asyncio.StreamWriter, schedule: Schedule, openai: bool, t_recv: float) -> None:
+async def _stream(writer: asyncio.StreamWriter, schedule: Schedule, openai: bool, t_recv: float,
+                  wall_recv: float) -> None:
     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                  b"Transfer-Encoding: chunked\r\n\r\n")
     if openai:
@@ -65,7 +67,8 @@ async def _stream(writer: asyncio.StreamWriter, schedule: Schedule, openai: bool
             await asyncio.sleep(delay)
         emit, wall = time.monotonic(), time.time()  # stamped just before the write: the true emission time
         if openai:
-            event = _openai_event({"content": f"[m={emit:.7f} w={wall:.6f}] "})
+            stamp = f"[m={emit:.7f} w={wall:.6f} rm={t_recv:.7f} rw={wall_recv:.6f}] "
+            event = _openai_event({"content": stamp})
         else:
             event = b'data: {"i": %d, "emit": %.7f, "recv": %.7f}\n\n' % (i, emit, t_recv)
         writer.write(_chunk(event))
@@ -94,13 +97,13 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
                     length = int(line.split(b":", 1)[1])
             if length:
                 await reader.readexactly(length)
-            t_recv = time.monotonic()
+            t_recv, wall_recv = time.monotonic(), time.time()
             if method == b"GET":
                 doc = {"object": "list", "data": [{"id": "timed", "object": "model", "owned_by": "bench"}]}
                 writer.write(_json_response(doc if path.startswith(b"/v1/models") else {"status": "ok"}))
                 await writer.drain()
                 continue
-            await _stream(writer, schedule, path.split(b"?")[0] == OPENAI_PATH.encode(), t_recv)
+            await _stream(writer, schedule, path.split(b"?")[0] == OPENAI_PATH.encode(), t_recv, wall_recv)
     except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         pass
     finally:
