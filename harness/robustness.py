@@ -98,9 +98,14 @@ def repeat_captures(probes: dict[str, Capture], profile: Any) -> list[tuple[str,
     it turns repeats off (so a re-check with ``--set robustness.repeats_enabled=false`` judges the primary alone).
     Warm-ups (``robustness.repeats.warmup.<i>``) are not repeats."""
     wanted = plan(robustness_settings(profile))["repeats"]
-    found = sorted((int(name[len(REPEAT_PREFIX):]), name) for name in probes
-                   if name.startswith(REPEAT_PREFIX) and name[len(REPEAT_PREFIX):].isdigit())
-    return [(name, probes[name]) for _, name in found[:wanted]]
+    return numbered_probes(probes, REPEAT_PREFIX)[:wanted]
+
+
+def numbered_probes(probes: dict[str, Capture], prefix: str) -> list[tuple[str, Capture]]:
+    """The captures filed as ``<prefix><n>``, as (name, capture) in n order (``<prefix>warmup.0`` is not one)."""
+    found = sorted((int(name[len(prefix):]), name) for name in probes
+                   if name.startswith(prefix) and name[len(prefix):].isdigit())
+    return [(name, probes[name]) for _, name in found]
 
 
 def request_duration_s(cap: Capture) -> float:

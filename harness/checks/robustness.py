@@ -16,18 +16,14 @@ from typing import Any
 
 from harness.checks import Context, Outcome, Transcript, check, evidence, load_checks
 from harness.metrics import percentile
-from harness.robustness import repeat_captures
+from harness.robustness import numbered_probes, repeat_captures
 
 _CONFORMANCE_CATEGORIES = ("http", "framing", "schema", "stream")
 
 
 def numbered(probes: dict[str, Any], prefix: str) -> list[Any]:
     """Captures filed as ``<prefix><n>`` in n order (``robustness.repeats.warmup.0`` is not a repeat)."""
-    found = []
-    for name, cap in probes.items():
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            found.append((int(name[len(prefix):]), cap))
-    return [cap for _, cap in sorted(found, key=lambda item: item[0])]
+    return [cap for _, cap in numbered_probes(probes, prefix)]
 
 
 def basic_problems(tr: Transcript) -> list[str]:
