@@ -137,12 +137,15 @@ def classify_reply(cap: Any, seed_ok: bool) -> tuple[str, str]:
     return "text", "unstructured text"
 
 
-def probe_evidence(cap: Any) -> list[dict[str, Any]]:
-    """The probe's status, a body excerpt and its own curl command (it is not the primary request)."""
+def probe_refs(cap: Any) -> dict[str, Any]:
+    """An Outcome's ``evidence`` and ``reproduce`` for a probe: its status, a body excerpt and its own curl command
+    (it is not the primary request), built once for both fields."""
+    curl = probe_curl(cap)
     body = cap.body
     excerpt = body[:_BODY_EXCERPT].decode("utf-8", "replace") if body else (cap.error or "")
-    return [evidence(offset=0 if body else None, excerpt=excerpt, t=cap.t_first_byte, status=cap.status,
-                     curl=probe_curl(cap))]
+    return {"evidence": [evidence(offset=0 if body else None, excerpt=excerpt, t=cap.t_first_byte, status=cap.status,
+                                  curl=curl)],
+            "reproduce": curl}
 
 
 def probe_curl(cap: Any) -> str | None:
@@ -164,7 +167,7 @@ def not_sent(cap: Any) -> bool:
 def judge_bad_request(cap: Any, codes: tuple[int, ...], seed_ok: bool) -> Outcome:
     """The verdict on one bad-request probe's reply (see the module docstring's table)."""
     threshold = "/".join(str(c) for c in codes) + " + error object"
-    common = {"threshold": threshold, "evidence": probe_evidence(cap), "reproduce": probe_curl(cap)}
+    common = {"threshold": threshold, **probe_refs(cap)}
     status = cap.status
     if status is None:
         if not_sent(cap):
@@ -314,8 +317,7 @@ def rate_limit(ctx: Context) -> Outcome:
                 "count_5xx": summary.get("count_5xx")}
     common: dict[str, Any] = {"measured": measured, "threshold": "429 with Retry-After or retry-after-ms; no 5xx"}
     if cap is not None:
-        common["evidence"] = probe_evidence(cap)
-        common["reproduce"] = probe_curl(cap)
+        common.update(probe_refs(cap))
     if summary.get("count_5xx"):
         return Outcome.failed(f"{summary['count_5xx']} of {summary.get('sent')} burst requests got a 5xx: the "
                               "endpoint breaks under load instead of refusing politely", **common)
@@ -350,8 +352,7 @@ def cors(ctx: Context) -> Outcome:
     if not_sent(cap):
         return Outcome.skip(cap.error)
     origin = cap.request.headers.get("Origin", "")
-    common: dict[str, Any] = {"measured": cap.status, "evidence": probe_evidence(cap),
-                              "reproduce": probe_curl(cap),
+    common: dict[str, Any] = {"measured": cap.status, **probe_refs(cap),
                               "threshold": "2xx; Allow-Origin * or the origin; POST and content-type allowed"}
     if cap.status is None:
         return Outcome.failed(f"no HTTP answer to the preflight ({cap.end_reason}: {cap.error or 'no detail'})",
