@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.decode import content_chunks, text_of
+
 STATUSES = ("pass", "fail", "warn", "skip")
 CATEGORIES = ("http", "framing", "schema", "stream", "content", "timing", "errors", "robustness")
 # Modules whose import registers checks, in the order results are listed.
@@ -92,11 +94,11 @@ class Transcript:
 
     @property
     def content_chunks(self) -> list:
-        return [c for c in self.chunks if c.has_text]
+        return content_chunks(self.chunks)
 
     @property
     def text(self) -> str:
-        return "".join(c.content for c in self.chunks if c.content)
+        return text_of(self.chunks)
 
     @property
     def findings(self) -> list:
