@@ -365,7 +365,10 @@ def main() -> int:
     ap.add_argument("--fidelity-streams", default="1,256",
                     help="concurrent streams of the TTFT-error runs, comma-separated (default 1,256)")
     ap.add_argument("--quick", action="store_true",
-                    help="throughput at 256 streams only, 2 requests per stream; fewer single-stream samples")
+                    help="one request per stream, throughput at 256 streams only, 6 single-stream requests "
+                         "(about 15 s; about 50 s with guidellm, whose start-up and report take most of it)")
+    ap.add_argument("--phase", choices=("throughput", "fidelity", "both"), default="both",
+                    help="run only one phase (default both)")
     ap.add_argument("--guidellm-venv", default=os.environ.get("GUIDELLM_VENV", "/tmp/guidellm-venv"),
                     help="virtualenv holding guidellm (skipped when absent)")
     ap.add_argument("--no-guidellm", action="store_true", help="do not try guidellm")
@@ -388,9 +391,9 @@ def main() -> int:
         return 2
 
     levels = [int(x) for x in (args.concurrency or ("256" if args.quick else "16,64,256")).split(",")]
-    per_stream = 2 if args.quick else args.requests_per_stream
+    per_stream = 1 if args.quick else args.requests_per_stream
     # Single-stream runs are sequential (~0.5 s a request), so they get more requests than one per stream.
-    fidelity_plan = [(c, c * 2 if c > 1 else (8 if args.quick else 30))
+    fidelity_plan = [(c, c * per_stream if c > 1 else (6 if args.quick else 30))
                      for c in (int(x) for x in args.fidelity_streams.split(","))]
     clients: list[str] = ["streamconform", "httpx-sse"]
     guidellm_bin = os.path.join(args.guidellm_venv, "bin", "guidellm")
@@ -409,19 +412,26 @@ def main() -> int:
     print("load average before: {:.2f} {:.2f} {:.2f} (other work on the machine skews every figure)".format(*os.getloadavg()))
     print(f"niceness {os.nice(0)}; servers pinned to CPU 0, each client to CPU 1 ({cpu_count} CPUs); loopback only",
           flush=True)
-    conf = THROUGHPUT_SERVER
-    print(f"throughput: reference server, TTFT {SERVER_TTFT_MS:g} ms, gap {conf['gap_ms']:g} ms, "
-          f"{conf['chars']:g} chars per stream", flush=True)
-    rows = run_phase("throughput", conf, [(c, c * per_stream) for c in levels], clients, args.guidellm_venv,
-                     tokenizer_dir)
-    sched = FIDELITY_SCHEDULE
-    print(f"fidelity: exact-timing server, TTFT {sched.ttft_s * 1000:g} ms, gap {sched.gap_s * 1000:g} ms, "
-          f"{sched.events} content events per stream, each stamped with its write time", flush=True)
-    rows += run_fidelity(fidelity_plan, clients, args.guidellm_venv, tokenizer_dir)
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    if args.phase in ("throughput", "both"):
+        conf = THROUGHPUT_SERVER
+        print(f"throughput: reference server, TTFT {SERVER_TTFT_MS:g} ms, gap {conf['gap_ms']:g} ms, "
+              f"{conf['chars']:g} chars per stream", flush=True)
+        rows += run_phase("throughput", conf, [(c, c * per_stream) for c in levels], clients, args.guidellm_venv,
+                          tokenizer_dir)
+    if args.phase in ("fidelity", "both"):
+        sched = FIDELITY_SCHEDULE
+        print(f"fidelity: exact-timing server, TTFT {sched.ttft_s * 1000:g} ms, gap {sched.gap_s * 1000:g} ms, "
+              f"{sched.events} content events per stream, each stamped with its write time", flush=True)
+        rows += run_fidelity(fidelity_plan, clients, args.guidellm_venv, tokenizer_dir)
 
-    print_table([r for r in rows if r["phase"] == "throughput"])
-    print_fidelity([r for r in rows if r["phase"] == "fidelity"])
-    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    if args.phase != "fidelity":
+        print_table([r for r in rows if r["phase"] == "throughput"])
+    if args.phase != "throughput":
+        print_fidelity([r for r in rows if r["phase"] == "fidelity"])
+    print("load average after: {:.2f} {:.2f} {:.2f}; {:.0f} s in all".format(*os.getloadavg(),
+                                                                               time.monotonic() - started))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(rows, indent=2))
     return 0
@@ -521,9 +531,9 @@ def print_fidelity(rows: list[dict[str, Any]]) -> None:
         for peer in ("guidellm", "httpx-sse"):
             p = by.get((peer, r["concurrency"]))
             if p and p["ttft_err_p99_ms"]:
-                print(f"{r['concurrency']} streams: streamconform / {peer} TTFT error p99 = "
-                      f"{r['ttft_err_p99_ms'] / p['ttft_err_p99_ms']:.2f}x (p50 "
-                      f"{r['ttft_err_p50_ms'] / max(p['ttft_err_p50_ms'] or 0.0, 1e-9):.2f}x; lower is better)")
+                print(f"{r['concurrency']} streams: TTFT error p99 streamconform {r['ttft_err_p99_ms']:.2f} ms / "
+                      f"{peer} {p['ttft_err_p99_ms']:.2f} ms = {r['ttft_err_p99_ms'] / p['ttft_err_p99_ms']:.3f}x "
+                      f"(p50 {r['ttft_err_p50_ms']:.2f} / {p['ttft_err_p50_ms']:.2f} ms; lower is better)")
     for r in rows:
         if r["concurrency"] == 256:
             met = r["ttft_err_p99_ms"] is not None and r["ttft_err_p99_ms"] <= FIDELITY_TARGET_P99_MS
