@@ -136,9 +136,6 @@ class AddressPolicy:
         return check_url(url)
 
 
-ALLOW_ALL = AddressPolicy(allow_private=True)
-
-
 def check_url(url: str) -> str | None:
     """Why ``url`` is not a requestable http(s) URL, or None.
 
