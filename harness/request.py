@@ -103,6 +103,15 @@ def _header_arg(name: str, value: str, redact: bool) -> str:
     return "-H " + shlex.quote(f"{name}: {value}")
 
 
+def curl_for(capture: Any) -> str | None:
+    """The curl command repeating ``capture``'s request (redacted); None when there is none or it cannot be
+    rendered: a reproduce line is a convenience, never worth losing a verdict or its evidence over."""
+    try:
+        return curl_command(capture.request)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+
+
 def curl_command(spec: RequestSpec, redact: bool = True) -> str:
     """A copy-pasteable shell command that repeats ``spec`` with curl, streaming (-N) and showing headers (-i).
 

@@ -24,6 +24,7 @@ from harness.checks import Context, Outcome, Transcript, load_checks
 from harness.decode import decode
 from harness.metrics import DEFAULT_BURST_WINDOW_MS, metrics_from_capture
 from harness.model import Capture, Limits
+from harness.request import curl_for
 from harness.result import TIMELINE_LIMIT, CheckResult, RunResult
 
 BUNDLE_FORMAT = 1
@@ -198,17 +199,6 @@ def planned_checks(profile: Any, categories: set[str] | None = None) -> list[tup
             if profile.enabled(cid) and (categories is None or spec.category in categories)]
 
 
-def _reproduce(capture: Capture | None) -> str | None:
-    if capture is None:
-        return None
-    from harness.request import curl_command
-
-    try:
-        return curl_command(capture.request)
-    except Exception:  # a reproduce line is a convenience: never lose the verdict over it
-        return None
-
-
 def _run_one(spec: Any, ctx: Context) -> Outcome:
     try:
         outcome = spec.func(ctx)
@@ -223,7 +213,7 @@ def evaluate(ctx: Context, categories: set[str] | None = None) -> RunResult:
     """Run every enabled check over the context. Pure: no I/O, same input -> same verdict."""
     profile = ctx.profile
     registry = load_checks()
-    primary_curl = _reproduce(ctx.primary.capture)
+    primary_curl = curl_for(ctx.primary.capture)
     checks = []
     for check_id, _category in planned_checks(profile, categories):
         spec = registry[check_id]

@@ -33,6 +33,7 @@ from harness.probes import (
     retry_after_s,
     seed_shape_ok,
 )
+from harness.request import curl_for
 
 _TRACEBACK = re.compile(
     rb"Traceback \(most recent call last\)|\bat [\w$.<>]+ \([^)]*:\d+:\d+\)|Exception in thread"
@@ -140,21 +141,12 @@ def classify_reply(cap: Any, seed_ok: bool) -> tuple[str, str]:
 def probe_refs(cap: Any) -> dict[str, Any]:
     """An Outcome's ``evidence`` and ``reproduce`` for a probe: its status, a body excerpt and its own curl command
     (it is not the primary request), built once for both fields."""
-    curl = probe_curl(cap)
+    curl = curl_for(cap)
     body = cap.body
     excerpt = body[:_BODY_EXCERPT].decode("utf-8", "replace") if body else (cap.error or "")
     return {"evidence": [evidence(offset=0 if body else None, excerpt=excerpt, t=cap.t_first_byte, status=cap.status,
                                   curl=curl)],
             "reproduce": curl}
-
-
-def probe_curl(cap: Any) -> str | None:
-    try:
-        from harness.request import curl_command
-
-        return curl_command(cap.request)
-    except Exception:  # noqa: BLE001 - evidence must not make the check itself fail
-        return None
 
 
 def not_sent(cap: Any) -> bool:
