@@ -95,6 +95,8 @@ def _num(x: Any) -> Any:
 def _cell(value: Any) -> str:
     """Spreadsheets run cells starting with = + - @ as formulas; roster and URL text is untrusted."""
     text = value if isinstance(value, str) else json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    # Python 3.10's csv module cannot write a NUL at all ("need to escape"); a submitted URL may hold one.
+    text = text.replace("\x00", "\\x00")
     if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PLAIN_NUMBER.match(text):
         return "'" + text
     return text
