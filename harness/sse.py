@@ -20,10 +20,7 @@ byte and cut at every position, so the paths are held to the same events and fin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import accumulate, repeat
-from operator import add, itemgetter
 
 from harness.model import Finding
 
@@ -35,12 +32,6 @@ _LISTED_ONCE = {"crlf-line-ending": 1}
 _EOL = re.compile(rb"\r\n?|\n")  # CRLF before CR: a CR followed by LF is one terminator
 _NOT_LF = re.compile(rb"[^\n]")
 _EXCERPT = 60
-# Below this size a buffer goes block by block: the all-C path's dozen set-up calls cost more than they save.
-_BULK_MIN_BYTES = 8192
-_DATA_PREFIX = {b"data: "}
-_DATA_PREFIX_STR = {"data: "}
-_FIRST_6 = itemgetter(slice(0, 6))
-_AFTER_DATA_PREFIX = itemgetter(slice(6, None))  # b"data: value" -> b"value" (one leading space stripped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +129,15 @@ class _EventShell:
 
 
 def _new_event(event: str, data: str, id: str, retry: int | None, t: float | None, offset: int,
-               _alloc: Callable[[type], object] = object.__new__, _shell: type = _EventShell,
-               _final: type = SSEEvent) -> SSEEvent:
+               _shell: type = _EventShell, _final: type = SSEEvent) -> SSEEvent:
     """Build an SSEEvent about 3x faster than its frozen ``__init__`` (six ``object.__setattr__`` calls).
 
     Why: event construction dominated the hot path. The shell has exactly SSEEvent's slots, so CPython allows the
     instance to switch class once filled: the result is an ordinary frozen SSEEvent (equal, hashable, assignment
     raises). The defaults bind the helpers as locals, which is measurably faster than global lookups here.
+    Calling the shell class allocates faster than ``object.__new__(shell)`` (no argument-tuple parsing).
     """
-    ev = _alloc(_shell)
+    ev = _shell()
     ev.event = event  # type: ignore[attr-defined]
     ev.data = data  # type: ignore[attr-defined]
     ev.id = id  # type: ignore[attr-defined]
@@ -156,8 +147,6 @@ def _new_event(event: str, data: str, id: str, retry: int | None, t: float | Non
     ev.__class__ = _final
     return ev  # type: ignore[return-value]
 
-
-_alloc = object.__new__
 
 
 class SSEParser:
@@ -174,9 +163,9 @@ class SSEParser:
         self._pos = 0  # stream offset of the next byte fed
         self._head = b""  # the first bytes while it is not yet known whether they start with a BOM
         self._bom_done = False
-        # The current unterminated line (no terminator inside). A bytearray, not a list of pieces: a drip of
-        # one-byte reads must not cost an object per byte.
-        self._pending = bytearray()
+        # The current unterminated line (no terminator inside): bytes when it came in one read, else a bytearray
+        # (not a list of pieces: a drip of one-byte reads must not cost an object, or a copy, per byte).
+        self._pending: bytes | bytearray = b""
         self._pending_off = 0
         self._discarding = False  # inside a too-long line: drop bytes up to the next terminator
         self._skip_lf = False  # the previous read ended with CR: an LF starting the next one completes a CRLF
@@ -198,24 +187,24 @@ class SSEParser:
 
     def feed(self, data: bytes, t: float | None = None) -> list[SSEEvent]:
         """Parse one read (bytes or bytearray); return the events whose terminating blank line it contained."""
-        if self._irregular:
-            data, off = self._prelude(data, t)
-        else:
-            # (No _last_t update on the fastest path: close() needs it only for a block left open, which a quiet
-            # state rules out; the general path below records it.)
-            off = self._pos
+        if self._quiet:
+            # The fastest path: the read is exactly one "data: ..." LF LF event, as a live stream sends them.
+            # Safe because quiet means nothing is carried over (no BOM question, no CR, no partial line, no
+            # open block), so this read starts a block; a value without CR or LF makes the read exactly one data
+            # line and one blank line, and a strict decode proves it valid UTF-8: there is nothing to report.
+            # (No _last_t update: close() needs it only for a block left open, which a quiet state rules out.)
             n = len(data)
-            self._pos = off + n
-            if self._quiet and n > 7 and data[-1] == 10 and data[-2] == 10 and data[:6] == b"data: ":
-                # The fastest path: the read is exactly one "data: ..." LF LF event, as a live stream sends them.
+            if n > 7 and data[-1] == 10 and data[-2] == 10 and data[:6] == b"data: ":
                 value = data[6:-2]
                 if 10 not in value and 13 not in value and n - 2 <= self.max_line_bytes:  # int operands: memchr
                     try:
                         text = value.decode()
                     except UnicodeDecodeError:
                         pass  # the general path reports it
-                    else:  # _new_event, inlined: a call less on the hottest line of the parser (~6%)
-                        ev = _alloc(_EventShell)
+                    else:  # _new_event, inlined: a call less on the hottest line of the parser
+                        off = self._pos
+                        self._pos = off + n
+                        ev = _EventShell()
                         ev.event = "message"  # type: ignore[attr-defined]
                         ev.data = text  # type: ignore[attr-defined]
                         ev.id = self._id  # type: ignore[attr-defined]
@@ -224,6 +213,11 @@ class SSEParser:
                         ev.offset = off  # type: ignore[attr-defined]
                         ev.__class__ = SSEEvent
                         return [ev]  # type: ignore[list-item]
+        if self._irregular:
+            data, off = self._prelude(data, t)
+        else:
+            off = self._pos
+            self._pos = off + len(data)
         self._last_t = t
         out: list[SSEEvent] = []
         if data:
@@ -236,25 +230,49 @@ class SSEParser:
         """The general path: complete the lines in ``data`` (plus the carried-over partial line), keep the rest."""
         if type(data) is not bytes:  # a bytearray: the C-level paths below need real bytes
             data = bytes(data)
+        if 13 in data:  # (an int operand makes `in` a plain memchr: several times faster)
+            self._feed_any(data, off, t, out)
+            return
+        # LF-only read. The carried-over partial line never holds a terminator, so buf has no CR either.
+        last = data.rfind(b"\n")
+        if last < 0:  # no terminator: the line goes on
+            self._keep(data, off, t)
+            return
+        pending = self._pending
+        if pending:
+            buf = pending + data if type(pending) is bytes else b"".join((pending, data))
+            base = self._pending_off
+        else:
+            buf = data
+            base = off
+        n = len(buf)
+        end = n - len(data) + last + 1  # just past buf's last LF: buf[:end] is whole lines, buf[end:] a partial one
+        self._lines_lf(buf, base, end, t, out)
+        # The partial line becomes the pending one (not via _keep, a call less per read, unless it is too long).
+        if end == n:
+            self._pending = b""
+        elif n - end <= self.max_line_bytes:
+            self._pending = buf[end:]
+            self._pending_off = base + end
+        else:
+            self._pending = b""
+            self._keep(buf[end:], base + end, t)
+
+    def _feed_any(self, data: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
+        """A read with a CR in it: any of CR, LF and CRLF may end a line."""
         cr = data.rfind(b"\r")
         last = data.rfind(b"\n")
         if cr > last:
             last = cr
-        if last < 0:  # no terminator: the line goes on
-            self._keep(data, off, t)
-            return
         if self._pending:
             buf = b"".join((self._pending, data if last + 1 == len(data) else data[: last + 1]))
             buf_off = self._pending_off
-            self._pending.clear()
+            self._pending = b""
         else:
             buf = data if last + 1 == len(data) else data[: last + 1]
             buf_off = off
-        if cr >= 0 or 13 in buf:  # (an int operand makes `in` a plain memchr: several times faster)
-            self._log.check_utf8(buf, buf_off, t)
-            self._lines_any(buf, buf_off, t, out, last + 1 == len(data))
-        elif len(buf) < _BULK_MIN_BYTES or not self._simple_events(buf, buf_off, t, out):
-            self._blocks_lf(buf, buf_off, t, out)
+        self._log.check_utf8(buf, buf_off, t)
+        self._lines_any(buf, buf_off, t, out, last + 1 == len(data))
         if last + 1 < len(data):
             self._keep(data[last + 1:], off + last + 1, t)
 
@@ -277,7 +295,7 @@ class SSEParser:
             at = self._block_off if self._block_off is not None else self._pending_off
             self._log.add("unterminated-final-block",
                           "stream ended inside an event (no final blank line): the event is discarded", at, t)
-        self._pending = bytearray()
+        self._pending = b""
         self._data = []
         self.findings.sort(key=lambda f: f.offset)  # stable: same-offset findings keep their order
         self._log.summarize()
@@ -320,41 +338,95 @@ class SSEParser:
 
     # -- lines --------------------------------------------------------------------------------------------
 
-    def _simple_events(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> bool:
-        """The fast path: ``buf`` is only ``data: <line>`` LF LF blocks (a typical LLM stream), done in C loops.
+    def _lines_lf(self, buf: bytes, base: int, end: int, t: float | None, out: list[SSEEvent]) -> None:
+        """LF-only whole lines ``buf[:end]`` (``buf`` may go on with a partial line; ``base`` is buf's stream
+        offset): runs of plain data events on the fast path, anything else block by block."""
+        pos = 0
+        if self._block_off is not None:
+            if buf[0] != 10:  # the block left open by the previous read goes on: the per-line path
+                self._blocks_lf(buf[:end], base, t, out)
+                return
+            self._dispatch(t, out)  # the blank line closing it (the previous read was cut between the two LFs)
+            pos = 1
+        # The fast run ends at the last blank line, so every line in it is followed by another line. It is cut
+        # into windows no longer than the line cap, so no line in a window can be past the cap.
+        run_end = end if end - pos >= 8 and buf[end - 2] == 10 else buf.rfind(b"\n\n", pos, end) + 2
+        maxlen = self.max_line_bytes
+        while run_end - pos >= 8 and buf[pos:pos + 6] == b"data: ":  # (8: the shortest data block, "data: " LF LF)
+            stop = run_end if run_end - pos <= maxlen else buf.rfind(b"\n\n", pos, pos + maxlen) + 2
+            if stop - pos < 8:
+                break  # the first line is past the cap: the per-line path reports it
+            done = self._data_run(buf, base, pos, stop, t, out)
+            if done < stop:
+                pos = done
+                break
+            pos = done
+        if pos < end:
+            self._blocks_lf(buf[pos:end], base + pos, t, out)
 
-        Returns False, having changed nothing, when ``buf`` is anything else (or not valid UTF-8): the
-        per-block path then handles it. Each step is one C-level call over all the lines; no Python code runs
-        per event except the event's own construction.
+    def _data_run(self, buf: bytes, base: int, pos: int, stop: int, t: float | None, out: list[SSEEvent]) -> int:
+        """The bulk path: one event per ``data: <value>`` LF LF block from ``pos`` (where such a line starts) up to
+        ``stop`` at most; returns where the run ended (at ``stop`` or at the first block of another shape).
+
+        Safe because such a block, with no block open before it, is exactly one event with nothing to report:
+        its only line is a ``data`` field whose value follows one space (nothing to strip or note), the blank line
+        dispatches it, the caller ruled out CR and lines past the cap, and the value's strict decode proves it
+        valid UTF-8. Each step finds the line's LF (a memchr) and checks the 8 bytes from there with one compare:
+        LF LF ``data: `` means this block is complete and the next is one too. At the run's last block only the
+        blank line is checked. A block of any other shape, or not valid UTF-8, ends the run; the per-block path
+        takes it from there, with its findings. ``buf[:stop]`` ends with a blank line, so every ``data:`` line
+        before ``stop`` has its LF at ``stop - 2`` at most.
         """
-        if self._block_off is not None or not buf.endswith(b"\n\n"):
-            return False
-        if buf.isascii():  # (usual for English text) decode once; str lengths are then byte lengths
-            lines: list = buf.decode("ascii").split("\n")
-            prefix = _DATA_PREFIX_STR
+        event_id = self._id
+        append = out.append
+        shell = _EventShell
+        final = SSEEvent
+        if buf.isascii():  # (usual for English text) one decode for the whole buffer; str index == byte offset
+            s = buf.decode("ascii")
+            find = s.find
+            while pos < stop:
+                nl = find("\n", pos)
+                after = s[nl:nl + 8]
+                more = after == "\n\ndata: "
+                if not more and after[1:2] != "\n":
+                    break
+                ev = shell()  # _new_event, inlined (a call less per event)
+                ev.event = "message"
+                ev.data = s[pos + 6:nl]
+                ev.id = event_id
+                ev.retry = None
+                ev.t = t
+                ev.offset = base + pos
+                ev.__class__ = final
+                append(ev)
+                pos = nl + 2
+                if not more:
+                    break
         else:
-            lines = buf.split(b"\n")
-            prefix = _DATA_PREFIX
-        lines.pop()  # the empty piece after the final LF
-        datas = lines[0::2]
-        n = len(datas)
-        if len(lines) != 2 * n or any(lines[1::2]) or set(map(_FIRST_6, datas)) != prefix:
-            return False  # not strictly alternating "data: ..." and blank lines
-        sizes = list(map(len, datas))
-        if max(sizes) > self.max_line_bytes:
-            return False
-        if prefix is _DATA_PREFIX_STR:
-            texts = list(map(_AFTER_DATA_PREFIX, datas))
-        else:
-            try:
-                texts = list(map(bytes.decode, map(_AFTER_DATA_PREFIX, datas)))  # strict: invalid -> slow path
-            except UnicodeDecodeError:
-                return False
-        # offset of event i = off + (sizes of the data lines before i) + 2 LFs per event before i
-        offsets = map(add, accumulate(sizes, initial=off), range(0, 2 * n, 2))
-        out.extend(map(_new_event, repeat("message", n), texts, repeat(self._id, n), repeat(None, n),
-                       repeat(t, n), offsets))
-        return True
+            find = buf.find
+            while pos < stop:
+                nl = find(b"\n", pos)
+                after = buf[nl:nl + 8]
+                more = after == b"\n\ndata: "
+                if not more and after[1:2] != b"\n":
+                    break
+                try:
+                    text = buf[pos + 6:nl].decode()
+                except UnicodeDecodeError:
+                    break
+                ev = shell()
+                ev.event = "message"
+                ev.data = text
+                ev.id = event_id
+                ev.retry = None
+                ev.t = t
+                ev.offset = base + pos
+                ev.__class__ = final
+                append(ev)
+                pos = nl + 2
+                if not more:
+                    break
+        return pos
 
     def _blocks_lf(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
         """LF-only input, block by block: a ``data: `` line followed by a blank line, with no block open, is a
@@ -387,7 +459,7 @@ class SSEParser:
                 except UnicodeDecodeError:
                     self._log.check_utf8(value, off + pos + 6, t)
                     text = value.decode("utf-8", "replace")
-                ev = _alloc(_EventShell)  # _new_event, inlined (a call less per event)
+                ev = _EventShell()  # _new_event, inlined (a call less per event)
                 ev.event = "message"  # type: ignore[attr-defined]
                 ev.data = text  # type: ignore[attr-defined]
                 ev.id = event_id  # type: ignore[attr-defined]
@@ -507,11 +579,15 @@ class SSEParser:
         """Buffer the unterminated tail of a read; past the line cap, report it and start discarding."""
         if not self._pending:
             self._pending_off = off
-        self._pending += piece
+            self._pending = piece  # usually the whole partial line: kept as is, no copy
+        else:
+            if type(self._pending) is bytes:  # a line growing over several reads: amortized appends from here
+                self._pending = bytearray(self._pending)
+            self._pending += piece
         if len(self._pending) > self.max_line_bytes:
             self._discarding = self._irregular = True
             self._too_long(self._pending_off, len(self._pending), t)
-            self._pending = bytearray()  # (a new one: clear() would keep the large allocation)
+            self._pending = b""
 
     def _skip_long_line(self, data: bytes, off: int, t: float | None) -> tuple[bytes, int]:
         """Drop the rest of a too-long line: everything up to and including its terminator."""
