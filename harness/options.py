@@ -30,8 +30,8 @@ def add_run_options(add: Callable[..., Any], prefix: str = "") -> None:
         metavar="'NAME: VALUE'", help="extra request header, repeatable (e.g. -H 'Authorization: Bearer ...')")
     add(f"--{prefix}set", dest=f"{d}overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a profile setting, repeatable (e.g. --set timing.ttft_ms=1500)")
-    add(f"--{prefix}timeout", dest=f"{d}timeout", type=float, default=60.0, metavar="SECONDS",
-        help="total deadline of the whole run (default 60)")
+    add(f"--{prefix}timeout", f"--{prefix}deadline", dest=f"{d}timeout", type=float, default=60.0,
+        metavar="SECONDS", help="total deadline of the whole run (default 60; --deadline is the same, as in grade)")
     add(f"--{prefix}dialect", dest=f"{d}dialect", choices=["prompt", "openai", "auto"], default=None,
         help="request body dialect (default: the profile's)")
     add(f"--{prefix}model", dest=f"{d}model", default=None, help="model name sent in the openai dialect")

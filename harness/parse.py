@@ -17,8 +17,10 @@ from harness.ndjson import NDJSONParser
 from harness.sse import DEFAULT_MAX_LINE_BYTES, SSEEvent, SSEParser
 
 SSE_TYPES = frozenset({"text/event-stream"})
+# One table for both the parser choice and http.content_type's verdict, so what passes is what gets parsed.
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
-                          "application/x-jsonlines", "application/jsonlines", "application/json-seq"})
+                          "application/x-jsonlines", "application/jsonlines", "application/json-lines",
+                          "application/json-seq"})
 
 
 @dataclass(slots=True)

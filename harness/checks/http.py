@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from harness.checks import Context, Outcome, check, evidence
-from harness.parse import media_type
+from harness.parse import NDJSON_TYPES, SSE_TYPES, media_type
 
-# Media types accepted per stream format (parameters such as charset are ignored).
+# Media types accepted per stream format (parameters such as charset are ignored): the parse stage's own tables.
 MEDIA_TYPES = {
-    "sse": ("text/event-stream",),
-    "ndjson": ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines",
-               "application/jsonlines", "application/json-lines"),
+    "sse": tuple(sorted(SSE_TYPES)),
+    "ndjson": ("application/x-ndjson", *sorted(NDJSON_TYPES - {"application/x-ndjson"})),
 }
 
 
