@@ -37,7 +37,7 @@ def format_evidence(check: dict[str, Any], limit: int = 3, excerpt_chars: int = 
         if excerpt:
             parts.append(repr(excerpt[:excerpt_chars]) + ("…" if len(excerpt) > excerpt_chars else ""))
         for key, value in ev.items():  # any other evidence fields a check chose to add
-            if key not in ("offset", "t", "excerpt"):
+            if key not in ("offset", "t", "excerpt", "curl"):  # a probe's curl is its `reproduce` line already
                 parts.append(f"{key}={_short(value, 80)}")
         lines.append(" ".join(parts))
     more = len(check.get("evidence") or []) - limit
