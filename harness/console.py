@@ -108,7 +108,17 @@ def print_result(result: dict[str, Any], console: Console | None = None, show_pa
         console.print("[bold green]PASS[/]: every required check passed")
     else:
         console.print(f"[bold red]FAIL[/]: {len(failed)} required check(s) failed: {', '.join(failed)}")
-        reproduce = next((c.get("reproduce") for c in result.get("checks", []) if c.get("reproduce")), None)
-        if reproduce:
-            console.print("reproduce the request with:", highlight=False)
-            console.print(Text(reproduce), soft_wrap=True)
+        print_reproduce(result, console)
+
+
+def print_reproduce(result: dict[str, Any], console: Console, limit: int = 4) -> None:
+    """One curl line per distinct failing request (the main stream, a probe...), so each failure can be replayed."""
+    by_command: dict[str, list[str]] = {}
+    for check in ordered_checks(result.get("checks", [])):
+        if check["status"] == "fail" and check.get("reproduce"):
+            by_command.setdefault(check["reproduce"], []).append(check["id"])
+    for command, ids in list(by_command.items())[:limit]:
+        console.print(f"reproduce ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}):", highlight=False)
+        console.print(Text(command), soft_wrap=True)
+    if len(by_command) > limit:
+        console.print(f"(+{len(by_command) - limit} more requests: --json or --html has every one)", highlight=False)
