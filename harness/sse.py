@@ -372,8 +372,8 @@ class SSEParser:
         its only line is a ``data`` field whose value follows one space (nothing to strip or note), the blank line
         dispatches it, the caller ruled out CR and lines past the cap, and the value's strict decode proves it
         valid UTF-8. Each step finds the line's LF (a memchr) and checks the 8 bytes from there with one compare:
-        LF LF ``data: `` means this block is complete and the next is one too. At the run's last block only the
-        blank line is checked. A block of any other shape, or not valid UTF-8, ends the run; the per-block path
+        LF LF ``data: `` means this block is complete and the next is one too. Where that fails, only the blank
+        line is checked: the block is the run's last. A block of any other shape, or not valid UTF-8, ends the run; the per-block path
         takes it from there, with its findings. ``buf[:stop]`` ends with a blank line, so every ``data:`` line
         before ``stop`` has its LF at ``stop - 2`` at most.
         """
@@ -386,9 +386,7 @@ class SSEParser:
             find = s.find
             while pos < stop:
                 nl = find("\n", pos)
-                after = s[nl:nl + 8]
-                more = after == "\n\ndata: "
-                if not more and after[1:2] != "\n":
+                if s[nl:nl + 8] != "\n\ndata: ":
                     break
                 ev = shell()  # _new_event, inlined (a call less per event)
                 ev.event = "message"
@@ -400,32 +398,40 @@ class SSEParser:
                 ev.__class__ = final
                 append(ev)
                 pos = nl + 2
-                if not more:
-                    break
-        else:
-            find = buf.find
-            while pos < stop:
-                nl = find(b"\n", pos)
-                after = buf[nl:nl + 8]
-                more = after == b"\n\ndata: "
-                if not more and after[1:2] != b"\n":
-                    break
-                try:
-                    text = buf[pos + 6:nl].decode()
-                except UnicodeDecodeError:
-                    break
-                ev = shell()
-                ev.event = "message"
-                ev.data = text
-                ev.id = event_id
-                ev.retry = None
-                ev.t = t
-                ev.offset = base + pos
-                ev.__class__ = final
-                append(ev)
+            else:
+                return pos
+            if s[nl + 1] == "\n":  # the run's last block, complete
+                append(_new_event("message", s[pos + 6:nl], event_id, None, t, base + pos))
                 pos = nl + 2
-                if not more:
-                    break
+            return pos
+        find = buf.find
+        while pos < stop:
+            nl = find(b"\n", pos)
+            if buf[nl:nl + 8] != b"\n\ndata: ":
+                break
+            try:
+                text = buf[pos + 6:nl].decode()
+            except UnicodeDecodeError:
+                return pos
+            ev = shell()
+            ev.event = "message"
+            ev.data = text
+            ev.id = event_id
+            ev.retry = None
+            ev.t = t
+            ev.offset = base + pos
+            ev.__class__ = final
+            append(ev)
+            pos = nl + 2
+        else:
+            return pos
+        if buf[nl + 1] == 10:  # the run's last block, complete
+            try:
+                text = buf[pos + 6:nl].decode()
+            except UnicodeDecodeError:
+                return pos
+            append(_new_event("message", text, event_id, None, t, base + pos))
+            pos = nl + 2
         return pos
 
     def _blocks_lf(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
