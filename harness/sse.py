@@ -340,7 +340,19 @@ class SSEParser:
 
     def _lines_lf(self, buf: bytes, base: int, end: int, t: float | None, out: list[SSEEvent]) -> None:
         """LF-only whole lines ``buf[:end]`` (``buf`` may go on with a partial line; ``base`` is buf's stream
-        offset): runs of plain data events on the fast path, anything else block by block."""
+        offset): a run of plain data events on the fast path, anything after it block by block.
+
+        The run: one event per ``data: <value>`` LF LF block from the first line on. Safe because such a block,
+        with no block open before it, is exactly one event with nothing to report: its only line is a ``data``
+        field whose value follows one space (nothing to strip or note), the blank line dispatches it, the caller
+        ruled out CR, the run is no longer than the line cap, and the value's decode proves it valid UTF-8 (an
+        ASCII buffer is decoded once, its str indexes being byte offsets). Each step finds the line's LF (a
+        memchr) and checks the 8 bytes from there with one compare: LF LF ``data: `` means this block is
+        complete and the next is one too. Where that fails only the blank line is checked: the block is the
+        run's last. The run ends at the last blank line (``stop``), so every line in it is followed by another:
+        ``nl + 1`` is a valid index. A block of any other shape, or not valid UTF-8, ends the run early; the
+        per-block path takes it from there, with its findings.
+        """
         pos = 0
         if self._block_off is not None:
             if buf[0] != 10:  # the block left open by the previous read goes on: the per-line path
@@ -348,91 +360,59 @@ class SSEParser:
                 return
             self._dispatch(t, out)  # the blank line closing it (the previous read was cut between the two LFs)
             pos = 1
-        # The fast run ends at the last blank line, so every line in it is followed by another line. It is cut
-        # into windows no longer than the line cap, so no line in a window can be past the cap.
-        run_end = end if end - pos >= 8 and buf[end - 2] == 10 else buf.rfind(b"\n\n", pos, end) + 2
-        maxlen = self.max_line_bytes
-        while run_end - pos >= 8 and buf[pos:pos + 6] == b"data: ":  # (8: the shortest data block, "data: " LF LF)
-            stop = run_end if run_end - pos <= maxlen else buf.rfind(b"\n\n", pos, pos + maxlen) + 2
-            if stop - pos < 8:
-                break  # the first line is past the cap: the per-line path reports it
-            done = self._data_run(buf, base, pos, stop, t, out)
-            if done < stop:
-                pos = done
-                break
-            pos = done
+        stop = end if end - pos >= 8 and buf[end - 2] == 10 else buf.rfind(b"\n\n", pos, end) + 2
+        if stop - pos > self.max_line_bytes:  # (a read longer than the line cap: the rest goes block by block)
+            stop = buf.rfind(b"\n\n", pos, pos + self.max_line_bytes) + 2
+        if stop - pos >= 8 and buf[pos:pos + 6] == b"data: ":  # (8: the shortest data block, "data: " LF LF)
+            event_id = self._id
+            append = out.append
+            shell = _EventShell
+            final = SSEEvent
+            if buf.isascii():  # (usual for English text)
+                s = buf.decode("ascii")
+                find = s.find
+                while pos < stop:
+                    nl = find("\n", pos)
+                    if s[nl:nl + 8] != "\n\ndata: ":
+                        if s[nl + 1] == "\n":  # the run's last block, complete
+                            append(_new_event("message", s[pos + 6:nl], event_id, None, t, base + pos))
+                            pos = nl + 2
+                        break
+                    ev = shell()  # _new_event, inlined (a call less per event)
+                    ev.event = "message"
+                    ev.data = s[pos + 6:nl]
+                    ev.id = event_id
+                    ev.retry = None
+                    ev.t = t
+                    ev.offset = base + pos
+                    ev.__class__ = final
+                    append(ev)
+                    pos = nl + 2
+            else:
+                find = buf.find
+                while pos < stop:
+                    nl = find(b"\n", pos)
+                    last = buf[nl:nl + 8] != b"\n\ndata: "
+                    if last and buf[nl + 1] != 10:
+                        break
+                    try:
+                        text = buf[pos + 6:nl].decode()
+                    except UnicodeDecodeError:
+                        break
+                    ev = shell()
+                    ev.event = "message"
+                    ev.data = text
+                    ev.id = event_id
+                    ev.retry = None
+                    ev.t = t
+                    ev.offset = base + pos
+                    ev.__class__ = final
+                    append(ev)
+                    pos = nl + 2
+                    if last:
+                        break
         if pos < end:
             self._blocks_lf(buf[pos:end], base + pos, t, out)
-
-    def _data_run(self, buf: bytes, base: int, pos: int, stop: int, t: float | None, out: list[SSEEvent]) -> int:
-        """The bulk path: one event per ``data: <value>`` LF LF block from ``pos`` (where such a line starts) up to
-        ``stop`` at most; returns where the run ended (at ``stop`` or at the first block of another shape).
-
-        Safe because such a block, with no block open before it, is exactly one event with nothing to report:
-        its only line is a ``data`` field whose value follows one space (nothing to strip or note), the blank line
-        dispatches it, the caller ruled out CR and lines past the cap, and the value's strict decode proves it
-        valid UTF-8. Each step finds the line's LF (a memchr) and checks the 8 bytes from there with one compare:
-        LF LF ``data: `` means this block is complete and the next is one too. Where that fails, only the blank
-        line is checked: the block is the run's last. A block of any other shape, or not valid UTF-8, ends the run; the per-block path
-        takes it from there, with its findings. ``buf[:stop]`` ends with a blank line, so every ``data:`` line
-        before ``stop`` has its LF at ``stop - 2`` at most.
-        """
-        event_id = self._id
-        append = out.append
-        shell = _EventShell
-        final = SSEEvent
-        if buf.isascii():  # (usual for English text) one decode for the whole buffer; str index == byte offset
-            s = buf.decode("ascii")
-            find = s.find
-            while pos < stop:
-                nl = find("\n", pos)
-                if s[nl:nl + 8] != "\n\ndata: ":
-                    break
-                ev = shell()  # _new_event, inlined (a call less per event)
-                ev.event = "message"
-                ev.data = s[pos + 6:nl]
-                ev.id = event_id
-                ev.retry = None
-                ev.t = t
-                ev.offset = base + pos
-                ev.__class__ = final
-                append(ev)
-                pos = nl + 2
-            else:
-                return pos
-            if s[nl + 1] == "\n":  # the run's last block, complete
-                append(_new_event("message", s[pos + 6:nl], event_id, None, t, base + pos))
-                pos = nl + 2
-            return pos
-        find = buf.find
-        while pos < stop:
-            nl = find(b"\n", pos)
-            if buf[nl:nl + 8] != b"\n\ndata: ":
-                break
-            try:
-                text = buf[pos + 6:nl].decode()
-            except UnicodeDecodeError:
-                return pos
-            ev = shell()
-            ev.event = "message"
-            ev.data = text
-            ev.id = event_id
-            ev.retry = None
-            ev.t = t
-            ev.offset = base + pos
-            ev.__class__ = final
-            append(ev)
-            pos = nl + 2
-        else:
-            return pos
-        if buf[nl + 1] == 10:  # the run's last block, complete
-            try:
-                text = buf[pos + 6:nl].decode()
-            except UnicodeDecodeError:
-                return pos
-            append(_new_event("message", text, event_id, None, t, base + pos))
-            pos = nl + 2
-        return pos
 
     def _blocks_lf(self, buf: bytes, off: int, t: float | None, out: list[SSEEvent]) -> None:
         """LF-only input, block by block: a ``data: `` line followed by a blank line, with no block open, is a
