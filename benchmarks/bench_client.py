@@ -57,6 +57,7 @@ from benchmarks.timed_server import (  # noqa: E402  (after the sys.path line)
     OPENAI_STAMP_TEXT,
     Schedule,
     perf_to_monotonic,
+    pin_to,
     timed_server,
 )
 
@@ -71,15 +72,6 @@ FIDELITY_TARGET_P99_MS = 10.0  # issue 6, at 256 streams
 
 def server_args(conf: dict[str, float]) -> list[str]:
     return ["--ttft-ms", str(SERVER_TTFT_MS), "--gap-ms", str(conf["gap_ms"]), "--chars", str(int(conf["chars"]))]
-
-
-def pin_to(cpu: int) -> None:
-    """Pin this process to one CPU when there are at least two (so client and server do not share a core)."""
-    try:
-        if len(os.sched_getaffinity(0)) >= 2:
-            os.sched_setaffinity(0, {cpu})
-    except (AttributeError, OSError):
-        pass
 
 
 # --------------------------------------------------------------------------------------------------- workers

@@ -37,6 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.timed_server import pin_to  # noqa: E402  (after the sys.path line)
+
 # (fault, ttft_ms): faults that keep the normal pacing come first; their TTFT is known.
 SERVERS: list[tuple[str | None, float]] = [
     (None, 100.0), (None, 250.0), ("canned", 100.0), ("echo", 150.0), ("padding", 100.0),
@@ -47,14 +49,6 @@ GAP_MS = 20.0
 CHUNK_CHARS = 100  # ~16 content events per answer: the server's per-event cost is what limits one core
 MIN_CHUNKS = 10
 TARGETS = {"wall_s": 60.0, "ttft_err_p99_ms": 20.0, "rss_mb": 500.0}
-
-
-def pin_to(cpu: int) -> None:
-    try:
-        if len(os.sched_getaffinity(0)) >= 2:
-            os.sched_setaffinity(0, {cpu})
-    except (AttributeError, OSError):
-        pass
 
 
 def serve(conn: Any, pin: bool) -> None:

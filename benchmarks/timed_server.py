@@ -122,6 +122,14 @@ def _server_process(schedule: Schedule, port_queue: Any, stop_event: Any) -> Non
     asyncio.run(main())
 
 
+def pin_to(cpu: int, pid: int = 0) -> None:
+    """Pin a process (this one by default) to one CPU when there are at least two, so client and server do not
+    share a core; a no-op where affinity is unsupported."""
+    with contextlib.suppress(AttributeError, OSError):
+        if len(os.sched_getaffinity(0)) >= 2:
+            os.sched_setaffinity(pid, {cpu})
+
+
 @contextlib.contextmanager
 def timed_server(schedule: Schedule, cpu: int | None = None) -> Iterator[str]:
     """Run the server in a child process (pinned to ``cpu`` when given and possible); yields its base URL."""
@@ -132,9 +140,7 @@ def timed_server(schedule: Schedule, cpu: int | None = None) -> Iterator[str]:
     server.start()
     try:
         if cpu is not None:
-            with contextlib.suppress(AttributeError, OSError):
-                if len(os.sched_getaffinity(0)) >= 2:
-                    os.sched_setaffinity(server.pid, {cpu})
+            pin_to(cpu, server.pid)
         yield f"http://127.0.0.1:{queue.get(timeout=30)}"
     finally:
         stop.set()
