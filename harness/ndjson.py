@@ -23,7 +23,7 @@ from __future__ import annotations
 from itertools import accumulate, repeat
 
 from harness.model import Finding
-from harness.sse import BOM, DEFAULT_MAX_LINE_BYTES, FindingLog, SSEEvent, _new_event, excerpt
+from harness.sse import DEFAULT_MAX_LINE_BYTES, FindingLog, LeadingBOM, SSEEvent, _new_event, excerpt
 
 _WHITESPACE = b" \t\r"
 
@@ -40,8 +40,7 @@ class NDJSONParser:
         self.findings: list[Finding] = self._log.items
         self.finding_counts: dict[str, int] = self._log.counts
         self._pos = 0
-        self._head = b""  # first bytes while it is not yet known whether they start with a BOM
-        self._bom_done = False
+        self._bom = LeadingBOM()
         # The current unterminated line (no LF inside). A bytearray, not a list of pieces: a drip of
         # one-byte reads must not cost an object per byte.
         self._pending = bytearray()
@@ -62,18 +61,11 @@ class NDJSONParser:
         off = self._pos
         self._pos += len(data)
         self._last_t = t
-        if not self._bom_done:
-            data = self._head + data
-            if len(data) < len(BOM) and BOM.startswith(data):
-                self._head = data
+        if not self._bom.done:
+            stripped, off = self._bom.strip(data, self._log, t)
+            if stripped is None:
                 return out
-            self._bom_done = True
-            self._head = b""
-            off = 0
-            if data.startswith(BOM):
-                self._log.add("bom", "leading byte order mark (stripped)", 0, t)
-                data = data[len(BOM):]
-                off = len(BOM)
+            data = stripped
         if self._discarding:
             nl = data.find(b"\n")
             if nl < 0:
@@ -114,8 +106,8 @@ class NDJSONParser:
             return out
         self._closed = True
         t = self._last_t
-        if self._head:  # the whole stream was a BOM prefix
-            self._pending = bytearray(self._head)
+        if self._bom.head:  # the whole stream was a BOM prefix
+            self._pending = bytearray(self._bom.head)
             self._pending_off = 0
         if self._discarding:
             self._log.add("unterminated-final-block", "stream ended inside a too-long line (discarded)",

@@ -31,6 +31,32 @@ from dataclasses import dataclass
 from harness.model import Finding
 
 BOM = b"\xef\xbb\xbf"
+
+
+class LeadingBOM:
+    """One leading UTF-8 BOM stripped (and recorded), even when its three bytes arrive over several reads.
+
+    Shared by the SSE and NDJSON parsers: both must decide on the first bytes before reading any line.
+    """
+
+    __slots__ = ("done", "head")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.head = b""  # the first bytes while it is not yet known whether they start with a BOM
+
+    def strip(self, data: bytes, log: FindingLog, t: float | None) -> tuple[bytes | None, int]:
+        """(the data without a leading BOM, the body offset of its first byte); (None, 0) while undecided."""
+        data = self.head + data
+        if len(data) < len(BOM) and BOM.startswith(data):
+            self.head = data  # too short to tell yet
+            return None, 0
+        self.done = True
+        self.head = b""
+        if data.startswith(BOM):
+            log.add("bom", "leading byte order mark (stripped)", 0, t)
+            return data[len(BOM):], len(BOM)
+        return data, 0
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 FINDINGS_LISTED_PER_CODE = 20
 # Informational codes that say something about the whole stream: one listed occurrence is enough.
@@ -167,8 +193,7 @@ class SSEParser:
         self.finding_counts: dict[str, int] = self._log.counts
         self.retry: int | None = None  # the stream's reconnection time: the last valid retry field seen
         self._pos = 0  # stream offset of the next byte fed
-        self._head = b""  # the first bytes while it is not yet known whether they start with a BOM
-        self._bom_done = False
+        self._bom = LeadingBOM()
         # The current unterminated line (no terminator inside): bytes when it came in one read, else a bytearray
         # (not a list of pieces: a drip of one-byte reads must not cost an object, or a copy, per byte).
         self._pending: bytes | bytearray = b""
@@ -292,8 +317,8 @@ class SSEParser:
         if self._skip_lf:
             self._skip_lf = False
             self._cr_only(self._cr_off, t)
-        if self._head:  # the stream was only a BOM prefix
-            self._pending = bytearray(self._head)
+        if self._bom.head:  # the stream was only a BOM prefix
+            self._pending = bytearray(self._bom.head)
             self._pending_off = 0
         if self._pending:
             self._log.check_utf8(bytes(self._pending), self._pending_off, t)
@@ -325,21 +350,14 @@ class SSEParser:
                 off += 1
             else:
                 self._cr_only(self._cr_off, t)
-        if not self._bom_done and data:
-            data = self._head + data
-            if len(data) < len(BOM) and BOM.startswith(data):
-                self._head = data  # too short to tell yet
+        if not self._bom.done and data:
+            stripped, bom_off = self._bom.strip(data, self._log, t)
+            if stripped is None:
                 return b"", off
-            self._bom_done = True
-            self._head = b""
-            off = 0
-            if data.startswith(BOM):
-                self._log.add("bom", "leading byte order mark (stripped)", 0, t)
-                data = data[len(BOM):]
-                off = len(BOM)
+            data, off = stripped, bom_off
         if self._discarding and data:
             data, off = self._skip_long_line(data, off, t)
-        self._irregular = not self._bom_done or self._skip_lf or self._discarding
+        self._irregular = not self._bom.done or self._skip_lf or self._discarding
         return data, off
 
     # -- lines --------------------------------------------------------------------------------------------
