@@ -26,7 +26,8 @@ def _pyenv_interpreter(minor: str) -> str | None:
 
 @impl
 def tox_add_env_config(env_conf, state):  # noqa: ARG001
-    match = re.fullmatch(r"py3(\d+)", env_conf.name)
+    # pyXY test envs, and the .pkg-cpython3.XY envs that build each interpreter's wheel (see tox.ini)
+    match = re.fullmatch(r"(?:py3|\.pkg-cpython3\.)(\d+)", env_conf.name)
     if not match:
         return
     path = _pyenv_interpreter(match.group(1))

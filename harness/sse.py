@@ -25,10 +25,16 @@ byte and cut at every position, so the paths are held to the same events and fin
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from harness.model import Finding
+
+try:  # the optional C speedup (built by setup.py where a compiler is present; see _sse_speedups.c)
+    from harness import _sse_speedups
+except ImportError:  # pragma: no cover - depends on the build
+    _sse_speedups = None
 
 BOM = b"\xef\xbb\xbf"
 
@@ -82,6 +88,18 @@ class SSEEvent:
     """The time passed to the ``feed()`` call that completed this event (the read it arrived in)."""
     offset: int = 0
     """Byte offset, in the whole stream, of the first non-comment line of this event's block."""
+
+
+def _load_speedup():
+    """The C scanner for runs of plain data events, or None: not built, or STREAMCONFORM_PURE_PYTHON=1 is set."""
+    if _sse_speedups is None or os.environ.get("STREAMCONFORM_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    _sse_speedups.configure(SSEEvent)
+    return _sse_speedups.scan_data_events
+
+
+# Read by each SSEParser when it is created (so a test or benchmark may set it to None for the pure-Python path).
+scan_data_events = _load_speedup()
 
 
 def excerpt(raw: bytes) -> str:
@@ -204,6 +222,7 @@ class SSEParser:
         self._closed = False
         self._irregular = True  # any of: BOM undecided, CR pending, discarding, closed
         self._quiet = False  # not irregular, no partial line, no block in progress: see feed()
+        self._scan = scan_data_events  # the C scanner, or None for the pure-Python path
         self._last_t: float | None = None
         # The event being built (WHATWG "data buffer", "event type buffer", "last event ID buffer").
         # Invariant: _block_off is None exactly when the block has no field line yet, so the other buffers are
@@ -218,8 +237,20 @@ class SSEParser:
 
     def feed(self, data: bytes, t: float | None = None) -> list[SSEEvent]:
         """Parse one read (bytes or bytearray); return the events whose terminating blank line it contained."""
-        if self._quiet:
-            # The fastest path: the read is exactly one "data: ..." LF LF event, as a live stream sends them.
+        out: list[SSEEvent] = []
+        if self._quiet and self._scan is not None and type(data) is bytes:
+            # With the C speedup: the read's leading run of plain data events in one call (all of it, as a rule).
+            # Quiet means nothing is carried over, so the read starts a line with no block open, as it requires.
+            n = len(data)
+            pos = self._scan(data, 0, n, self._pos, t, self._id, self.max_line_bytes, out)
+            if pos == n:
+                self._pos += n
+                return out
+            if pos:  # the rest goes the general way, as if it were a read of its own (splits never matter)
+                self._pos += pos
+                data = data[pos:]
+        elif self._quiet:
+            # The fastest pure-Python path: the read is exactly one "data: ..." LF LF event, as a live stream sends them.
             # Safe because quiet means nothing is carried over (no BOM question, no CR, no partial line, no
             # open block), so this read starts a block; a value without CR or LF makes the read exactly one data
             # line and one blank line, and a strict decode proves it valid UTF-8: there is nothing to report.
@@ -250,7 +281,6 @@ class SSEParser:
             off = self._pos
             self._pos = off + len(data)
         self._last_t = t
-        out: list[SSEEvent] = []
         if data:
             self._feed_lines(data, off, t, out)
         # Quiet: nothing carried over from earlier reads, so the next read may take the fastest path.
@@ -384,6 +414,11 @@ class SSEParser:
                 return
             self._dispatch(t, out)  # the blank line closing it (the previous read was cut between the two LFs)
             pos = 1
+        if self._scan is not None:  # the C speedup does the run (it checks each line's length against the cap)
+            pos = self._scan(buf, pos, end, base, t, self._id, self.max_line_bytes, out)
+            if pos < end:
+                self._blocks_lf(buf[pos:end], base + pos, t, out)
+            return
         stop = end if end - pos >= 8 and buf[end - 2] == 10 else buf.rfind(b"\n\n", pos, end) + 2
         if stop - pos > self.max_line_bytes:  # (a read longer than the line cap: the rest goes block by block)
             stop = buf.rfind(b"\n\n", pos, pos + self.max_line_bytes) + 2

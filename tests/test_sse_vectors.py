@@ -12,9 +12,20 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import harness.sse
 from harness.sse import SSEEvent, SSEParser
 
 Ev = tuple  # (event, data, id, retry)
+
+
+@pytest.fixture(autouse=True, params=["c-speedup", "pure-python"])
+def parser_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both paths: with the C speedup (when built) and on pure Python."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(harness.sse, "scan_data_events", None)
+    elif harness.sse.scan_data_events is None:
+        pytest.skip("the C speedup is not built here (or STREAMCONFORM_PURE_PYTHON is set)")
+    return request.param
 
 
 @dataclass
