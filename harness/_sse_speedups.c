@@ -1,5 +1,5 @@
-/* Optional C speedup for harness/sse.py: the run of plain "data: <value>" LF LF events that makes up almost all
- * of an LLM stream. Everything else (other fields, CR, comments, BOM, too-long lines, invalid UTF-8, partial
+/* Optional C speedup for harness/sse.py: the run of plain "data: <value>" LF LF (or CRLF CRLF) events that makes
+ * up almost all of an LLM stream. Everything else (other fields, CR, comments, BOM, too-long lines, invalid UTF-8, partial
  * lines) stays in the pure-Python parser, which is also the fallback when this module is not built.
  *
  * Why C: in pure Python, finding the lines and building one event object costs about as much as httpx-sse spends
@@ -62,8 +62,8 @@ configure(PyObject *module, PyObject *type)
 /* scan_data_events(buf, pos, stop, base, t, event_id, max_line, out) -> int
  *
  * From buf[pos] (the start of a line, with no event block open), append one SSEEvent to `out` for each block
- * that is exactly  "data: " <value> LF LF  and ends at or before `stop`, where the value holds no CR or LF, is
- * valid UTF-8, and its line is at most `max_line` bytes. Returns the offset of the first byte not consumed: the
+ * that is exactly  "data: " <value> LF LF  (or CRLF CRLF) and ends at or before `stop`, where the value holds
+ * no CR or LF, is valid UTF-8, and its line is at most `max_line` bytes. Returns the offset of the first byte not consumed: the
  * start of the first block of any other shape, which the caller parses the general way (with its findings).
  * Each event gets type "message", the given last event ID, no retry, arrival time `t` and stream offset
  * `base` + its position in buf. Such a block has nothing to report, so no finding is lost by taking it here.
@@ -105,13 +105,29 @@ scan_data_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (nl == NULL) {
             break;
         }
-        Py_ssize_t line_end = nl - s;
-        if (line_end + 1 >= stop || s[line_end + 1] != '\n' || line_end - pos > max_line) {
-            break;  /* another line follows in the same block, or the blank line is not in reach */
+        Py_ssize_t line_end = nl - s;  /* the data line's LF */
+        Py_ssize_t value_end = line_end, next;
+        if (value_end > pos + 6 && s[value_end - 1] == '\r') {
+            /* CRLF endings (as sse-starlette sends them): the blank line must be CRLF too. The caller counts the
+             * CRs of the bytes taken (each one half of a CRLF) to record the line-ending finding. */
+            value_end--;
+            if (line_end + 2 >= stop || s[line_end + 1] != '\r' || s[line_end + 2] != '\n') {
+                break;
+            }
+            next = line_end + 3;
         }
-        Py_ssize_t len = nl - value;
+        else {
+            if (line_end + 1 >= stop || s[line_end + 1] != '\n') {
+                break;  /* another line follows in the same block, or the blank line is not in reach */
+            }
+            next = line_end + 2;
+        }
+        if (value_end - pos > max_line) {
+            break;  /* the general path reports and discards a too-long line */
+        }
+        Py_ssize_t len = value_end - (pos + 6);
         if (memchr(value, '\r', (size_t)len) != NULL) {
-            break;  /* a CR ends a line too: the general path splits it and reports the ending */
+            break;  /* a lone CR ends a line too: the general path splits it and reports the ending */
         }
         PyObject *text = PyUnicode_DecodeUTF8(value, len, NULL);
         if (text == NULL) {
@@ -147,7 +163,7 @@ scan_data_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (failed) {
             return NULL;
         }
-        pos = line_end + 2;
+        pos = next;
     }
     return PyLong_FromSsize_t(pos);
 }

@@ -243,6 +243,8 @@ class SSEParser:
             # Quiet means nothing is carried over, so the read starts a line with no block open, as it requires.
             n = len(data)
             pos = self._scan(data, 0, n, self._pos, t, self._id, self.max_line_bytes, out)
+            if pos and 13 in data:  # (an int operand: a memchr)
+                self._note_crlf(data, pos, self._pos, t)
             if pos == n:
                 self._pos += n
                 return out
@@ -332,8 +334,16 @@ class SSEParser:
         else:
             buf = data if last + 1 == len(data) else data[: last + 1]
             buf_off = off
-        self._log.check_utf8(buf, buf_off, t)
-        self._lines_any(buf, buf_off, t, out, last + 1 == len(data))
+        if self._scan is not None and self._block_off is None:
+            # The C speedup takes the leading run of plain events (CRLF ones, as sse-starlette sends, included).
+            pos = self._scan(buf, 0, len(buf), buf_off, t, self._id, self.max_line_bytes, out)
+            if pos:
+                self._note_crlf(buf, pos, buf_off, t)
+                buf = buf[pos:]
+                buf_off += pos
+        if buf:
+            self._log.check_utf8(buf, buf_off, t)
+            self._lines_any(buf, buf_off, t, out, last + 1 == len(data))
         if last + 1 < len(data):
             self._keep(data[last + 1:], off + last + 1, t)
 
@@ -612,6 +622,18 @@ class SSEParser:
         self._block_off = None
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
+
+    def _note_crlf(self, buf: bytes, stop: int, base: int, t: float | None) -> None:
+        """Record the line endings of the plain events the C scanner took from ``buf[:stop]``: its only CRs are
+        halves of CRLF endings (a value with a CR is left to the general path), noted as ``_lines_any`` would."""
+        n = buf.count(b"\r", 0, stop)
+        log = self._log
+        at = -1
+        while n and log.wants_detail("crlf-line-ending"):
+            at = buf.find(b"\r", at + 1, stop)
+            log.add("crlf-line-ending", "CRLF line endings", base + at, t)
+            n -= 1
+        log.add_unlisted("crlf-line-ending", n)
 
     def _cr_only(self, pos: int, t: float | None) -> None:
         self._log.add("cr-line-ending", "line ended by a lone CR (many clients only split on LF)", pos, t)

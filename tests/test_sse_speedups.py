@@ -22,10 +22,10 @@ from tests.test_sse_properties import TOKENS, cuts_for
 C_SCAN = harness.sse.scan_data_events
 needs_speedup = pytest.mark.skipif(C_SCAN is None, reason="the C speedup is not built (or is switched off)")
 
-# Plain data blocks (the C path) mixed with everything that must leave it: other fields, CR, invalid UTF-8,
-# a data line without the space, a second data line, blank-line runs, a BOM.
+# Plain data blocks (the C path, LF or CRLF) mixed with everything that must leave it: other fields, lone CRs,
+# mixed endings, invalid UTF-8, a data line without the space, a second data line, blank-line runs, a BOM.
 PLAIN = [b"data: x\n\n", b"data: \xc3\xa9t\xc3\xa9\n\n", b"data: {\"a\": 1}\n\n", b"data: \n\n", b"data:  two\n\n",
-         b"data: [DONE]\n\n"]
+         b"data: [DONE]\n\n", b"data: x\r\n\r\n", b"data: \r\n\r\n", b"data: y\r\n\n", b"data: a\rb\r\n\r\n"]
 mixed_streams = st.one_of(
     st.lists(st.sampled_from(PLAIN * 4 + TOKENS), max_size=80).map(b"".join),
     st.lists(st.sampled_from(PLAIN), max_size=30).map(b"".join),
