@@ -36,6 +36,11 @@ configure(PyObject *module, PyObject *type)
         return NULL;
     }
     PyTypeObject *tp = (PyTypeObject *)type;
+    /* Exactly the six slots: a field added to SSEEvent but unknown here would be left unset in every event. */
+    if (tp->tp_basicsize != (Py_ssize_t)(sizeof(PyObject) + N_FIELDS * sizeof(PyObject *))) {
+        PyErr_SetString(PyExc_TypeError, "SSEEvent's layout is not the six slots the C scanner fills");
+        return NULL;
+    }
     Py_ssize_t offsets[N_FIELDS];
     for (int i = 0; i < N_FIELDS; i++) {
         /* The descriptor must be the class's own slot holding an object: anything else (a property, a slot

@@ -94,7 +94,7 @@ def _load_speedup():
     """The C scanner for runs of plain data events, or None: not built, or STREAMCONFORM_PURE_PYTHON=1 is set."""
     if _sse_speedups is None or os.environ.get("STREAMCONFORM_PURE_PYTHON", "") not in ("", "0"):
         return None
-    _sse_speedups.configure(SSEEvent)
+    _sse_speedups.configure(SSEEvent)  # (raises if SSEEvent's fields no longer match what the C code fills)
     return _sse_speedups.scan_data_events
 
 

@@ -10,6 +10,7 @@ import gc
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -93,8 +94,19 @@ def test_configure_refuses_a_class_without_the_object_slots() -> None:
     class NotSlotted:
         event = data = id = retry = t = offset = None
 
-    with pytest.raises(TypeError):
-        _sse_speedups.configure(NotSlotted)
+    @dataclass(frozen=True, slots=True)
+    class OneFieldMore:
+        event: str = "message"
+        data: str = ""
+        id: str = ""
+        retry: int | None = None
+        t: float | None = None
+        offset: int = 0
+        extra: int = 0
+
+    for wrong in (NotSlotted, OneFieldMore):
+        with pytest.raises(TypeError):
+            _sse_speedups.configure(wrong)
     _sse_speedups.configure(SSEEvent)  # still configured for the real class
 
 
