@@ -136,6 +136,10 @@ class AddressPolicy:
         return check_url(url)
 
 
+# Far beyond any endpoint URL, well within what servers accept; also bounds what a roster can make us log.
+MAX_URL_CHARS = 2048
+
+
 def check_url(url: str) -> str | None:
     """Why ``url`` is not a requestable http(s) URL, or None.
 
@@ -144,9 +148,9 @@ def check_url(url: str) -> str | None:
     """
     if not isinstance(url, str) or not url.strip():
         return "empty URL"
-    if len(url) > 4096:
-        return f"URL is {len(url)} characters long (limit 4096)"
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+    if len(url) > MAX_URL_CHARS:
+        return f"URL is {len(url)} characters long (limit {MAX_URL_CHARS})"
+    if any(ord(c) < 0x21 or ord(c) == 0x7F or c.isspace() for c in url):  # isspace: Unicode spaces too
         return "URL contains whitespace or control characters"
     try:
         parts = urlsplit(url)

@@ -154,9 +154,18 @@ def test_partial_credit_and_constant_maximum():
     ("http://127.0.0.1:8000/stream", True), ("https://example.test/x?y=1", True), ("", False),
     ("ftp://x/", False), ("x", False), ("http://", False), ("http://a:99999/", False), ("http://a b/", False),
     ("javascript:alert(1)", False), ("http://a/" + "x" * 3000, False), ("http://a:0/", False),
+    ("   ", False), ("http://a\u00a0b/", False), ("http://user:pw@a/", False),
 ])
 def test_url_problem(url, ok):
     assert (url_problem(url) is None) is ok
+
+
+def test_grading_and_run_judge_urls_with_one_validator():
+    from harness.guard import check_url
+
+    for url in ("ftp://x/", "http://user:pw@a/", "http://a:0/", "http://a/" + "x" * 3000):
+        assert url_problem(url) == check_url(url)
+    assert url_problem("") == "no URL was submitted"
 
 
 # -- feedback and exports ----------------------------------------------------------------------------------------
