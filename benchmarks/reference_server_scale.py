@@ -32,6 +32,10 @@ from dataclasses import dataclass, field
 import httpx
 import psutil
 
+from reference_server.rawclient import loopback_bypasses_proxies
+
+loopback_bypasses_proxies()  # its clients talk to 127.0.0.1 only; an environment proxy must not see them
+
 HOST = "127.0.0.1"  # loopback only, by design
 PROMPT = "Explain how photosynthesis converts sunlight into chemical energy in plants"
 

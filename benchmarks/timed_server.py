@@ -28,6 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from reference_server.rawclient import loopback_bypasses_proxies
+
+loopback_bypasses_proxies()  # its clients talk to 127.0.0.1 only; an environment proxy must not see them
+
 # The stamp inside an OpenAI content delta, and a plain event's fields.
 # Groups: write time (monotonic, wall), then when the request was read (monotonic, wall).
 OPENAI_STAMP = re.compile(rb"\[m=([0-9.]+) w=([0-9.]+) rm=([0-9.]+) rw=([0-9.]+)\]")

@@ -14,6 +14,22 @@ from typing import Any
 
 import httpx
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def loopback_bypasses_proxies() -> None:
+    """Add the loopback hosts to NO_PROXY (both spellings), keeping what is there.
+
+    The tests and benchmarks talk to servers on 127.0.0.1 with plain httpx / openai clients, which honour
+    HTTP(S)_PROXY: on a machine with a proxy set, those requests would go to the proxy and fail. (The harness's
+    own capture never uses environment proxies.) Child processes inherit the setting.
+    """
+    import os
+
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
+        os.environ[name] = ",".join(present + [h for h in LOOPBACK_HOSTS if h not in present])
+
 
 @dataclass
 class RawResponse:

@@ -13,6 +13,9 @@ import pytest
 
 from reference_server.config import ServerConfig
 from reference_server.embedded import EmbeddedServer
+from reference_server.rawclient import loopback_bypasses_proxies
+
+loopback_bypasses_proxies()  # every test server is on loopback: a proxy set in the environment must not see it
 
 
 @pytest.fixture(scope="session")
