@@ -2,7 +2,10 @@
 
 The endpoint is captured once per session (a session fixture) and every check becomes its own test item, marked
 with its category so `-m timing` selects a category. A failing check prints its evidence and a curl command.
-Without a URL (`pytest --endpoint` alone, or `--endpoint embedded`) an embedded reference server is checked.
+Without a URL (`pytest --endpoint` alone, or `--endpoint embedded`) an embedded reference server is checked. Without
+the option at all, the ini setting `streamconform_endpoint` names the endpoint; failing that, asking for the
+conformance tests themselves (`pytest --pyargs harness.conformance_tests`) checks the embedded server, and any other
+run is left alone (installing streamconform adds no tests to an unrelated project).
 
 Layout follows pytest-benchmark's: options defined once (harness/options.py, shared with the CLI), state under a
 StashKey in config.stash, evidence on item.user_properties so junitxml and other reporters can read it.
@@ -58,6 +61,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-json", dest="conformance_json", default=None, metavar="PATH",
                     help="write the conformance result JSON to PATH")
     add_run_options(group.addoption, prefix=_PREFIX)
+    parser.addini("streamconform_endpoint", default=None,
+                  help="the endpoint checked when --endpoint is not given: a URL, or 'embedded'")
+
+
+def _default_endpoint(config: pytest.Config) -> str | None:
+    """The endpoint when --endpoint is absent: the ini setting, else the embedded reference server when the
+    conformance tests themselves were asked for (``pytest --pyargs harness.conformance_tests``, or its path).
+
+    Otherwise None: an installed plugin adds nothing to an unrelated project's test run.
+    """
+    configured = config.getini("streamconform_endpoint")
+    if configured:
+        return str(configured).strip()
+    for arg in config.args:
+        target = str(arg).split("::")[0]
+        if (config.option.pyargs and target == "harness.conformance_tests") or (
+                os.path.abspath(target) == os.path.abspath(_CONFORMANCE_MODULE)):
+            return EMBEDDED
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +87,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{category}: streamconform checks of the {category} category")
     config.addinivalue_line("markers", "conformance: a streamconform conformance check")
     endpoint = config.getoption("endpoint")
+    from_option = endpoint is not None
+    if endpoint is None:
+        endpoint = _default_endpoint(config)
     if endpoint is None:
         return
     from harness.profile import load_profile
@@ -72,8 +97,9 @@ def pytest_configure(config: pytest.Config) -> None:
     profile = load_profile(config.getoption("conformance_profile"),
                            config.getoption("conformance_overrides") or [])
     config.stash[_STATE] = _State(endpoint=endpoint, profile=profile)
-    # `pytest --endpoint URL` alone runs the conformance checks only; with explicit paths they run alongside.
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
+    # `pytest --endpoint URL` alone runs the conformance checks only; with explicit paths, or when the endpoint
+    # comes from the ini file (a project's standing setting), they run alongside the project's own tests.
+    if from_option and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args[:] = [_CONFORMANCE_MODULE]
     elif _CONFORMANCE_MODULE not in config.args:
         config.args.append(_CONFORMANCE_MODULE)

@@ -54,3 +54,19 @@ def test_plugin_is_inert_without_endpoint(tmp_path):
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     proc = run_pytest(tmp_path, "-q")
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout
+
+
+def test_asking_for_the_conformance_tests_without_endpoint_checks_the_embedded_server(tmp_path):
+    proc = run_pytest(tmp_path, "--pyargs", "harness.conformance_tests", "-m", "stream", "-v")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "checking an embedded reference server" in proc.stdout
+    assert "test_check[stream.done] PASSED" in proc.stdout
+
+
+def test_ini_setting_names_the_endpoint_when_the_option_is_absent(tmp_path, reference_server):
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\nstreamconform_endpoint = {reference_server.endpoint}\n")
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    proc = run_pytest(tmp_path, "-m", "http or not conformance", "-v")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert f"checking {reference_server.endpoint}" in proc.stdout
+    assert "test_check[http.status] PASSED" in proc.stdout and "test_x PASSED" in proc.stdout
