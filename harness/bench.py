@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--seed", type=int, default=0, help="seed of the open-loop arrival times (default 0)")
     req = parser.add_argument_group("request")
     req.add_argument("--profile", default="tds", help="profile name or TOML path: dialect and prompts (default tds)")
+    req.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a profile setting, repeatable, as in run (bench reads dialect, prompts, "
+                          "token_method)")
     req.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
                      help="extra request header, repeatable")
     req.add_argument("--dialect", choices=["prompt", "openai"], default=None,
@@ -151,11 +154,11 @@ def load_previous(path: str) -> dict[str, Any]:
     return doc
 
 
-def _resolve_profile(name: str) -> tuple[str, str, list[str], str]:
-    """(profile name, dialect, prompts, token method) from the profile."""
+def _resolve_profile(name: str, overrides: list[str]) -> tuple[str, str, list[str], str]:
+    """(profile name, dialect, prompts, token method) from the profile, after the --set overrides."""
     from harness.profile import load_profile
 
-    profile = load_profile(name, [])
+    profile = load_profile(name, overrides)
     prompts = [p for p in profile.prompts if isinstance(p, str)]
     return profile.name, profile.dialect or "prompt", prompts or list(DEFAULT_PROMPTS), profile.token_method
 
@@ -242,7 +245,7 @@ def main(args: argparse.Namespace) -> int:
         if path and path != "-" and not Path(path).resolve().parent.is_dir():
             raise ConfigError(f"{option} {path}: the directory {Path(path).resolve().parent} does not exist")
     previous = load_previous(args.compare) if args.compare else None
-    profile_name, dialect, prompts, profile_tokens = _resolve_profile(args.profile)
+    profile_name, dialect, prompts, profile_tokens = _resolve_profile(args.profile, args.overrides)
     args.token_method = args.token_method or profile_tokens or "chars/4"
     dialect = args.dialect or (dialect if dialect in ("prompt", "openai") else "prompt")
     if args.prompts:

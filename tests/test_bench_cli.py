@@ -129,6 +129,8 @@ def test_no_url_benchmarks_the_reference_server(tmp_path, capsys):
     (["--prompts", "/nonexistent/prompts.txt"], "--prompts"),
     (["--json", "/nonexistent/dir/out.json"], "--json"),
     (["--duration", "0"], "--duration"),
+    (["--set", "no.such=1"], "--set"),
+    (["--set", "dialect"], "--set"),
 ])
 def test_bad_options_exit_2_with_a_clear_message(argv, message, capsys):
     assert cli_main(["bench", "http://127.0.0.1:9/x", *argv]) == 2
@@ -159,3 +161,10 @@ def test_deferred_parsing_is_bounded_and_gives_the_same_records(server, tmp_path
     assert [r.get("parse_deferred", False) for r in records] == [True, True, False, False]
     assert all(r["ok"] and r["ttft_ms"] is not None and "capture" not in r for r in records)
     jsonschema.validate(doc, SCHEMA)
+
+
+def test_set_overrides_the_profile_as_in_run(server, tmp_path):
+    code, doc = bench(tmp_path, server.endpoint, "--concurrency", "1", "--requests", "2",
+                      "--set", "dialect=openai", "--set", "token_method=words")
+    assert code == 0 and doc["levels"][0]["completed"] == 2
+    assert doc["dialect"] == "openai" and doc["token_method"] == "words"
