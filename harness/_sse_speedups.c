@@ -36,6 +36,11 @@ configure(PyObject *module, PyObject *type)
         return NULL;
     }
     PyTypeObject *tp = (PyTypeObject *)type;
+    /* A class defined in Python (a heap type: its tp_dict is always set, unlike a static built-in's on 3.12+). */
+    if (!PyType_HasFeature(tp, Py_TPFLAGS_HEAPTYPE) || tp->tp_dict == NULL) {
+        PyErr_SetString(PyExc_TypeError, "configure() needs the SSEEvent class");
+        return NULL;
+    }
     /* Exactly the six slots: a field added to SSEEvent but unknown here would be left unset in every event. */
     if (tp->tp_basicsize != (Py_ssize_t)(sizeof(PyObject) + N_FIELDS * sizeof(PyObject *))) {
         PyErr_SetString(PyExc_TypeError, "SSEEvent's layout is not the six slots the C scanner fills");
@@ -46,7 +51,7 @@ configure(PyObject *module, PyObject *type)
         /* The descriptor must be the class's own slot holding an object: anything else (a property, a slot
          * inherited or of another kind) would make the direct write below wrong, so refuse it. */
         PyObject *descr = PyDict_GetItemString(tp->tp_dict, field_names[i]);
-        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
+        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type || PyDescr_TYPE(descr) != tp) {
             PyErr_Format(PyExc_TypeError, "SSEEvent.%s is not a slot", field_names[i]);
             return NULL;
         }
@@ -55,6 +60,12 @@ configure(PyObject *module, PyObject *type)
                 || member->offset + (Py_ssize_t)sizeof(PyObject *) > tp->tp_basicsize) {
             PyErr_Format(PyExc_TypeError, "SSEEvent.%s is not an object slot", field_names[i]);
             return NULL;
+        }
+        for (int j = 0; j < i; j++) {
+            if (offsets[j] == member->offset) {
+                PyErr_Format(PyExc_TypeError, "SSEEvent.%s shares a slot with another field", field_names[i]);
+                return NULL;
+            }
         }
         offsets[i] = member->offset;
     }

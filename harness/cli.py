@@ -26,12 +26,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+
+def _parser_build() -> str:
+    """Which SSE parser path this install runs: the optional C speedup is built only where a compiler was."""
+    import harness.sse
+
+    if harness.sse.scan_data_events is not None:
+        return "C-accelerated SSE parser"
+    why = "STREAMCONFORM_PURE_PYTHON set" if harness.sse._sse_speedups else "speedup not built"
+    return f"pure-Python SSE parser: {why}"
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamconform",
         description="Conformance and benchmark harness for streaming LLM HTTP endpoints.",
     )
-    parser.add_argument("--version", action="version", version=f"streamconform {__version__}")
+    parser.add_argument("--version", action="version", version=f"streamconform {__version__} ({_parser_build()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)

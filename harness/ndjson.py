@@ -119,9 +119,14 @@ class NDJSONParser:
             self._log.add("unterminated-final-block", f"final line has no newline (delivered anyway): "
                           f"{excerpt(line)}", self._pending_off, t)
             self._lines([line], self._pending_off, t, out)
-        self.findings.sort(key=lambda f: f.offset)
-        self._log.summarize()
+        self._log.finish()
         return out
+
+    def abandon(self) -> None:
+        """Stop before the end of the stream: no end-of-stream findings, but findings ordered and summarized."""
+        if not self._closed:
+            self._closed = True
+            self._log.finish()
 
     def _lines(self, lines: list[bytes], pos: int, t: float | None, out: list[SSEEvent]) -> None:
         """The general path: every line checked for CR, blankness and length."""

@@ -66,6 +66,7 @@ def _run(parser: SSEParser | NDJSONParser, capture: Capture, max_events: int = D
             parser.findings.append(Finding("too-many-events", f"more than {max_events} events: the rest of the body "
                                            "was not parsed", events[-1].offset, read.t))
             parser.finding_counts["too-many-events"] = 1
+            parser.abandon()  # findings in stream order and summarized, as close() leaves them
             return events
     events.extend(parser.close())
     return events

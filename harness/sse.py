@@ -90,9 +90,12 @@ class SSEEvent:
     """Byte offset, in the whole stream, of the first non-comment line of this event's block."""
 
 
+_OFF = ("", "0", "false", "no", "off")
+
+
 def _load_speedup():
     """The C scanner for runs of plain data events, or None: not built, or STREAMCONFORM_PURE_PYTHON=1 is set."""
-    if _sse_speedups is None or os.environ.get("STREAMCONFORM_PURE_PYTHON", "") not in ("", "0"):
+    if _sse_speedups is None or os.environ.get("STREAMCONFORM_PURE_PYTHON", "").strip().lower() not in _OFF:
         return None
     _sse_speedups.configure(SSEEvent)  # (raises if SSEEvent's fields no longer match what the C code fills)
     return _sse_speedups.scan_data_events
@@ -133,6 +136,11 @@ class FindingLog:
         """Count ``n`` occurrences whose details were not worked out (past the listing cap)."""
         if n > 0:
             self.counts[code] = self.counts.get(code, 0) + n
+
+    def finish(self) -> None:
+        """End of parsing: findings in stream order (stable for equal offsets), then the over-cap summaries."""
+        self.items.sort(key=lambda f: f.offset)
+        self.summarize()
 
     def summarize(self) -> None:
         """Append one summary finding per code that went past its cap (called once, at close)."""
@@ -243,14 +251,18 @@ class SSEParser:
             # Quiet means nothing is carried over, so the read starts a line with no block open, as it requires.
             n = len(data)
             pos = self._scan(data, 0, n, self._pos, t, self._id, self.max_line_bytes, out)
-            if pos and 13 in data:  # (an int operand: a memchr)
-                self._note_crlf(data, pos, self._pos, t)
             if pos == n:
+                if 13 in data:  # CRLF endings (an int operand: a memchr)
+                    self._note_crlf(data, pos, self._pos, t)
                 self._pos += n
                 return out
-            if pos:  # the rest goes the general way, as if it were a read of its own (splits never matter)
+            if 13 not in data:  # the rest goes the general way, as if it were a read of its own
                 self._pos += pos
                 data = data[pos:]
+            elif pos:
+                # A read with CRs and more than plain events: _feed_any scans it again, so that its UTF-8 findings
+                # come before the line-ending ones, in the pure-Python order.
+                out.clear()
         elif self._quiet:
             # The fastest pure-Python path: the read is exactly one "data: ..." LF LF event, as a live stream sends them.
             # Safe because quiet means nothing is carried over (no BOM question, no CR, no partial line, no
@@ -336,11 +348,16 @@ class SSEParser:
             buf_off = off
         if self._scan is not None and self._block_off is None:
             # The C speedup takes the leading run of plain events (CRLF ones, as sse-starlette sends, included).
+            # Findings keep the pure-Python order: the UTF-8 check of the whole buffer (the run is valid UTF-8, so
+            # only the rest can have any), then the lines' findings in stream order, the run's endings first.
             pos = self._scan(buf, 0, len(buf), buf_off, t, self._id, self.max_line_bytes, out)
             if pos:
+                rest = buf[pos:]
+                self._log.check_utf8(rest, buf_off + pos, t)
                 self._note_crlf(buf, pos, buf_off, t)
-                buf = buf[pos:]
-                buf_off += pos
+                if rest:
+                    self._lines_any(rest, buf_off + pos, t, out, last + 1 == len(data))
+                buf = b""
         if buf:
             self._log.check_utf8(buf, buf_off, t)
             self._lines_any(buf, buf_off, t, out, last + 1 == len(data))
@@ -368,9 +385,16 @@ class SSEParser:
                           "stream ended inside an event (no final blank line): the event is discarded", at, t)
         self._pending = b""
         self._data = []
-        self.findings.sort(key=lambda f: f.offset)  # stable: same-offset findings keep their order
-        self._log.summarize()
+        self._log.finish()
         return []
+
+    def abandon(self) -> None:
+        """Stop without reaching the end of the stream (the caller read enough): no end-of-stream findings, but
+        the findings are put in order and summarized as ``close()`` does. Further feeds are refused."""
+        if not self._closed:
+            self._closed = self._irregular = True
+            self._quiet = False
+            self._log.finish()
 
     # -- the slow start of a read: BOM, a CR from the previous read, a too-long line ---------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -34,8 +35,11 @@ mixed_streams = st.one_of(
 )
 
 
-def run(stream: bytes, cuts: list[int], cap: int, scan: object) -> tuple:
-    """Every observable result of one parse, with the given scanner (None: pure Python)."""
+def run(stream: bytes, cuts: list[int], cap: int, scan: object, kinds: str = "b") -> tuple:
+    """Every observable result of one parse, with the given scanner (None: pure Python), in order: the events
+    (every field), the findings as they stand before close() (a truncated parse stops there), the counts with
+    their key order, and the same after close(). ``kinds`` picks each read's type in turn: b bytes,
+    a bytearray, e an empty read fed before it."""
     saved = harness.sse.scan_data_events
     harness.sse.scan_data_events = scan
     try:
@@ -45,18 +49,31 @@ def run(stream: bytes, cuts: list[int], cap: int, scan: object) -> tuple:
     events = []
     bounds = [0, *cuts, len(stream)]
     for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
-        events += parser.feed(stream[a:b], i * 0.5)
+        kind = kinds[i % len(kinds)]
+        if kind == "e":
+            events += parser.feed(b"", i * 0.5)
+        events += parser.feed(bytearray(stream[a:b]) if kind == "a" else stream[a:b], i * 0.5)
+    before_close = (list(parser.findings), list(parser.finding_counts.items()))
     events += parser.close()
     assert all(type(e) is SSEEvent for e in events)
-    return events, parser.findings, parser.finding_counts, parser.retry
+    return events, before_close, list(parser.findings), list(parser.finding_counts.items()), parser.retry
 
 
 @needs_speedup
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mixed_streams, st.data(), st.sampled_from([1 << 20, 4, 9, 16]))
-def test_the_speedup_gives_exactly_the_pure_python_result(stream: bytes, data: st.DataObject, cap: int) -> None:
+@given(mixed_streams, st.data(), st.sampled_from([1 << 20, 4, 7, 8, 9, 16]), st.sampled_from(["b", "bae", "ea"]))
+def test_the_speedup_gives_exactly_the_pure_python_result(stream: bytes, data: st.DataObject, cap: int,
+                                                          kinds: str) -> None:
     cuts = cuts_for(data, len(stream))
-    assert run(stream, cuts, cap, C_SCAN) == run(stream, cuts, cap, None)
+    assert run(stream, cuts, cap, C_SCAN, kinds) == run(stream, cuts, cap, None, kinds)
+
+
+@needs_speedup
+@pytest.mark.parametrize("cuts", [[], [40], [9, 10, 11]])
+def test_findings_keep_the_pure_python_order_past_the_listing_cap(cuts: list[int]) -> None:
+    """Many invalid UTF-8 sequences and CRLF endings in one read: listed, counted and summarized in one order."""
+    stream = b"data: a\r\n\r\n" * 3 + b"data: \xff\xfe\r\n\r\n" * 30 + b": note\r\n" + b"data: b\r\n\r\n" * 3
+    assert run(stream, cuts, 1 << 20, C_SCAN) == run(stream, cuts, 1 << 20, None)
 
 
 @needs_speedup
@@ -104,7 +121,7 @@ def test_configure_refuses_a_class_without_the_object_slots() -> None:
         offset: int = 0
         extra: int = 0
 
-    for wrong in (NotSlotted, OneFieldMore):
+    for wrong in (NotSlotted, OneFieldMore, property, int):  # property: a built-in with SSEEvent's size
         with pytest.raises(TypeError):
             _sse_speedups.configure(wrong)
     _sse_speedups.configure(SSEEvent)  # still configured for the real class
@@ -118,3 +135,14 @@ def test_the_speedup_is_built_where_a_c_compiler_is_present() -> None:
         pytest.skip("no C compiler here: the pure-Python parser is the expected fallback")
     assert harness.sse._sse_speedups is not None, "harness/_sse_speedups.c was not built: reinstall with a compiler"
     assert C_SCAN is not None
+
+
+def test_version_says_which_parser_path_runs() -> None:
+    env = dict(os.environ)
+    env.pop("STREAMCONFORM_PURE_PYTHON", None)
+    cmd = [sys.executable, "-c", "from harness.cli import main; main([\"--version\"])"]
+    default = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60).stdout
+    pure = subprocess.run(cmd, capture_output=True, text=True, env=dict(env, STREAMCONFORM_PURE_PYTHON="1"),
+                          timeout=60).stdout
+    assert "pure-Python SSE parser: STREAMCONFORM_PURE_PYTHON set" in pure or C_SCAN is None
+    assert ("C-accelerated SSE parser" in default) == (C_SCAN is not None)
