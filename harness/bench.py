@@ -227,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from harness.bench_render import print_bench
-    from harness.options import parse_headers
+    from harness.options import parse_headers, prepare_output, require_fault, require_url, write_output
 
     specs = level_specs(args.concurrency, args.rate)
     slos = parse_slos(args.slo)
@@ -240,10 +240,12 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--timeout must be positive")
     if args.fault and args.url:
         raise ConfigError("--fault applies to the reference server started when no URL is given")
-    for option, path in (("--json", args.json_path), ("--html", args.html_path)):
-        # Checked before the load runs: a benchmark must not be lost to a typo in an output path.
-        if path and path != "-" and not Path(path).resolve().parent.is_dir():
-            raise ConfigError(f"{option} {path}: the directory {Path(path).resolve().parent} does not exist")
+    require_fault(args.fault)
+    if args.url is not None:
+        require_url(args.url)
+    # Checked before the load runs (directories created, as run does): a benchmark must not be lost to a typo.
+    prepare_output("--json", args.json_path)
+    prepare_output("--html", args.html_path)
     previous = load_previous(args.compare) if args.compare else None
     profile_name, dialect, prompts, profile_tokens = _resolve_profile(args.profile, args.overrides)
     args.token_method = args.token_method or profile_tokens or "chars/4"
@@ -272,19 +274,19 @@ def main(args: argparse.Namespace) -> int:
                          previous, args.compare, keep_records=not args.no_records)
     if args.json_path == "-":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    elif args.json_path:
-        try:
-            Path(args.json_path).write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--json {args.json_path}: cannot write it ({exc})") from None
+    problems = []
+    if args.json_path and args.json_path != "-":
+        problems.append(write_output("--json", args.json_path, json.dumps(doc, indent=2)))
     if args.html_path:
-        try:
-            write_html_report(args.html_path, doc, previous)
-        except OSError as exc:
-            raise ConfigError(f"--html {args.html_path}: cannot write it ({exc})") from None
-    print_bench(doc, console)
-    if args.html_path:
+        from reports import render_bench
+
+        problems.append(write_output("--html", args.html_path, render_bench(doc, previous)))
+    print_bench(doc, console)  # the figures are shown even when a file could not be written
+    if args.html_path and problems[-1] is None:
         console.print(f"HTML report: {args.html_path}", highlight=False)
+    failed = [p for p in problems if p]
+    if failed:
+        raise ConfigError("; ".join(failed))
     # Exit 1 when a level got no successful request at all: the numbers then describe nothing.
     return 1 if any(lvl["completed"] == 0 for lvl in doc["levels"]) else 0
 

@@ -17,12 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a profile setting, repeatable")
     parser.add_argument("--json", dest="json_path", default=None, metavar="PATH|-", help="write the result JSON")
     parser.add_argument("--html", dest="html_path", default=None, metavar="PATH", help="write an HTML report")
-    parser.add_argument("--quiet", action="store_true", help="print only failing checks and the verdict")
+    parser.add_argument("--quiet", action="store_true",
+                        help="list only failing and warning checks (passed and skipped ones are counted, not "
+                             "listed), then the verdict")
 
 
 def main(args: argparse.Namespace) -> int:
     from harness.profile import load_profile
-    from harness.run_command import emit_outputs
+    from harness.run_command import check_output_paths, emit_outputs
     from harness.runner import evaluate_bundle, load_bundle
 
     try:
@@ -30,6 +32,7 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read capture {args.capture!r}: {exc}") from exc
     profile = load_profile(args.profile or bundle.get("profile") or "tds", args.overrides)
+    check_output_paths(args)
     result = evaluate_bundle(bundle, profile)
     emit_outputs(result, args, Console(stderr=args.json_path == "-"))
     return 0 if result.passed else 1

@@ -60,22 +60,30 @@ def format_check_failure(check: dict[str, Any]) -> str:
 
 
 def metrics_line(metrics: dict[str, Any]) -> str:
+    """One line of the main request's figures; a figure that was not measured shows as "-", never "None"."""
+    def shown(value: Any, fmt: str = "{}") -> str:
+        return "-" if value is None else fmt.format(value)
+
     def ms(key: str) -> str:
-        v = metrics.get(key)
-        return "-" if v is None else f"{v:.0f} ms"
+        return shown(metrics.get(key), "{:.0f} ms")
 
     itl = metrics.get("itl_ms") or {}
-    tps = metrics.get("tokens_per_s")
+    if itl.get("p50") is None and itl.get("p99") is None:
+        itl_text = "ITL -"  # fewer than two content chunks: no gaps to measure
+    else:
+        itl_text = f"ITL p50 {shown(itl.get('p50'), '{:.1f}')} p99 {shown(itl.get('p99'), '{:.1f}')} ms"
     return (
         f"TTFB {ms('ttfb_ms')} | TTFT {ms('ttft_ms')} | e2e {ms('e2e_ms')} | "
-        f"{metrics.get('chunks', '-')} chunks | {metrics.get('chars', '-')} chars | "
-        f"{metrics.get('tokens', '-')} tokens ({metrics.get('token_method', '?')}) | "
-        f"{'-' if tps is None else f'{tps:.1f}'} tokens/s | "
-        f"ITL p50 {_short(itl.get('p50'))} p99 {_short(itl.get('p99'))} ms"
+        f"{shown(metrics.get('chunks'))} chunks | {shown(metrics.get('chars'))} chars | "
+        f"{shown(metrics.get('tokens'))} tokens ({metrics.get('token_method') or '?'}) | "
+        f"{shown(metrics.get('tokens_per_s'), '{:.1f}')} tokens/s | {itl_text}"
     )
 
 
-def print_result(result: dict[str, Any], console: Console | None = None, show_passed: bool = True) -> None:
+def print_result(result: dict[str, Any], console: Console | None = None, show_passed: bool = True,
+                 show_skipped: bool = True) -> None:
+    """The table (failures first), the metrics line and the verdict. ``--quiet`` leaves passed and skipped rows
+    out: they need no action, and a dead endpoint skips twenty checks that would bury its few failures."""
     console = console or Console()
     table = Table(title=f"{result.get('target')}  [profile {result.get('profile')}]", show_lines=False,
                   expand=False)
@@ -84,8 +92,10 @@ def print_result(result: dict[str, Any], console: Console | None = None, show_pa
     table.add_column("measured", overflow="fold", max_width=24)
     table.add_column("threshold", overflow="fold", max_width=24)
     table.add_column("message / evidence", overflow="fold", ratio=1)
+    hidden = {"pass": 0, "skip": 0}
     for check in ordered_checks(result.get("checks", [])):
-        if not show_passed and check["status"] == "pass":
+        if (check["status"] == "pass" and not show_passed) or (check["status"] == "skip" and not show_skipped):
+            hidden[check["status"]] += 1
             continue
         detail = Text(check.get("message") or "")
         if check["status"] in ("fail", "warn"):
@@ -100,7 +110,11 @@ def print_result(result: dict[str, Any], console: Console | None = None, show_pa
             _short(check.get("threshold")),
             detail,
         )
-    console.print(table)
+    if table.row_count:  # --quiet on a clean run: no empty frame, the "not listed" line says it all
+        console.print(table)
+    if any(hidden.values()):
+        console.print(f"(not listed: {hidden['pass']} passed, {hidden['skip']} skipped)", style="dim",
+                      highlight=False)
     console.print("(? = advisory check: reported, never fails the run)", style="dim", highlight=False)
     console.print(metrics_line(result.get("metrics", {})), highlight=False)
     failed = [c["id"] for c in result.get("checks", []) if c["status"] == "fail" and c.get("required")]

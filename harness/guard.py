@@ -157,9 +157,11 @@ def check_url(url: str) -> str | None:
         port = parts.port  # raises ValueError when out of range or not a number
     except ValueError as exc:
         return f"malformed URL: {exc}"
+    # "localhost:8080/v1" parses as scheme "localhost" with path "8080/v1": a host and port, the scheme forgotten.
+    if not parts.scheme or (not parts.netloc and parts.path[:1].isdigit()):
+        return "no scheme: the URL must start with http:// or https://"
     if parts.scheme.lower() not in ("http", "https"):
-        shown = parts.scheme or "none"
-        return f"unsupported scheme {shown!r}: only http:// and https:// URLs can be checked"
+        return f"unsupported scheme {parts.scheme!r}: only http:// and https:// URLs can be checked"
     if parts.username is not None or parts.password is not None:
         return "credentials in the URL are not sent; pass them as a header (-H 'Authorization: ...')"
     if not parts.hostname:

@@ -9,7 +9,9 @@ pytest-xdist).
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
@@ -72,3 +74,57 @@ def run_options_from(ns: Any, prefix: str = "", **extra: Any):
         follow_redirects=opt("follow_redirects"),
         **extra,
     )
+
+
+def prepare_output(option: str, path: str | None) -> None:
+    """Make sure ``path`` can be written before any work is done: create its directory (as --html always did)
+    and write a probe file there. A typo in an output path must cost a usage error, not a finished run."""
+    if not path or path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option} {path}: is a directory; give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A real file, not os.access: root passes access() on read-only mounts and /proc, then fails to write.
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def write_output(option: str, path: str, text: str) -> str | None:
+    """Write one output file atomically; the reason it could not be written (for a usage error), or None.
+
+    Checked up front by ``prepare_output``, but the disk can still fill up or a directory vanish during a run:
+    the caller then prints the verdict anyway and exits 2.
+    """
+    from harness.atomic import atomic_write_text
+
+    try:
+        atomic_write_text(path, text, durable=False)
+    except OSError as exc:
+        return f"{option} {path}: cannot write it ({exc.strerror or exc})"
+    return None
+
+
+def require_url(url: str) -> None:
+    """A URL that can never be requested (no scheme, ftp://, port 99999...) is a usage error, exit 2: no endpoint
+    was named, so nothing failed. A valid URL nobody answers stays a failed run (exit 1)."""
+    from harness.guard import check_url
+
+    problem = check_url(url)
+    if problem is not None:
+        raise ConfigError(f"{url!r} cannot be checked: {problem}")
+
+
+def require_fault(name: str | None) -> None:
+    """An unknown --fault is a usage error listing the valid names, not a server that fails every check."""
+    if name is None:
+        return
+    from reference_server.faults import FAULTS
+
+    if name not in FAULTS:
+        raise ConfigError(f"unknown fault {name!r}; the fault modes are: {', '.join(FAULTS)} "
+                          "(`streamconform serve --list-faults` describes each)")

@@ -36,26 +36,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write a self-contained HTML report")
     parser.add_argument("--fault", default=None, metavar="NAME",
                         help="with no URL: start the reference server with this fault mode (see `serve --list-faults`)")
-    parser.add_argument("--quiet", action="store_true", help="print only failing checks and the verdict")
+    parser.add_argument("--quiet", action="store_true",
+                        help="list only failing and warning checks (passed and skipped ones are counted, not "
+                             "listed), then the verdict")
 
 
-def emit_outputs(result: Any, args: argparse.Namespace, console: Console) -> None:
-    """Write --json / --html and print the table; shared with `check`."""
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Every output path is made writable before the run (its directory created), so none is wasted on a typo."""
+    from harness.options import prepare_output
+
+    prepare_output("--json", args.json_path)
+    prepare_output("--html", args.html_path)
+    prepare_output("--save-capture", getattr(args, "save_capture", None))
+
+
+def emit_outputs(result: Any, args: argparse.Namespace, console: Console, *, save_capture: str | None = None,
+                 after_table: str | None = None) -> None:
+    """Write --save-capture / --json / --html and print the table; shared with `check`.
+
+    A file that cannot be written does not hide the verdict: the table is printed anyway, then the
+    failures are raised together as a usage error (exit 2).
+    """
     from harness.console import print_result
+    from harness.options import write_output
 
     doc = result.to_dict()
+    problems: list[str | None] = []
+    if save_capture:
+        from harness.runner import bundle_of
+
+        problems.append(write_output("--save-capture", save_capture, json.dumps(bundle_of(result))))
     if args.json_path == "-":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif args.json_path:
-        with open(args.json_path, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
+        problems.append(write_output("--json", args.json_path, json.dumps(doc, indent=2)))
+    html_written = False
     if args.html_path:
-        from reports import render_run, write_html
+        from reports import render_run
 
-        write_html(args.html_path, render_run(doc))
-    print_result(doc, console=console, show_passed=not args.quiet)
-    if args.html_path:
-        console.print(f"HTML report: {args.html_path}")
+        problem = write_output("--html", args.html_path, render_run(doc))
+        problems.append(problem)
+        html_written = problem is None
+    print_result(doc, console=console, show_passed=not args.quiet, show_skipped=not args.quiet)
+    if after_table:
+        console.print(after_table, highlight=False, soft_wrap=True)
+    if html_written:
+        console.print(f"HTML report: {args.html_path}", highlight=False)
+    failed = [p for p in problems if p]
+    if failed:
+        raise ConfigError("; ".join(failed) + " (the verdict above stands; exit code 2 is for the output)")
+
+
+def _replay_hint(endpoint: str, fault: str | None) -> str:
+    """The reproduce commands name the embedded server's port, which closes when `run` exits: say how to reopen it."""
+    from urllib.parse import urlsplit
+
+    port = urlsplit(endpoint).port
+    command = f"streamconform serve --port {port}" + (f" --fault {fault}" if fault else "")
+    return (f"the embedded reference server stopped with this run: to replay a reproduce command, first start it "
+            f"again in another terminal with `{command}`")
 
 
 async def _run(url: str, profile: Any, options: Any) -> Any:
@@ -66,6 +105,7 @@ async def _run(url: str, profile: Any, options: Any) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness.options import require_fault, require_url
     from harness.profile import load_profile
 
     console = Console(stderr=args.json_path == "-")
@@ -73,6 +113,10 @@ def main(args: argparse.Namespace) -> int:
     options = run_options_from(args)
     if args.fault and args.url:
         raise ConfigError("--fault applies to the embedded reference server: give no URL with it")
+    require_fault(args.fault)
+    if args.url is not None:
+        require_url(args.url)
+    check_output_paths(args)
 
     with contextlib.ExitStack() as stack:
         url = args.url
@@ -87,13 +131,10 @@ def main(args: argparse.Namespace) -> int:
         try:
             result = asyncio.run(_run(url, profile, options))
         except asyncio.TimeoutError:
-            console.print(f"[bold red]FAIL[/]: the run did not finish within its {options.limits.deadline_s:.0f} s "
+            console.print(f"[bold red]FAIL[/]: the run did not finish within its {options.limits.deadline_s:g} s "
                           "deadline (the harness stopped it)")
             return 1
 
-    if args.save_capture:
-        from harness.runner import save_bundle
-
-        save_bundle(args.save_capture, result)
-    emit_outputs(result, args, console)
+    hint = _replay_hint(url, args.fault) if args.url is None and not result.passed else None
+    emit_outputs(result, args, console, save_capture=args.save_capture, after_table=hint)
     return 0 if result.passed else 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -69,8 +70,11 @@ class Run:
         return max(0.0, self.deadline - time.monotonic() - _EVALUATION_RESERVE_S)
 
     def limits(self) -> Limits:
-        """The run's limits with the deadline cut to the time left: pass these to capture()."""
-        left = self.remaining()
+        """The run's limits with the deadline cut to the time left: pass these to capture().
+
+        Rounded down to 0.1 s: a capture cut by its deadline quotes the figure, and "7.4 s" reads as the time left
+        of --timeout 8, where "7.45812 s" reads as a bug."""
+        left = math.floor(self.remaining() * 10) / 10
         return replace(self.options.limits, deadline_s=left, idle_timeout_s=min(self.options.limits.idle_timeout_s,
                                                                                 left))
 
@@ -87,7 +91,9 @@ def build_spec(url: str, profile: Any, options: RunOptions, prompt: str, dialect
     from harness.request import build_request
 
     extra_body = dict(profile.get("request.extra_body", {}) or {})
-    if dialect == "openai" and profile.get("request.include_usage", False):
+    # Counting tokens by the server's usage report means asking for one; only the openai dialect has a way to.
+    wants_usage = profile.get("request.include_usage", False) or profile.token_method == "usage"
+    if dialect == "openai" and wants_usage:
         extra_body.setdefault("stream_options", {"include_usage": True})
     kwargs.setdefault("extra_body", extra_body or None)
     return build_request(url, dialect, prompt, model=options.model or profile.get("request.model"),

@@ -1,6 +1,7 @@
 """``streamconform report RESULT.json --html out.html``: render any saved JSON as a self-contained HTML page.
 
-The kind of JSON (run result, grading summary, bench result) is detected from its content.
+The kind of JSON (run result, a grade record's nested run result, grading summary, bench result) is detected
+from its content.
 """
 
 from __future__ import annotations
@@ -8,10 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.errors import ConfigError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("json_path", metavar="RESULT.json",
-                        help="a saved run result, grading summary (summary.json) or bench result")
+                        help="a saved run result, grade record (OUT/results/*.json), grading summary "
+                             "(summary.json) or bench result")
     parser.add_argument("--html", dest="html_path", metavar="OUT.html", default=None,
                         help="where to write the page (default: RESULT.html beside the JSON)")
     parser.add_argument("--previous", metavar="PREVIOUS.json", default=None,
@@ -24,6 +28,9 @@ def main(args: argparse.Namespace) -> int:
 
     html_path = Path(args.html_path) if args.html_path else Path(args.json_path).with_suffix(".html")
     kind, html = render_file(args.json_path, html_path, args.previous)
-    written = write_html(html_path, html)
+    try:
+        written = write_html(html_path, html)
+    except OSError as exc:  # a bad output path is the user's to fix (exit 2), not a harness bug
+        raise ConfigError(f"--html {html_path}: cannot write it ({exc.strerror or exc})") from None
     print(f"{kind} report: {written}")
     return 0

@@ -14,10 +14,12 @@ KINDS = ("run", "grading", "bench")
 
 
 def detect_kind(doc: Any) -> str:
-    """``"run"``, ``"grading"`` or ``"bench"``; a ConfigError naming what was expected otherwise.
+    """``"run"``, ``"grading"``, ``"bench"`` or ``"record"``; a ConfigError naming what was expected otherwise.
 
     An explicit ``kind`` wins; else the shape decides: a run result has ``checks`` and ``target``, a grading
-    summary ``submissions``, a bench result ``levels``.
+    summary ``submissions``, a bench result ``levels``, a per-submission grade record (grade's ``OUT/results/``)
+    ``grade_format`` with the run result nested under ``result``. A capture bundle is refused with the command
+    that renders it.
     """
     if not isinstance(doc, Mapping):
         raise ConfigError(f"expected a JSON object, got {type(doc).__name__}")
@@ -32,6 +34,11 @@ def detect_kind(doc: Any) -> str:
         return "grading"
     if isinstance(doc.get("levels"), list):
         return "bench"
+    if "grade_format" in doc:
+        return "record"
+    if ("primary" in doc and "format" in doc) or ("request" in doc and "reads" in doc):
+        raise ConfigError("this is a capture bundle (from run --save-capture), not a result: judge it and render "
+                          "the report in one step with `streamconform check CAPTURE.json --html out.html`")
     raise ConfigError("not a run result (checks + target), a grading summary (submissions) or a bench result "
                       f"(levels); top-level keys: {', '.join(sorted(map(str, doc))[:12]) or 'none'}")
 
@@ -59,6 +66,8 @@ def render_file(path: str | os.PathLike[str], html_path: str | os.PathLike[str],
     kind = detect_kind(doc)
     if previous is not None and kind != "bench":
         raise ConfigError("--previous applies to bench results only")
+    if kind == "record":
+        return "run", render_run(run_result_of_record(doc))
     if kind == "run":
         return kind, render_run(doc)
     if kind == "grading":
@@ -68,3 +77,16 @@ def render_file(path: str | os.PathLike[str], html_path: str | os.PathLike[str],
     if prev_doc is not None and detect_kind(prev_doc) != "bench":
         raise ConfigError(f"--previous {previous}: not a bench result")
     return kind, render_bench(doc, prev_doc)
+
+
+def run_result_of_record(record: Mapping[str, Any]) -> Any:
+    """The run result nested in a grade record; a ConfigError saying why there is none (the endpoint was never
+    judged: invalid URL, blocked address, unreachable...)."""
+    result = record.get("result")
+    if isinstance(result, Mapping) and isinstance(result.get("checks"), list):
+        return result
+    status = record.get("status", "unknown")
+    why = next((a.get("error") for a in reversed(record.get("attempts") or [])
+                if isinstance(a, Mapping) and a.get("error")), None)
+    raise ConfigError(f"grade record of {record.get('id')!r} has no run result to render: status {status!r}"
+                      + (f" ({why})" if why else ""))

@@ -64,7 +64,10 @@ def test_text_that_is_not_an_ip_is_refused():
 
 @pytest.mark.parametrize(("url", "fragment"), [
     ("", "empty"), ("ftp://example.com/x", "unsupported scheme"), ("file:///etc/passwd", "unsupported scheme"),
-    ("example.com/stream", "unsupported scheme"), ("http://", "no host"), ("http:///path", "no host"),
+    ("example.com/stream", "no scheme: the URL must start with http:// or https://"),
+    ("localhost:8080/v1/chat/completions", "no scheme"), ("127.0.0.1:8000/stream", "no scheme"),
+    ("//example.com/x", "no scheme"), ("javascript:alert(1)", "unsupported scheme 'javascript'"),
+    ("http://", "no host"), ("http:///path", "no host"),
     ("http://user:pw@example.com/", "credentials"), ("http://trusted.example@evil.example/", "credentials"),
     ("http://example.com:99999/", "malformed"), ("http://example.com:0/", "port 0"),
     ("http://exa mple.com/", "whitespace"), ("http://example.com/\r\nX: y", "control"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.checks import Context, Outcome, Transcript, check, evidence
-from harness.metrics import Metrics, median_pick, spread_of
+from harness.metrics import MIN_RATE_SPAN_S, Metrics, median_pick, spread_of
 from harness.robustness import healthy, repeat_captures
 
 
@@ -139,14 +139,35 @@ def tokens_per_s(ctx: Context) -> Outcome:
         # tiktoken missing is the harness's limitation (skip); a server that reports no usage is the endpoint's.
         if m.token_method == "tiktoken":
             return Outcome.skip(f"cannot count tokens by tiktoken: {m.token_note}", threshold=threshold)
-        return Outcome.failed(f"cannot count tokens by {m.token_method}: {m.token_note}" + note, measured=None,
-                              threshold=threshold)
+        return Outcome.failed(f"cannot count tokens by {m.token_method}: {m.token_note}"
+                              + _usage_hint(j.transcript) + note, measured=None, threshold=threshold)
     if m.tokens_per_s is None:
-        return Outcome.failed(f"{m.chunks} content chunk(s) arriving within 10 ms: no streaming rate to measure"
-                              + note, measured=None, threshold=threshold, evidence=_first_content_evidence(j))
+        return Outcome.failed(_no_rate_reason(m) + ": no streaming rate to measure" + note, measured=None,
+                              threshold=threshold, evidence=_first_content_evidence(j))
     return Outcome.of(m.tokens_per_s > limit,
                       f"{m.tokens} tokens ({m.token_method}) at {m.tokens_per_s:.1f} tokens/s" + note,
                       measured=round(m.tokens_per_s, 2), threshold=threshold, evidence=_rate_evidence(j))
+
+
+def _no_rate_reason(m: Metrics) -> str:
+    """Why tokens/s is undefined, in the endpoint's terms."""
+    if m.chunks == 0:
+        return "no content arrived"
+    if m.first_content_index is None:
+        return f"{m.chunks} content chunk(s), only placeholders (whitespace or dots)"
+    if m.chunks == 1:
+        return "all the content arrived in one chunk"
+    return f"all {m.chunks} content chunks arrived within {MIN_RATE_SPAN_S * 1000:.0f} ms"
+
+
+def _usage_hint(transcript: Transcript) -> str:
+    """token_method=usage needs a usage report; say how to get one when the request could not have asked."""
+    if transcript.metrics.token_method != "usage":
+        return ""
+    if getattr(transcript.capture.request, "dialect", None) == "prompt":
+        return (" (the prompt dialect has no way to ask for usage: use --dialect openai, which sends "
+                "stream_options.include_usage, or another token_method)")
+    return ""
 
 
 @check("timing.itl", description="gaps between content chunks: p99 and max below the limits (the median request)")
