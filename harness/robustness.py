@@ -147,7 +147,7 @@ async def collect(run: Any) -> None:
         left = time_left(run) - MIN_TIME_LEFT_S
         if left < need:
             info["skipped"][part] = (f"not run: about {need:.1f} s needed, {max(0.0, left):.1f} s left before the "
-                                     "run's deadline (raise --timeout)")
+                                     "run's deadline (raise the deadline: --deadline)")
             return None
         return left
 

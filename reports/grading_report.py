@@ -22,6 +22,7 @@ from reports.run_report import render_run
 # Keys under which a submission may name its result file / its failed checks (accepted for robustness).
 RESULT_KEYS = ("result_path", "result", "path", "file")
 FAILED_KEYS = ("failed_checks", "failed")
+NOT_RUN_KEY = "not_run_checks"  # checks that never ran (endpoint never contacted): not failures of the check
 HISTOGRAM_BINS = 10
 MAX_FAILED_SHOWN = 8
 
@@ -96,6 +97,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
     rows = []
     fractions = []
     failures: Counter[str] = Counter()
+    not_run: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     for sub in summary.get("submissions") or []:
         if not isinstance(sub, Mapping):
@@ -104,8 +106,10 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
         fraction = score / max_score if score is not None and max_score else None
         if fraction is not None:
             fractions.append(fraction)
-        failed = _failed(sub)
+        skipped = set(_failed({"failed": sub.get(NOT_RUN_KEY)}))
+        failed = [f for f in _failed(sub) if f not in skipped]
         failures.update(set(failed))
+        not_run.update(skipped)
         status = str(sub.get("status") or "?")
         statuses[status] += 1
         href, link_kind = _link(sub, out, html_home)
@@ -125,18 +129,21 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
             "failed": failed[:MAX_FAILED_SHOWN],
             "failed_hidden": max(0, len(failed) - MAX_FAILED_SHOWN),
             "failed_count": len(failed),
+            "not_run_count": len(skipped),
             "error": sub.get("error") or "",
             "href": href,
             "link_kind": link_kind,
             "feedback_href": feedback_href,
         })
-    failure_rows = failures.most_common()
+    # Share of the submissions where the check ran: an unreachable endpoint says nothing about stream.done.
+    failure_rows = [(check, n, n / (len(fractions) - not_run[check]) if len(fractions) > not_run[check] else None,
+                     not_run[check]) for check, n in failures.most_common()]
     mean = sum(fractions) / len(fractions) if fractions else None
     ordered = sorted(fractions)
     median = ordered[len(ordered) // 2] if ordered else None
     data = {
         "histogram": _histogram(fractions),
-        "failures": [{"check": c, "count": n} for c, n in failure_rows[:40]],
+        "failures": [{"check": c, "count": n} for c, n, _, _ in failure_rows[:40]],
         "graded": len(fractions),
     }
     return render_page(
@@ -150,6 +157,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
         rows=rows,
         statuses=sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0])),
         failure_rows=failure_rows,
+        not_run_rows=not_run.most_common(),
         total=len(rows),
         graded=len(fractions),
         mean=mean,

@@ -29,6 +29,7 @@ from harness.grade.urls import url_problem
 
 TRANSPORT_FAILURES = frozenset({"unreachable", "timeout"})
 STATUSES = ("ok", "invalid_url", "blocked_address", "unreachable", "timeout", "error")
+PUBLIC_ONLY, ALLOW_PRIVATE = "public_only", "allow_private"  # a record's address_policy
 
 
 @dataclass
@@ -115,6 +116,7 @@ def build_record(item: GradeInput, runner: Runner, attempts: list[AttemptOutcome
         "failed_checks": score.failed,
         "scoring": score.items,
         "profile": runner.profile_name(),
+        **_address_policy(runner),
         "thresholds": dict(o.split("=", 1) for o in item.overrides),
         "roster": sub.extra,
         "started_at": started_at,
@@ -127,3 +129,12 @@ def build_record(item: GradeInput, runner: Runner, attempts: list[AttemptOutcome
         ],
         "result": result,
     }
+
+
+def _address_policy(runner: Runner) -> dict[str, str]:
+    """Whether loopback/private addresses were allowed, when the runner says: a rerun under another policy then
+    knows which results it must grade again (resume.py)."""
+    allow = getattr(runner, "allow_private", None)
+    if not isinstance(allow, bool):
+        return {}
+    return {"address_policy": ALLOW_PRIVATE if allow else PUBLIC_ONLY}

@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
 from harness.grade.attempt import AttemptPolicy, GradeInput
+from harness.grade.resume import plan_resume
 from harness.grade.roster import Submission, load_roster
 from harness.grade.thresholds import DEFAULT_RANGES, parse_overrides, parse_range, seeded_overrides
 
@@ -72,6 +75,42 @@ def build_inputs(subs: list[Submission], args: argparse.Namespace) -> list[Grade
     return items
 
 
+def check_thresholds(items: list[GradeInput], runner: Any, args: argparse.Namespace) -> None:
+    """Every student's thresholds must fit the profile before anything is graded; an error names where they came
+    from (the roster column and the student, or the seed), not the --set option they are passed as."""
+    for overrides in {tuple(i.overrides) for i in items}:
+        try:
+            runner.profile(list(overrides))
+        except ConfigError as exc:
+            who = next(i.submission for i in items if tuple(i.overrides) == overrides)
+            source = (f"roster column {args.thresholds_column!r}" if args.thresholds_column
+                      else f"--thresholds-seed {args.thresholds_seed!r} (--thresholds-range)")
+            raise ConfigError(f"{source}, id {who.id!r} (roster line {who.line}): {str(exc).removeprefix('--set ')} "
+                              f"(thresholds {';'.join(overrides)}; profile {args.profile!r})") from exc
+
+
+# Statuses a rerun may change without any roster edit (the endpoint may be up later): suggest --regrade for them.
+# invalid_url and blocked_address need a corrected URL, which a rerun grades again by itself (resume.py).
+TRANSIENT = ("unreachable", "timeout")
+MAX_IDS_SHOWN = 10
+
+
+def rerun_hints(summary: dict[str, Any]) -> list[str]:
+    subs = summary.get("submissions") or []
+    hints = []
+    transient = [s["id"] for s in subs if s["status"] in TRANSIENT]
+    if transient:
+        shown = shlex.join(transient[:MAX_IDS_SHOWN]) + (" ..." if len(transient) > MAX_IDS_SHOWN else "")
+        hints.append(f"{len(transient)} did not answer (unreachable or timeout); to try them again later: "
+                     f"--regrade {shown}")
+    fixable = Counter(s["status"] for s in subs if s["status"] in ("invalid_url", "blocked_address"))
+    if fixable:
+        hints.append(f"{' and '.join(f'{n} {k}' for k, n in sorted(fixable.items()))}: a corrected URL in the roster "
+                     "is graded again on rerun (--allow-private admits loopback/private addresses, for local testing "
+                     "only)")
+    return hints
+
+
 def main(args: argparse.Namespace) -> int:
     from harness.grade.batch import grade_all
     from harness.grade.engine import EngineRunner
@@ -94,32 +133,31 @@ def main(args: argparse.Namespace) -> int:
     if args.send_api_key and not api_key:
         raise ConfigError("--send-api-key: STREAMCONFORM_API_KEY is not set")
     runner = EngineRunner(args.profile, allow_private=args.allow_private, deadline_s=args.deadline, api_key=api_key)
-    for overrides in {tuple(i.overrides) for i in items}:  # every student's thresholds must be valid before we start
-        try:
-            runner.profile(list(overrides))
-        except ConfigError as exc:
-            who = next(i.submission for i in items if tuple(i.overrides) == overrides)
-            raise ConfigError(f"per-student thresholds {';'.join(overrides)} (id {who.id!r}, roster line {who.line}) "
-                              f"do not fit profile {args.profile!r}: {exc}") from exc
+    check_thresholds(items, runner, args)
 
     out = Path(args.out)
     store = ResultStore(out)
     store.prepare()
-    regrade = set(args.regrade)
-    pending = [i for i in items if i.submission.id in regrade or not store.finished(i.submission.id)]
-    skipped = len(items) - len(pending)
-    pending_ids = {i.submission.id for i in pending}
-    stale = [s.id for s in subs if s.id not in pending_ids
-             and (store.load(s.id) or {}).get("profile") != runner.profile_name()]
-    if stale:  # resume keeps earlier results as they are: say so when they were graded differently
-        print(f"streamconform: warning: {len(stale)} finished result(s) in {out} were graded with another profile "
-              f"(e.g. {stale[0]!r}); they are kept. Use a new --out, or --regrade them.", file=sys.stderr)
+    plan = plan_resume(items, store, regrade=set(args.regrade), allow_private=args.allow_private,
+                       profile_name=runner.profile_name())
+    pending = plan.pending
+    if plan.other_profile:  # kept as they are (a rerun that forgot --profile must not regrade a batch): say so
+        print(f"streamconform: warning: {len(plan.other_profile)} finished result(s) in {out} were graded with "
+              f"another profile (e.g. {plan.other_profile[0]!r}); they are kept. Use a new --out, or --regrade "
+              "them.", file=sys.stderr)
+    stale_ids = plan.stale_ids
+    if stale_ids:  # printed even with --quiet: earlier grades are being replaced
+        print(f"streamconform: {plan.stale_text()}, grading {'it' if len(stale_ids) == 1 else 'them'} again "
+              f"(earlier records kept in {store.superseded_dir})", file=sys.stderr)
     progress = BatchProgress(len(pending), quiet=args.quiet)
     if not args.quiet:
-        progress.console.print(f"{len(items)} submissions: {skipped} already graded, {len(pending)} to grade "
-                               f"(profile {runner.profile_name()}, concurrency {args.concurrency})")
+        progress.console.print(f"{len(items)} submissions: {plan.kept} already graded, {len(pending)} to grade"
+                               + (f" ({len(stale_ids)} stale)" if stale_ids else "")
+                               + f" (profile {runner.profile_name()}, concurrency {args.concurrency})")
 
     def persist(record: dict[str, Any]) -> None:
+        if record["id"] in stale_ids:
+            store.supersede(record["id"])
         store.write(record)  # the commit point: once this returns the grade survives anything
         write_submission_exports(out, record)
 
@@ -144,6 +182,8 @@ def main(args: argparse.Namespace) -> int:
         by_status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items())
         progress.console.print(f"graded {summary['graded']}/{summary['total']}: {summary['passed']} passed; "
                                f"{by_status}. Grades: {out / 'grades.csv'}, summary: {out / 'summary.html'}")
+        for hint in rerun_hints(summary):
+            progress.console.print(hint, markup=False)
     failed = summary["by_status"].get("error", 0)
     if failed:
         progress.console.print(f"the grader failed on {failed} submission(s) (status error, detail in their result "

@@ -53,15 +53,16 @@ def _exports_missing(out: Path, ident: str) -> bool:
 
 def gradescope(record: dict[str, Any], view: dict[str, Any] | None = None) -> dict[str, Any]:
     view = view or student_view(record)
-    tests = [{
-        "name": f"{c['id']}: {c['description']}" if c.get("description") else c["id"],
-        "number": str(i),
-        "score": c["points"],
-        "max_score": c["weight"],
-        "status": "passed" if c["points"] >= c["weight"] else "failed",
-        "output": check_text(c),
-        "visibility": "visible",
-    } for i, c in enumerate(view["checks"], start=1)]
+    tests = []
+    for i, c in enumerate(view["checks"], start=1):
+        test = {"name": f"{c['id']}: {c['description']}" if c.get("description") else c["id"], "number": str(i),
+                "score": c["points"], "max_score": c["weight"],
+                "status": "passed" if c["points"] >= c["weight"] else "failed",
+                "output": check_text(c), "visibility": "visible"}
+        if c.get("counted") is False:  # cut by the grader's deadline: worth nothing either way (scoring.py)
+            test.update(score=0, max_score=0)
+            del test["status"]
+        tests.append(test)
     return {
         "score": record["score"],
         "execution_time": record.get("duration_s", 0),
@@ -127,6 +128,9 @@ def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_col
             "id": record["id"], "url": record["url"], "status": record["status"], "score": record["score"],
             "max_score": record["max_score"], "passed": record["passed"],
             "failed_checks": record.get("failed_checks", []),
+            # Checks that never ran (endpoint never contacted, or the grader's deadline): the summary page counts
+            # them apart from real failures.
+            "not_run_checks": [i["id"] for i in record.get("scoring", []) if i.get("status") == "not_run"],
             "ttft_ms": row["ttft_ms"] if row["ttft_ms"] != "" else None,
             "result": store.relpath(record["id"]), "feedback": feedback_relpath(record["id"]),
             "gradescope": gradescope_relpath(record["id"]),

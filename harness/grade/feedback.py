@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from harness.grade.scoring import GRADER_DEADLINE
+
 STATUS_TEXT = {
     "ok": "Your endpoint answered and was graded.",
     "invalid_url": "The submitted URL cannot be requested",
@@ -34,6 +36,13 @@ ANTI_GAMING_TEXT = {
     "timing.progressive": "The content arrived in one burst after a silence instead of progressively "
                           "(a buffered answer replayed as a stream).",
 }
+
+# A check the grader's own deadline cut: it neither earns nor costs anything (see scoring.py).
+GRADER_DEADLINE_TEXT = ("not run: the grader's time limit for your submission ran out before this check's requests "
+                        "could be sent. It does not count: it is left out of your maximum score.")
+# Every check of a submission that was never graded (status other than ok) says the same thing: say it once.
+NOT_GRADED_TEXT = "not run: your endpoint was not graded (see the result at the top)"
+NO_URL = "(none submitted)"
 
 MAX_EVIDENCE = 3
 MAX_EXCERPT = 300
@@ -59,9 +68,11 @@ def student_view(record: dict[str, Any]) -> dict[str, Any]:
         hidden = item["id"] in ANTI_GAMING_TEXT
         entry: dict[str, Any] = {"id": item["id"], "status": item["status"], "points": item["points"],
                                  "weight": item["weight"], "description": str(check.get("description") or "")}
-        if item["status"] == "not_run":
-            entry["message"] = "not run: " + (STATUS_TEXT.get(status, status) if status != "ok" else
-                                              "the check did not produce a result")
+        if item.get("reason") == GRADER_DEADLINE:
+            entry["message"] = GRADER_DEADLINE_TEXT
+            entry["counted"] = False
+        elif item["status"] == "not_run":
+            entry["message"] = NOT_GRADED_TEXT if status != "ok" else "not run: the check did not produce a result"
         elif hidden and item["status"] in ("fail", "warn"):
             entry["message"] = ANTI_GAMING_TEXT[item["id"]]
         else:
@@ -113,18 +124,28 @@ def check_text(entry: dict[str, Any]) -> str:
 
 def render_markdown(view: dict[str, Any]) -> str:
     out = [f"# Feedback for {view['id']}", "",
-           f"- URL: `{view['url']}`",
+           f"- URL: `{view['url']}`" if view["url"] else f"- URL: {NO_URL}",
            f"- Result: {view['status_text']}",
            f"- Score: {view['score']} / {view['max_score']}" + ("" if view["status"] != "ok" else
                                                                f" ({'passed' if view['passed'] else 'not passed'})")]
     if view["thresholds"]:
         out.append("- Your thresholds: " + ", ".join(f"{k} = {v}" for k, v in view["thresholds"].items()))
-    lost = [c for c in view["checks"] if c["points"] < c["weight"]]
+    if view["status"] != "ok":
+        # Nothing ran: one explanation (the Result line) instead of the same one under every check.
+        ids = [c["id"] for c in view["checks"]]
+        out += ["", "## Not graded", "",
+                f"None of the {len(ids)} checks could run, so each scored 0: {view['status_text']}",
+                "", "Checks: " + ", ".join(ids)]
+        return "\n".join(out) + "\n"
+    uncounted = [c for c in view["checks"] if c.get("counted") is False]
+    lost = [c for c in view["checks"] if c.get("counted") is not False and c["points"] < c["weight"]]
     if lost:
         out += ["", "## What lost points", ""]
         for c in lost:
             out += [f"### {c['id']} ({c['status']}, {c['points']} / {c['weight']})", "", "```",
                     check_text(c), "```", ""]
+    if uncounted:
+        out += ["", "## Not counted", "", GRADER_DEADLINE_TEXT, "", "Checks: " + ", ".join(c["id"] for c in uncounted)]
     kept = [c["id"] for c in view["checks"] if c["points"] >= c["weight"]]
     if kept:
         out += ["", "## Passed", "", ", ".join(kept)]

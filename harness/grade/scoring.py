@@ -1,18 +1,31 @@
-"""Score = sum over checks of weight x credit; the maximum is the same for every student.
+"""Score = sum over checks of weight x credit; the maximum is the same for every student (but see below).
 
 Credit per check status: pass 1, warn ``WARN_CREDIT`` (an advisory problem costs something, not everything),
 fail 0, skip 0 (a check is skipped when what it needs never arrived), not run 0. The maximum sums the weights of
 every check the profile grades, whether or not it ran, so an unreachable endpoint scores 0 out of the same
 maximum as everyone else.
+
+One exception: a check skipped because the *grader's* deadline (``--deadline``) ran out before its requests could
+be sent (probes and robustness parts are started only when the time left covers them) says nothing about the
+student. It is reported as ``not_run`` with ``reason: grader_deadline`` and ``counted: false``: it earns nothing and
+is left out of that student's maximum, so the grader's own time budget is never charged to a student.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 CREDIT = {"pass": 1.0, "warn": 0.5, "fail": 0.0, "skip": 0.0, "not_run": 0.0}
+GRADER_DEADLINE = "grader_deadline"
+# How the harness words a skip caused by the run's own deadline: a probe "not sent: the run's deadline was reached
+# first", a robustness part "... left before the run's deadline ...", "... fitted before the deadline", a stage that
+# "ran out of time (run deadline)", the request after a drop "not sent (run deadline)". Only the categories that
+# send extra requests are considered, so no text taken from a response can make a check stop counting.
+_DEADLINE_SKIP = re.compile(r"run's deadline|run deadline|fitted before the deadline|\(--deadline\)")
+_DEADLINE_CATEGORIES = ("errors.", "robustness.")
 WARN_CREDIT = CREDIT["warn"]
 DEFAULT_WEIGHT = 1.0
 
@@ -25,8 +38,19 @@ class Score:
 
     @property
     def failed(self) -> list[str]:
-        """Check ids that lost points, in profile order."""
-        return [i["id"] for i in self.items if i["points"] < i["weight"]]
+        """Check ids that lost points, in profile order (a check that does not count lost nothing)."""
+        return [i["id"] for i in self.items if counted(i) and i["points"] < i["weight"]]
+
+
+def counted(item: Mapping[str, Any]) -> bool:
+    """Whether a scoring item is part of the maximum (False only for checks the grader's deadline cut)."""
+    return item.get("counted", True) is not False
+
+
+def cut_by_grader_deadline(check: Mapping[str, Any] | None) -> bool:
+    """A check skipped only because the run's deadline left no time to send its requests."""
+    return (bool(check) and check.get("status") == "skip" and str(check.get("id")).startswith(_DEADLINE_CATEGORIES)
+            and bool(_DEADLINE_SKIP.search(str(check.get("message")))))
 
 
 def score_checks(checks: Iterable[Mapping[str, Any]], weights: Mapping[str, float] | None) -> Score:
@@ -43,10 +67,13 @@ def score_checks(checks: Iterable[Mapping[str, Any]], weights: Mapping[str, floa
         check = by_id.get(cid)
         status = check.get("status", "not_run") if check else "not_run"
         points = weight * CREDIT.get(status, 0.0)
-        items.append({"id": cid, "status": status, "required": bool(check and check.get("required")),
-                      "weight": _round(weight), "points": _round(points)})
-    return Score(score=_round(sum(i["points"] for i in items)), max_score=_round(sum(i["weight"] for i in items)),
-                 items=items)
+        item = {"id": cid, "status": status, "required": bool(check and check.get("required")),
+                "weight": _round(weight), "points": _round(points)}
+        if cut_by_grader_deadline(check):
+            item.update(status="not_run", points=0, reason=GRADER_DEADLINE, counted=False)
+        items.append(item)
+    return Score(score=_round(sum(i["points"] for i in items)),
+                 max_score=_round(sum(i["weight"] for i in items if counted(i))), items=items)
 
 
 def _round(x: float) -> float:

@@ -31,11 +31,12 @@ def file_stem(ident: str) -> str:
 
 
 class ResultStore:
-    """``OUT/results/<stem>.json`` per submission."""
+    """``OUT/results/<stem>.json`` per submission; ``OUT/superseded/<stem>.<n>.json`` for stale results replaced."""
 
     def __init__(self, out_dir: str | Path) -> None:
         self.out = Path(out_dir)
         self.results_dir = self.out / "results"
+        self.superseded_dir = self.out / "superseded"
 
     def prepare(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -62,6 +63,20 @@ class ResultStore:
     def finished(self, ident: str) -> bool:
         doc = self.load(ident)
         return doc is not None and doc.get("status") not in RETRY_ON_RESUME
+
+    def supersede(self, ident: str) -> Path | None:
+        """Copy the current record aside before a stale result is graded again: a rerun that forgot an option
+        (say --thresholds-seed) overwrites grades, and this keeps the earlier ones recoverable."""
+        try:
+            data = self.path(ident).read_text(encoding="utf-8")
+        except OSError:
+            return None
+        stem = file_stem(ident)
+        n = 1 + sum(1 for _ in self.superseded_dir.glob(f"{stem}.*.json"))
+        target = self.superseded_dir / f"{stem}.{n}.json"
+        self.superseded_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, data)
+        return target
 
     def write(self, doc: dict[str, Any]) -> Path:
         path = self.path(doc["id"])

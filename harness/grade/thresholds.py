@@ -18,8 +18,12 @@ from harness.errors import ConfigError
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 
 # key -> (low, high, step): what the seeded generator draws from. Overridable with --thresholds-range.
+# Every value drawn must be met by a correct implementation: the reference server answers at least 1,600
+# characters (--chars, default; about 1,680 in practice) with a TTFT near 50 ms, so min_chars ("strictly more
+# than") stops at 1,500 and ttft_ms ("strictly less than") starts at 1,500. tests/test_grade_resume.py grades
+# the reference server under many seeds to hold this.
 DEFAULT_RANGES: dict[str, tuple[float, float, float]] = {
-    "content.min_chars": (1000, 2000, 125),
+    "content.min_chars": (1000, 1500, 125),
     "timing.ttft_ms": (1500, 3000, 250),
 }
 
