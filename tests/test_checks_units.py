@@ -294,3 +294,23 @@ def test_one_buffered_write_split_into_reads_has_no_rate():
     ctx = context(make_capture([Read(1.0 + i * 0.0001, r.data) for i, r in enumerate(reads)]))
     assert ctx.primary.metrics.tokens_per_s is None
     assert run_check("timing.tokens_per_s", ctx).status == "fail"
+
+
+def test_no_rate_message_says_why_in_the_endpoints_terms():
+    nothing = context(make_capture([Read(0.05, b": keep-alive\n\n")]))
+    message = run_check("timing.tokens_per_s", nothing).message
+    assert message.startswith("no content arrived: no streaming rate to measure"), message
+    one = context(make_capture(stream_reads(n=1)))
+    assert "all the content arrived in one chunk" in run_check("timing.tokens_per_s", one).message
+    reads = stream_reads()
+    dumped = context(make_capture([Read(1.0 + i * 0.0001, r.data) for i, r in enumerate(reads)]))
+    assert "content chunks arrived within 10 ms" in run_check("timing.tokens_per_s", dumped).message
+
+
+def test_usage_count_in_the_prompt_dialect_says_how_to_get_one():
+    cap = make_capture(stream_reads())  # the prompt dialect: no way to ask for a usage report
+    outcome = run_check("timing.tokens_per_s", context(cap, overrides=("token_method=usage",)))
+    assert outcome.status == "fail" and "--dialect openai" in outcome.message, outcome.message
+    cap.request.dialect = "openai"  # asked (or could have): the missing report is the endpoint's alone
+    outcome = run_check("timing.tokens_per_s", context(cap, overrides=("token_method=usage",)))
+    assert outcome.status == "fail" and "--dialect" not in outcome.message, outcome.message

@@ -332,3 +332,37 @@ def test_non_finite_numbers_do_not_break_the_page_data() -> None:
         data = re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1)
         assert "NaN" not in data and "Infinity" not in data
         json.loads(data, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+def test_report_renders_the_run_result_nested_in_a_grade_record(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    summary = write_grade_dir(tmp_path / "grades")
+    by_status = {sub["status"]: sub for sub in summary["submissions"]}
+    graded = tmp_path / "grades" / by_status["ok"]["result"]
+    assert cli_main(["report", str(graded), "--html", str(tmp_path / "one.html")]) == 0
+    assert "run report:" in capsys.readouterr().out
+    page = (tmp_path / "one.html").read_text()
+    nested = json.loads(graded.read_text())["result"]
+    assert "<!doctype html>" in page and nested["checks"][0]["id"] in page
+    never_run = next(sub for status, sub in by_status.items() if status != "ok")
+    assert cli_main(["report", str(tmp_path / "grades" / never_run["result"])]) == 2
+    err = capsys.readouterr().err
+    assert "has no run result to render" in err and never_run["status"] in err
+
+
+def test_report_of_a_capture_bundle_says_which_command_renders_it(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "cap.json"
+    bundle.write_text(json.dumps({"format": 1, "profile": "tds", "primary": {"request": {}}, "secondary": None,
+                                  "probes": {}, "extra": {}}))
+    assert cli_main(["report", str(bundle)]) == 2
+    assert "streamconform check CAPTURE.json --html out.html" in capsys.readouterr().err
+
+
+def test_report_to_an_unwritable_path_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "run.json"
+    src.write_text(json.dumps(run_result()))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert cli_main(["report", str(src), "--html", str(blocker / "out.html")]) == 2  # was an internal error, 3
+    assert "--html" in capsys.readouterr().err
