@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.grade.attempt import ALLOW_PRIVATE, PUBLIC_ONLY, GradeInput
-from harness.grade.store import ResultStore
+from harness.grade.store import RETRY_ON_RESUME, ResultStore
 
 URL_CHANGED, THRESHOLDS_CHANGED, POLICY_CHANGED = "URL changed", "thresholds changed", "address policy changed"
 
@@ -70,8 +70,8 @@ def plan_resume(items: Iterable[GradeInput], store: ResultStore, *, regrade: set
     policy = address_policy(allow_private)
     for item in items:
         ident = item.submission.id
-        record = store.load(ident)
-        if ident in regrade or not store.finished(ident) or record is None:
+        record = None if ident in regrade else store.load(ident)  # each record read once: they can be large
+        if record is None or record.get("status") in RETRY_ON_RESUME:
             plan.pending.append(item)
             continue
         reason = stale_reason(record, item, policy)
