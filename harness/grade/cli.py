@@ -26,7 +26,8 @@ from harness.grade.thresholds import DEFAULT_RANGES, parse_overrides, parse_rang
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("roster", help="CSV with id,url columns (others are carried to the outputs) or JSON lines")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder; rerunning with the same folder resumes (finished ids are skipped)")
+                        help="output folder; rerunning with the same folder resumes (finished ids are skipped, "
+                             "unless their URL, thresholds or address policy changed)")
     parser.add_argument("--profile", default="tds", help="profile name or TOML path (default: tds; 'grading' adds the anti-gaming checks)")
     parser.add_argument("--concurrency", type=int, default=64, metavar="N",
                         help="submissions graded at once (default 64)")
