@@ -315,3 +315,16 @@ def test_batch_exports_recreate_missing_per_submission_files(tmp_path):
     summary = write_batch_exports(tmp_path, ["s1"], store, [], "t")
     sub = summary["submissions"][0]
     assert (tmp_path / sub["feedback"]).is_file() and (tmp_path / sub["gradescope"]).is_file()
+
+
+def test_a_too_slow_endpoint_cannot_take_deadline_cut_checks_out_of_the_maximum():
+    from harness.grade.scoring import score_checks
+
+    cut = {"id": "robustness.concurrent", "status": "skip", "required": False,
+           "message": "not run: about 8.5 s needed, 1.0 s left before the run's deadline (raise the deadline)"}
+    weights = {"timing.ttft": 1, "robustness.concurrent": 2}
+    fast = score_checks([{"id": "timing.ttft", "status": "pass"}, cut], weights)
+    assert (fast.score, fast.max_score) == (1, 1)  # the grader's budget: not charged
+    slow = score_checks([{"id": "timing.ttft", "status": "fail"}, cut], weights)
+    assert (slow.score, slow.max_score) == (0, 3)  # the endpoint spent the time itself: charged
+    assert slow.failed == ["timing.ttft", "robustness.concurrent"]

@@ -8,7 +8,9 @@ maximum as everyone else.
 One exception: a check skipped because the *grader's* deadline (``--deadline``) ran out before its requests could
 be sent (probes and robustness parts are started only when the time left covers them) says nothing about the
 student. It is reported as ``not_run`` with ``reason: grader_deadline`` and ``counted: false``: it earns nothing and
-is left out of that student's maximum, so the grader's own time budget is never charged to a student.
+is left out of that student's maximum, so the grader's own time budget is never charged to a student. Unless the
+student's own stream was too slow (a failed ``timing.*`` check): then the endpoint used up the time itself, and
+the cut checks count as skipped, so slowing down cannot take checks out of the maximum.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def score_checks(checks: Iterable[Mapping[str, Any]], weights: Mapping[str, floa
     """``checks``: result check dicts (id, status, required). ``weights``: check id -> weight from the profile
     (None: every check present weighs ``DEFAULT_WEIGHT``). A weight of 0 means reported but not graded."""
     by_id = {c["id"]: c for c in checks}
+    too_slow = any(str(i).startswith("timing.") and c.get("status") == "fail" for i, c in by_id.items())
     # With profile weights only the profile's checks are graded, so the maximum cannot depend on what ran.
     order = list(weights) if weights is not None else list(by_id)
     items = []
@@ -69,7 +72,7 @@ def score_checks(checks: Iterable[Mapping[str, Any]], weights: Mapping[str, floa
         points = weight * CREDIT.get(status, 0.0)
         item = {"id": cid, "status": status, "required": bool(check and check.get("required")),
                 "weight": _round(weight), "points": _round(points)}
-        if cut_by_grader_deadline(check):
+        if not too_slow and cut_by_grader_deadline(check):
             item.update(status="not_run", points=0, reason=GRADER_DEADLINE, counted=False)
         items.append(item)
     return Score(score=_round(sum(i["points"] for i in items)),
