@@ -119,8 +119,11 @@ class BenchClient:
         from harness.request import build_request
 
         prompt = self.prompts[index % len(self.prompts)]
+        # Counting by the server's usage needs it asked for; only the openai dialect has a way to ask.
+        extra = ({"stream_options": {"include_usage": True}}
+                 if self.dialect == "openai" and self.token_method == "usage" else None)
         return build_request(self.url, self.dialect, prompt, model=self.model, headers=self.headers,
-                             api_key=self.api_key)
+                             api_key=self.api_key, extra_body=extra)
 
     async def request(self, index: int, t_start_s: float) -> dict[str, Any]:
         """Capture one stream. Its parsing waits for ``finish`` (after the level) while few captures wait,

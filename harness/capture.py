@@ -453,7 +453,7 @@ async def capture(spec: RequestSpec, limits: Limits | None = None, *, policy: Ad
                 run.end("cancelled", f"the harness dropped the stream on purpose after {cut:g} s")
             else:
                 where = "in the body" if cap.status is not None else "before the response headers were complete"
-                run.end("deadline", f"the total deadline of {cut:g} s was reached {where} "
+                run.end("deadline", f"the run's deadline was reached after {cut:g} s {where} "
                                     f"({run.total} body bytes received){run.head_note()}")
         finally:
             _TASK_POLICY.reset(token)

@@ -168,3 +168,10 @@ def test_set_overrides_the_profile_as_in_run(server, tmp_path):
                       "--set", "dialect=openai", "--set", "token_method=words")
     assert code == 0 and doc["levels"][0]["completed"] == 2
     assert doc["dialect"] == "openai" and doc["token_method"] == "words"
+
+
+def test_usage_token_count_asks_the_openai_server_for_usage(server, tmp_path):
+    code, doc = bench(tmp_path, server.endpoint, "--concurrency", "1", "--requests", "2", "--dialect", "openai",
+                      "--token-method", "usage")
+    assert code == 0 and doc["token_method"] == "usage"
+    assert all(r["tokens"] and r["tokens"] > 0 for r in doc["levels"][0]["records"])

@@ -66,7 +66,7 @@ CASES = [
     ("broken-chunked", {}, "read_error", ["chunk"]),
     ("redirect-loop", {}, "redirect", ["not followed"]),
     ("many-headers", {}, "protocol_error", ["100 KiB"]),
-    ("slowloris", {}, "deadline", ["deadline of 3 s", "before the response headers", "HTT"]),
+    ("slowloris", {}, "deadline", ["deadline was reached after 3 s", "before the response headers", "HTT"]),
     ("not-http", {}, "protocol_error", ["not HTTP", "SSH-2.0"]),
     ("silent-banner", {}, "idle_timeout", ["(not HTTP)", "220 mail"]),
     ("garbage-head", {}, "protocol_error", ["not HTTP", "HELLO THERE"]),

@@ -17,7 +17,7 @@ LIMITS = Limits(deadline_s=4.0, idle_timeout_s=1.5, connect_timeout_s=2.0)
 @pytest.mark.parametrize(("fault", "reason", "fragment"), [
     ("gzip", "encoding_refused", "Content-Encoding: gzip"),
     ("hang", "idle_timeout", "in the body"),
-    ("infinite", "deadline", "deadline of 4 s"),
+    ("infinite", "deadline", "deadline was reached after 4 s"),
     ("huge-line", "max_line", "without CR or LF"),
     ("truncated", "read_error", "broke off"),
     ("invalid-utf8", "eof", None),
