@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import re
+import socket
 import sys
 
 from reference_server.config import ServerConfig
@@ -30,18 +32,50 @@ def _positive(kind: type) -> object:
     return parse
 
 
+def _at_least(minimum: int) -> object:
+    """An integer option that makes no sense below `minimum` (an answer of 0 characters, 0 worker processes)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    """0..65535, checked here: the socket layer would take 70000 modulo 65536 and listen on another port."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535 (0 = any free port), got {value}")
+    return value
+
+
+def _fault(text: str) -> str:
+    from reference_server.faults import FAULTS  # imported on use: building the CLI parser stays cheap
+
+    if text not in FAULTS:
+        raise argparse.ArgumentTypeError(f"unknown fault {text!r}; see --list-faults")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = ServerConfig()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0 = any free)")
-    parser.add_argument("--fault", metavar="NAME", help="fault mode for every request (see --list-faults); "
+    parser.add_argument("--port", type=_port, default=8080, help="port to listen on (default 8080; 0 = any free)")
+    parser.add_argument("--fault", type=_fault, metavar="NAME", help="fault mode for every request (see --list-faults); "
                         "without it, a request can pick one with the X-Fault header")
     parser.add_argument("--list-faults", action="store_true", help="print the fault modes and exit")
     parser.add_argument("--ttft-ms", type=_positive(float), default=d.ttft_ms,
                         help=f"delay before the first content chunk (default {d.ttft_ms:g})")
     parser.add_argument("--gap-ms", type=_positive(float), default=d.gap_ms,
                         help=f"delay between content chunks (default {d.gap_ms:g})")
-    parser.add_argument("--chars", type=_positive(int), default=d.target_chars,
+    parser.add_argument("--chars", type=_at_least(1), default=d.target_chars,
                         help=f"length of the answer in characters (default {d.target_chars})")
     parser.add_argument("--min-chunks", type=_positive(int), default=d.min_chunks,
                         help=f"minimum number of content chunks (default {d.min_chunks})")
@@ -53,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upstream-key-env", default=d.upstream_key_env, metavar="VAR",
                         help=f"environment variable holding the upstream API key (default {d.upstream_key_env})")
     parser.add_argument("--model", default=d.model, help=f"model name reported in chunks (default {d.model})")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=_at_least(1), default=1,
                         help="uvicorn worker processes (default 1; more for the scale benchmark)")
     parser.add_argument("--record-lateness", action="store_true",
                         help="record emission lateness of paced events (GET /debug/emission; for benchmarks)")
@@ -82,38 +116,74 @@ def _settle_gc() -> None:
     gc.freeze()
 
 
+class _StartError(Exception):
+    """The server cannot start as asked (exit 2, like any usage error)."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen before anything is printed or uvicorn starts: the banner then names a port that is really
+    ours (port 0 resolved without a race), and a taken port is a clear usage error rather than uvicorn's exit 3."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart over TIME_WAIT
+        sock.bind((host, port))
+        sock.listen(4096)  # connections queue from now on, so a client that read the banner is not refused
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise _StartError(f"port {port} is in use on {host} (pick another --port, or --port 0 for a free one)"
+                              ) from None
+        if exc.errno == errno.EACCES:
+            raise _StartError(f"not allowed to listen on port {port} of {host} (ports below 1024 need privileges)"
+                              ) from None
+        raise _StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)  # worker processes (--workers > 1) receive it
+    return sock
+
+
+def _error(message: str) -> int:
+    # The same prefix harness/cli.py gives every usage error (this module does not depend on harness).
+    print(f"streamconform: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(args: argparse.Namespace) -> int:
-    from reference_server.faults import FAULTS, describe
+    from reference_server.faults import describe
 
     if args.list_faults:
         print(describe())
         return 0
-    if args.fault and args.fault not in FAULTS:
-        print(f"error: unknown fault {args.fault!r}; see --list-faults", file=sys.stderr)
-        return 2
     import os
 
     import uvicorn
 
     config = config_from(args)
-    if args.port == 0:  # "any free port": pick it here so the address printed below is the real one
-        from reference_server.embedded import free_port
+    try:
+        sock = _listen(args.host, args.port)
+    except _StartError as exc:
+        return _error(str(exc))
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"reference server on http://{host}:{port}/v1/chat/completions"
+          + (f" (fault: {args.fault})" if args.fault else "")
+          + (f" ({args.workers} workers)" if args.workers > 1 else ""), file=sys.stderr, flush=True)
+    # uvicorn serves the socket bound above (by its file descriptor), so it never binds, nor fails to, itself.
+    common = dict(fd=sock.fileno(), log_level=args.log_level, access_log=False, lifespan="off", backlog=4096,
+                  http=args.http, loop=args.loop)
+    try:
+        if args.workers > 1:
+            # Worker processes import the app by name, so the config travels through the environment.
+            from reference_server.app import CONFIG_ENV, config_to_env
 
-        args.port = free_port(args.host)
-    if args.workers > 1:
-        # Worker processes import the app by name, so the config travels through the environment.
-        from reference_server.app import CONFIG_ENV, config_to_env
+            os.environ[CONFIG_ENV] = config_to_env(config)
+            uvicorn.run("reference_server.app:app_from_env", factory=True, workers=args.workers, **common)
+            return 0
+        from reference_server.app import create_app
 
-        os.environ[CONFIG_ENV] = config_to_env(config)
-        uvicorn.run("reference_server.app:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=args.log_level, access_log=False, lifespan="off",
-                    backlog=4096, http=args.http, loop=args.loop)
-        return 0
-    from reference_server.app import create_app
-
-    _settle_gc()
-    print(f"reference server on http://{args.host}:{args.port}/v1/chat/completions"
-          + (f" (fault: {args.fault})" if args.fault else ""), file=sys.stderr, flush=True)
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                lifespan="off", backlog=4096, timeout_graceful_shutdown=2, http=args.http, loop=args.loop)
+        app = create_app(config)
+        _settle_gc()
+        uvicorn.run(app, timeout_graceful_shutdown=2, **common)
+    finally:
+        sock.close()
     return 0
