@@ -33,7 +33,7 @@ def _positive(kind: type) -> object:
 
 
 def _at_least(minimum: int) -> object:
-    """An integer option that makes no sense below `minimum` (an answer of 0 characters, 0 worker processes)."""
+    """An integer option that means nothing below `minimum` (an answer of 0 characters, 0 workers)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -67,8 +67,10 @@ def _fault(text: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = ServerConfig()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=8080, help="port to listen on (default 8080; 0 = any free)")
-    parser.add_argument("--fault", type=_fault, metavar="NAME", help="fault mode for every request (see --list-faults); "
+    parser.add_argument("--port", type=_port, default=8080,
+                        help="port to listen on (default 8080; 0 = any free)")
+    parser.add_argument("--fault", type=_fault, metavar="NAME",
+                        help="fault mode for every request (see --list-faults); "
                         "without it, a request can pick one with the X-Fault header")
     parser.add_argument("--list-faults", action="store_true", help="print the fault modes and exit")
     parser.add_argument("--ttft-ms", type=_positive(float), default=d.ttft_ms,
@@ -121,8 +123,8 @@ class _StartError(Exception):
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """Bind and listen before anything is printed or uvicorn starts: the banner then names a port that is really
-    ours (port 0 resolved without a race), and a taken port is a clear usage error rather than uvicorn's exit 3."""
+    """Bind and listen before anything is printed or uvicorn starts: the banner then names a port that is
+    really ours (port 0 resolved without a race), and a taken port is a usage error, not uvicorn's exit 3."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -132,11 +134,11 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise _StartError(f"port {port} is in use on {host} (pick another --port, or --port 0 for a free one)"
-                              ) from None
+            raise _StartError(f"port {port} is in use on {host} "
+                              "(pick another --port, or --port 0 for a free one)") from None
         if exc.errno == errno.EACCES:
-            raise _StartError(f"not allowed to listen on port {port} of {host} (ports below 1024 need privileges)"
-                              ) from None
+            raise _StartError(f"not allowed to listen on port {port} of {host} "
+                              "(ports below 1024 need privileges)") from None
         raise _StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)  # worker processes (--workers > 1) receive it
     return sock

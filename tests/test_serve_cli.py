@@ -1,5 +1,5 @@
-"""`streamconform serve` start-up: option checks, the banner, a taken port. Each case runs the real command in a
-child process (a server that wrongly starts would otherwise never return) and talks to it over loopback only.
+"""`streamconform serve` start-up: option checks, the banner, a taken port. Each case runs the real command in
+a child process (a server that wrongly starts would otherwise never return), talking to it over loopback only.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ BANNER = re.compile(r"reference server on http://127\.0\.0\.1:(\d+)/v1/chat/comp
 
 
 def serve(*argv: str) -> subprocess.Popen:
-    # A session of its own, so that kill() below also reaches uvicorn's worker processes (which would otherwise
-    # outlive their parent and hold the stderr pipe open).
+    # A session of its own, so that kill() below also reaches uvicorn's worker processes (which would
+    # otherwise outlive their parent and hold the stderr pipe open).
     return subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--host", "127.0.0.1", *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def kill(proc: subprocess.Popen) -> None:
