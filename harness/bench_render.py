@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.bench_stats import comparison_notes, slo_text
+
 
 def _ms(value: Any) -> str:
     if value is None:
@@ -77,7 +79,7 @@ def latency_table(doc: dict[str, Any]) -> Table:
 
 def overhead_table(doc: dict[str, Any]) -> Table:
     table = Table(title="client overhead (is the client the bottleneck?)", title_justify="left")
-    table.add_column("level")
+    table.add_column("level", no_wrap=True)
     table.add_column("loop lag p50/p99/max", justify="right")
     table.add_column("client CPU", justify="right")
     table.add_column("parsing share", justify="right")
@@ -85,6 +87,10 @@ def overhead_table(doc: dict[str, Any]) -> Table:
     for lvl in doc.get("levels", []):
         o = lvl.get("overhead") or {}
         lag = o.get("loop_lag_ms") or {}
+        if not o.get("judged", True):  # (bench JSON written before the field existed: judged as it was)
+            # Figures over a few milliseconds of failing requests would only alarm; they stay in the JSON.
+            table.add_row(lvl["label"], "not judged", "-", "-", "-", style="dim")
+            continue
         table.add_row(
             lvl["label"],
             "/".join(_ms(lag.get(k)) for k in ("p50", "p99", "max")),
@@ -105,6 +111,8 @@ def compare_table(rows: list[dict[str, Any]], previous_label: str) -> Table:
         change = "-" if r["delta"] is None else (f"{pct:+.1f} %" if pct is not None else f"{r['delta']:+.3g}")
         if r["delta"] == 0:
             change = "="
+        if r.get("comparable") is False:
+            change = "[dim]other SLO[/]"
         style = {True: "green", False: "red"}.get(r["better"])
         table.add_row(r["level"], r["metric"], _auto(r["previous"]), _auto(r["current"]),
                       f"[{style}]{change}[/]" if style else change)
@@ -116,16 +124,25 @@ def print_bench(doc: dict[str, Any], console: Console) -> None:
     console.print(latency_table(doc))
     slos = doc.get("slo") or {}
     if slos:
-        console.print("goodput counts requests that succeeded and met every SLO: "
-                      + ", ".join(f"{k} <= {v:g}" for k, v in slos.items()), highlight=False)
+        console.print("goodput counts requests that succeeded and met every SLO: " + slo_text(slos),
+                      highlight=False)
     console.print(overhead_table(doc))
     for lvl in doc.get("levels", []):
         for warning in (lvl.get("overhead") or {}).get("warnings", []):
             console.print(f"[yellow]warning[/] {lvl['label']}: {warning}", highlight=False)
+        if (lvl.get("overhead") or {}).get("not_judged_reason"):
+            console.print(f"[dim]{lvl['label']}: client overhead not judged: "
+                          f"{lvl['overhead']['not_judged_reason']}[/]", highlight=False)
         if lvl.get("errors"):
             console.print(f"[red]errors[/] {lvl['label']}: "
                           + ", ".join(f"{k} x{v}" for k, v in sorted(lvl["errors"].items())), highlight=False)
-    if doc.get("comparison"):
-        console.print(compare_table(doc["comparison"]["rows"], doc["comparison"]["previous"]))
+    comparison = doc.get("comparison")
+    if comparison:
+        if comparison.get("rows"):
+            console.print(compare_table(comparison["rows"], comparison["previous"]))
+        # bench.py may store the notes (it has the previous document); otherwise say what this one shows.
+        notes = comparison.get("notes")
+        for note in comparison_notes(doc) if notes is None else notes:
+            console.print(f"[yellow]compare[/]: {note}", highlight=False)
     console.print(f"tokens counted by {doc.get('token_method')}; ITL = every gap between content events, "
                   "TPOT = (last - first content) / (tokens - 1) per request", style="dim", highlight=False)

@@ -170,10 +170,17 @@ def dig(doc: Any, path: Sequence[str]) -> Any:
     return cur
 
 
+def _level_slo(level: Mapping[str, Any]) -> dict[str, Any] | None:
+    slo = dig(level, ("goodput", "slo"))
+    return dict(slo) if isinstance(slo, Mapping) else None
+
+
 def compare_levels(current: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]]) -> list[dict]:
     """Deltas of the headline metrics for each level present in both runs (matched by label).
 
     ``better`` is True / False when the change is an improvement / a regression, None when unchanged or unknown.
+    Goodput counted against other SLOs than this run's is shown but not compared: its row has no delta and
+    ``comparable`` False (a tighter SLO would read as a regression of the server).
     """
     prev_by_label = {lvl.get("label"): lvl for lvl in previous}
     rows: list[dict[str, Any]] = []
@@ -181,14 +188,60 @@ def compare_levels(current: Sequence[Mapping[str, Any]], previous: Sequence[Mapp
         old = prev_by_label.get(lvl.get("label"))
         if old is None:
             continue
+        new_slo, old_slo = _level_slo(lvl), _level_slo(old)
+        slo_differs = new_slo is not None and old_slo is not None and new_slo != old_slo
         for path, name, bigger_is_better in COMPARED:
             new_v, old_v = dig(lvl, path), dig(old, path)
             delta = pct = better = None
-            if isinstance(new_v, (int, float)) and isinstance(old_v, (int, float)):
+            comparable = not (slo_differs and path[0] == "goodput")
+            if comparable and isinstance(new_v, (int, float)) and isinstance(old_v, (int, float)):
                 delta = new_v - old_v
                 pct = (delta / old_v * 100.0) if old_v else None
                 if delta:
                     better = (delta > 0) == bigger_is_better
-            rows.append({"level": lvl.get("label"), "metric": name, "previous": old_v, "current": new_v,
-                         "delta": delta, "delta_pct": pct, "better": better})
+            row = {"level": lvl.get("label"), "metric": name, "previous": old_v, "current": new_v,
+                   "delta": delta, "delta_pct": pct, "better": better}
+            if not comparable:
+                row["comparable"] = False
+            rows.append(row)
     return rows
+
+
+def slo_text(slos: Mapping[str, Any] | None) -> str:
+    return ", ".join(f"{k} <= {v:g}" for k, v in (slos or {}).items()) or "no SLO"
+
+
+def comparison_notes(doc: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> list[str]:
+    """What a reader of the --compare deltas must know: no level in common, other SLOs, another target or
+    token count. ``doc`` is the current bench document with its ``comparison``; ``previous`` the compared
+    document when at hand (without it, only what the current document shows is said)."""
+    comparison = doc.get("comparison") if isinstance(doc.get("comparison"), Mapping) else {}
+    rows = comparison.get("rows") or []
+    name = comparison.get("previous") or "the previous run"
+    labels = ", ".join(str(lvl.get("label")) for lvl in doc.get("levels") or []) or "none"
+    notes: list[str] = []
+    if not rows:
+        text = f"no level in common with {name}, so nothing is compared "
+        text += f"(levels are matched by label; this run: {labels}"
+        if previous is not None:
+            previous_labels = [str(lvl.get("label")) for lvl in previous.get("levels") or []
+                               if isinstance(lvl, Mapping)]
+            text += f"; {name}: {', '.join(previous_labels) or 'none'}"
+        notes.append(text + "): rerun with the same --concurrency or --rate")
+    same_server = previous is not None and all(
+        dig(d, ("options", "reference_server")) is True for d in (doc, previous))
+    if previous is not None and not same_server and previous.get("target") != doc.get("target"):
+        notes.append(f"the runs measured different targets ({previous.get('target')} then, "
+                     f"{doc.get('target')} now): the deltas compare two endpoints, not two runs of one")
+    old_slo = previous.get("slo") if previous is not None else None
+    if isinstance(old_slo, Mapping) and dict(old_slo) != dict(doc.get("slo") or {}):
+        notes.append(f"the SLOs differ ({slo_text(old_slo)} then, {slo_text(doc.get('slo'))} now): goodput "
+                     "counts requests meeting the SLOs, so it is not comparable and is not compared")
+    elif any(r.get("comparable") is False for r in rows):
+        notes.append(f"{name} counted goodput against other SLOs than this run ({slo_text(doc.get('slo'))}): "
+                     "goodput is not comparable and is not compared")
+    old_tokens = previous.get("token_method") if previous is not None else None
+    if old_tokens and doc.get("token_method") and old_tokens != doc.get("token_method"):
+        notes.append(f"tokens were counted by {old_tokens} then and {doc.get('token_method')} now: tokens/s "
+                     "and TPOT differ by method as well as by speed")
+    return notes

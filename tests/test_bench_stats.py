@@ -1,12 +1,21 @@
-"""The bench's arithmetic: percentiles, SLO parsing, goodput, level summaries and --compare deltas (pure, fast)."""
+"""The bench's arithmetic (percentiles, SLOs, goodput, level summaries, --compare deltas and notes), and the
+client-overhead judgement over real levels on loopback."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from rich.console import Console
+
+from harness.bench import build_document
+from harness.bench_load import MIN_JUDGED_S, LevelPlan, OverheadMonitor, run_level
+from harness.bench_render import print_bench
+from harness.bench_request import BenchClient
 from harness.bench_stats import (
     LevelSpec,
     compare_levels,
+    comparison_notes,
     distribution,
     meets_slos,
     parse_slos,
@@ -98,3 +107,96 @@ def test_compare_levels_marks_improvements_and_regressions():
     assert by_metric["TTFT p50 ms"]["better"] is True  # lower latency is better
     assert by_metric["requests/s"]["better"] is False  # 2/s -> 1/s is a regression
     assert by_metric["error rate"]["better"] is None  # unchanged
+
+
+def bench_doc(levels, slos=None, previous=None, target="http://127.0.0.1:8000/v1/chat/completions"):
+    """A bench document as `streamconform bench` builds it (compared with `previous` when given)."""
+    return build_document(target, "tds", "prompt", "chars/4", dict(slos or {}), levels, "2025-01-01T00:00:00+00:00",
+                          {}, previous, "old.json" if previous else None)
+
+
+def printed(doc) -> str:
+    console = Console(record=True, width=200)
+    print_bench(doc, console)
+    return console.export_text()
+
+
+def test_compare_with_no_level_in_common_says_so_instead_of_an_empty_table():
+    old = bench_doc([summarize_level(LevelSpec("closed", concurrency=8), [rec()], 1.0, {})])
+    new = bench_doc([summarize_level(LevelSpec("closed", concurrency=1), [rec()], 1.0, {})], previous=old)
+    assert new["comparison"]["rows"] == []
+    out = printed(new)
+    assert "compared with" not in out  # no empty delta table
+    assert "no level in common with old.json" in out and "this run: c=1" in out
+    notes = comparison_notes(new, old)  # with the previous document at hand, its levels are named too
+    assert "this run: c=1; old.json: c=8" in notes[0]
+
+
+def test_goodput_against_other_slos_is_shown_but_not_compared():
+    spec = LevelSpec("closed", concurrency=1)
+    old = bench_doc([summarize_level(spec, [rec(ttft=100.0)], 1.0, {"ttft_ms": 500.0})], {"ttft_ms": 500.0})
+    new = bench_doc([summarize_level(spec, [rec(ttft=100.0)], 1.0, {"ttft_ms": 50.0})], {"ttft_ms": 50.0},
+                    previous=old)
+    by_metric = {r["metric"]: r for r in new["comparison"]["rows"]}
+    goodput = by_metric["goodput/s"]
+    assert (goodput["previous"], goodput["current"]) == (1.0, 0.0)
+    assert goodput["comparable"] is False and goodput["delta"] is None and goodput["better"] is None
+    assert by_metric["TTFT p50 ms"].get("comparable", True)  # the other metrics do not depend on SLOs
+    out = printed(new)
+    assert "other SLO" in out and "goodput is not comparable" in out
+    assert any("ttft_ms <= 500 then, ttft_ms <= 50 now" in n for n in comparison_notes(new, old))
+
+
+def test_same_slos_and_target_give_no_note():
+    spec = LevelSpec("closed", concurrency=1)
+    old = bench_doc([summarize_level(spec, [rec()], 1.0, {"ttft_ms": 500.0})], {"ttft_ms": 500.0})
+    new = bench_doc([summarize_level(spec, [rec()], 1.0, {"ttft_ms": 500.0})], {"ttft_ms": 500.0}, previous=old)
+    assert comparison_notes(new, old) == []
+    assert "compare:" not in printed(new)
+
+
+def test_another_target_or_token_method_is_noted():
+    spec = LevelSpec("closed", concurrency=1)
+    old = bench_doc([summarize_level(spec, [rec()], 1.0, {})], target="http://127.0.0.1:8001/v1/chat/completions")
+    old["token_method"] = "words"
+    new = bench_doc([summarize_level(spec, [rec()], 1.0, {})], previous=old)
+    notes = comparison_notes(new, old)
+    assert any("different targets (http://127.0.0.1:8001/" in n for n in notes)
+    assert any("counted by words then and chars/4 now" in n for n in notes)
+
+
+def test_overhead_is_judged_over_a_long_enough_level_with_a_completed_stream():
+    monitor = OverheadMonitor()
+    monitor.cpu_s, monitor.wall_s, monitor.lags_ms = 0.95, 1.0, [30.0] * 100
+    judged = monitor.summary([rec()])
+    assert judged["judged"] is True and len(judged["warnings"]) == 2  # lag and CPU both past their limits
+    for records, wall in (([rec()], MIN_JUDGED_S / 10), ([rec(ok=False)], 1.0)):
+        monitor.wall_s = wall
+        quick = monitor.summary(records)
+        assert quick["judged"] is False and quick["warnings"] == [] and quick["not_judged_reason"]
+        assert quick["client_cpu_share"] > 0.8  # the figures are kept, only not turned into warnings
+
+
+def _level(url: str, requests: int) -> dict:
+    async def go() -> dict:
+        async with BenchClient(url, dialect="prompt", prompts=["hello there"], timeout_s=10.0) as client:
+            plan = LevelPlan(LevelSpec("closed", concurrency=2), requests=requests)
+            return await run_level(plan, client.request, {}, finish=client.finish)
+    return asyncio.run(go())
+
+
+def test_a_refused_port_gives_errors_but_no_client_overhead_warning():
+    from harness.bench_server import free_port
+
+    lvl = _level(f"http://127.0.0.1:{free_port()}/v1/chat/completions", requests=16)
+    assert lvl["completed"] == 0 and lvl["errors"]
+    assert lvl["overhead"]["judged"] is False and lvl["overhead"]["warnings"] == []
+    out = printed(bench_doc([lvl]))
+    assert "client overhead not judged: no stream completed" in out
+    assert "of a core: it may be the bottleneck" not in out
+
+
+def test_a_real_level_of_streams_is_judged(reference_server):
+    lvl = _level(reference_server.endpoint, requests=2)  # two ~1 s streams side by side
+    assert lvl["completed"] == 2
+    assert lvl["overhead"]["judged"] is True and lvl["overhead"]["not_judged_reason"] is None
