@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.bench_stats import LevelSpec, compare_levels, parse_slos
+from harness.bench_stats import LevelSpec, compare_levels, comparison_notes, parse_slos
 from harness.errors import ConfigError
 
 BENCH_SCHEMA_VERSION = 1
@@ -220,6 +220,7 @@ def build_document(target: str, profile: str, dialect: str, token_method: str, s
         doc["comparison"] = {"previous": previous_name or "previous run",
                              "previous_started_at": previous.get("started_at"),
                              "rows": compare_levels(levels, previous.get("levels", []))}
+        doc["comparison"]["notes"] = comparison_notes(doc, previous)  # what the deltas cannot show
     return doc
 
 
@@ -269,7 +270,8 @@ def main(args: argparse.Namespace) -> int:
     options = {"concurrency": [s.concurrency for s in specs if s.mode == "closed"],
                "rate": [s.rate for s in specs if s.mode == "open"],
                "requests": args.requests, "duration_s": args.duration, "timeout_s": args.timeout,
-               "seed": args.seed, "prompts": len(prompts), "cpu_count": os.cpu_count()}
+               "seed": args.seed, "prompts": len(prompts), "cpu_count": os.cpu_count(),
+               "reference_server": args.url is None}  # (its port differs per run: not "another target")
     doc = build_document(url, profile_name, dialect, args.token_method, slos, levels, started_at, options,
                          previous, args.compare, keep_records=not args.no_records)
     if args.json_path == "-":

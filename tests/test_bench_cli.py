@@ -175,3 +175,15 @@ def test_usage_token_count_asks_the_openai_server_for_usage(server, tmp_path):
                       "--token-method", "usage")
     assert code == 0 and doc["token_method"] == "usage"
     assert all(r["tokens"] and r["tokens"] > 0 for r in doc["levels"][0]["records"])
+
+
+def test_compare_notes_reach_the_json_and_the_terminal(server, tmp_path, capsys):
+    code, first = bench(tmp_path, server.endpoint, "--concurrency", "1", "--requests", "2")
+    assert code == 0
+    previous = tmp_path / "first.json"
+    previous.write_text(json.dumps(first))
+    code, doc = bench(tmp_path, server.endpoint, "--concurrency", "2", "--requests", "2", "--compare", str(previous))
+    assert code == 0
+    notes = doc["comparison"]["notes"]
+    assert any("no level in common" in n for n in notes), notes
+    assert "no level in common" in capsys.readouterr().out
