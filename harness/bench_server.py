@@ -22,6 +22,10 @@ from reference_server.embedded import free_port  # re-exported: the bench tests 
 _ENDPOINT_PATH = "/v1/chat/completions"
 
 
+class _PortTaken(Exception):
+    """The child could not bind the port picked for it."""
+
+
 class ReferenceServerProcess:
     """``with ReferenceServerProcess(args) as srv: srv.endpoint`` — a reference server in a child process."""
 
@@ -42,6 +46,18 @@ class ReferenceServerProcess:
         return self.base_url + _ENDPOINT_PATH
 
     def __enter__(self) -> ReferenceServerProcess:
+        # The free port is picked here and bound by the child: another process may take it in between. The child
+        # then exits saying so, and a new port is tried (a rare race, but a benchmark should not fail on it).
+        for attempt in range(3):
+            try:
+                return self._start()
+            except _PortTaken:
+                if attempt == 2:
+                    raise HarnessError("the reference server found every free port taken when it started") from None
+                self.port = free_port(self.host)
+        raise AssertionError("unreachable")
+
+    def _start(self) -> ReferenceServerProcess:
         cmd = [sys.executable, "-m", "reference_server", "--host", self.host, "--port", str(self.port),
                *self.extra_args]
         # stderr to a file, not a pipe: an unread pipe that fills up would stall the server mid-benchmark.
@@ -55,6 +71,8 @@ class ReferenceServerProcess:
                 err = self._log.read().decode("utf-8", "replace")[-2000:]
                 code = self.proc.returncode
                 self.__exit__(None, None, None)
+                if "is in use" in err:
+                    raise _PortTaken(err)
                 raise HarnessError(f"the reference server exited at start (code {code}): {err}")
             try:
                 # trust_env=False: a proxy from the environment must not see (or break) a loopback health poll.

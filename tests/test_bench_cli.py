@@ -10,6 +10,7 @@ import json
 import random
 from pathlib import Path
 
+import httpx
 import jsonschema
 import pytest
 
@@ -187,3 +188,18 @@ def test_compare_notes_reach_the_json_and_the_terminal(server, tmp_path, capsys)
     notes = doc["comparison"]["notes"]
     assert any("no level in common" in n for n in notes), notes
     assert "no level in common" in capsys.readouterr().out
+
+
+def test_reference_server_process_retries_when_its_port_was_taken():
+    import socket
+
+    from harness.bench_server import ReferenceServerProcess
+
+    srv = ReferenceServerProcess()
+    with socket.socket() as taken:  # the port picked for the child is taken before the child starts
+        taken.bind((srv.host, srv.port))
+        taken.listen()
+        first = srv.port
+        with srv:
+            assert srv.port != first
+            assert httpx.get(srv.base_url + "/health", trust_env=False).status_code == 200
