@@ -137,12 +137,14 @@ def test_the_speedup_is_built_where_a_c_compiler_is_present() -> None:
     assert C_SCAN is not None
 
 
-def test_version_says_which_parser_path_runs() -> None:
+def test_version_says_which_parser_path_runs(tmp_path) -> None:
+    # From an empty directory: python -c puts the working directory first on sys.path, and the checkout's
+    # harness/ (with only the editable install's extension) must not shadow the package under test (tox's wheel).
     env = dict(os.environ)
     env.pop("STREAMCONFORM_PURE_PYTHON", None)
     cmd = [sys.executable, "-c", "from harness.cli import main; main([\"--version\"])"]
-    default = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60).stdout
+    default = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path).stdout
     pure = subprocess.run(cmd, capture_output=True, text=True, env=dict(env, STREAMCONFORM_PURE_PYTHON="1"),
-                          timeout=60).stdout
+                          timeout=60, cwd=tmp_path).stdout
     assert "pure-Python SSE parser: STREAMCONFORM_PURE_PYTHON set" in pure or C_SCAN is None
     assert ("C-accelerated SSE parser" in default) == (C_SCAN is not None)
