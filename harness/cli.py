@@ -26,7 +26,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-
 def _parser_build() -> str:
     """Which SSE parser path this install runs: the optional C speedup is built only where a compiler was."""
     import harness.sse
@@ -35,6 +34,7 @@ def _parser_build() -> str:
         return "C-accelerated SSE parser"
     why = "STREAMCONFORM_PURE_PYTHON set" if harness.sse._sse_speedups else "speedup not built"
     return f"pure-Python SSE parser: {why}"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -346,21 +346,18 @@ class SSEParser:
         else:
             buf = data if last + 1 == len(data) else data[: last + 1]
             buf_off = off
+        run_end = 0
         if self._scan is not None and self._block_off is None:
             # The C speedup takes the leading run of plain events (CRLF ones, as sse-starlette sends, included).
-            # Findings keep the pure-Python order: the UTF-8 check of the whole buffer (the run is valid UTF-8, so
-            # only the rest can have any), then the lines' findings in stream order, the run's endings first.
-            pos = self._scan(buf, 0, len(buf), buf_off, t, self._id, self.max_line_bytes, out)
-            if pos:
-                rest = buf[pos:]
-                self._log.check_utf8(rest, buf_off + pos, t)
-                self._note_crlf(buf, pos, buf_off, t)
-                if rest:
-                    self._lines_any(rest, buf_off + pos, t, out, last + 1 == len(data))
-                buf = b""
-        if buf:
-            self._log.check_utf8(buf, buf_off, t)
-            self._lines_any(buf, buf_off, t, out, last + 1 == len(data))
+            run_end = self._scan(buf, 0, len(buf), buf_off, t, self._id, self.max_line_bytes, out)
+        rest = buf[run_end:] if run_end else buf
+        # Findings in the pure-Python order: the UTF-8 check of the whole buffer (the run is valid UTF-8, so only
+        # the rest can have any), then the lines' findings in stream order, the run's endings first.
+        self._log.check_utf8(rest, buf_off + run_end, t)
+        if run_end:
+            self._note_crlf(buf, run_end, buf_off, t)
+        if rest:
+            self._lines_any(rest, buf_off + run_end, t, out, last + 1 == len(data))
         if last + 1 < len(data):
             self._keep(data[last + 1:], off + last + 1, t)
 
