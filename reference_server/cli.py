@@ -99,7 +99,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="uvicorn HTTP implementation (auto: httptools when installed; faster per event)")
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                         help="event loop (auto: uvloop when installed)")
-    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    # uvicorn's own level names (uvicorn.config.LOG_LEVELS): a typo is a usage error, not a crash after binding
+    parser.add_argument("--log-level", default="warning",
+                        choices=["critical", "error", "warning", "info", "debug", "trace"],
+                        help="uvicorn log level (default warning)")
 
 
 def config_from(args: argparse.Namespace) -> ServerConfig:
