@@ -100,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                         help="event loop (auto: uvloop when installed)")
     # uvicorn's own level names (uvicorn.config.LOG_LEVELS): a typo is a usage error, not a crash after binding
-    parser.add_argument("--log-level", default="warning",
+    parser.add_argument("--log-level", default="warning", type=str.lower,
                         choices=["critical", "error", "warning", "info", "debug", "trace"],
                         help="uvicorn log level (default warning)")
 
