@@ -352,13 +352,13 @@ def test_upstream_relay_passes_the_stream_through(make_reference_server, monkeyp
 
 
 # --- command line ----------------------------------------------------------------------------------------------
-def test_list_faults_prints_one_line_per_fault():
+@pytest.mark.parametrize("how", ["python -m harness", "console script"])
+def test_list_faults_prints_one_line_per_fault(how):
     from reference_server.faults import FAULTS
+    from tests.commands import console_script
 
-    out = subprocess.run([sys.executable, "-m", "harness", "serve", "--list-faults"], capture_output=True,
-                         text=True, timeout=60)
-    if out.returncode != 0:  # `python -m harness` may not exist: the console script is the interface
-        out = subprocess.run(["streamconform", "serve", "--list-faults"], capture_output=True, text=True, timeout=60)
+    argv = [sys.executable, "-m", "harness"] if how == "python -m harness" else [console_script("streamconform")]
+    out = subprocess.run([*argv, "serve", "--list-faults"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == len(FAULTS)
