@@ -225,9 +225,8 @@ def build_document(target: str, profile: str, dialect: str, token_method: str, s
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from harness.bench_render import print_bench
+    from harness.console import make_console
     from harness.options import parse_headers, prepare_output, require_fault, require_url, write_output
 
     specs = level_specs(args.concurrency, args.rate)
@@ -254,7 +253,7 @@ def main(args: argparse.Namespace) -> int:
     if args.prompts:
         prompts = read_prompts(args.prompts)
 
-    console = Console(stderr=args.json_path == "-")
+    console = make_console(stderr=args.json_path == "-")
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     with contextlib.ExitStack() as stack:
         url = args.url

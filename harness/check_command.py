@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-
 from harness.errors import ConfigError
 
 
@@ -23,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness.console import make_console
     from harness.profile import load_profile
     from harness.run_command import check_output_paths, emit_outputs
     from harness.runner import evaluate_bundle, load_bundle
@@ -34,5 +33,5 @@ def main(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile or bundle.get("profile") or "tds", args.overrides)
     check_output_paths(args)
     result = evaluate_bundle(bundle, profile)
-    emit_outputs(result, args, Console(stderr=args.json_path == "-"))
+    emit_outputs(result, args, make_console(stderr=args.json_path == "-"))
     return 0 if result.passed else 1

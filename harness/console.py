@@ -1,7 +1,9 @@
-"""Human-readable rendering of a run result (rich), shared by `run`, `check` and the pytest plugin."""
+"""Human-readable rendering of a run result, shared by `run`, `check` and the pytest plugin: a rich table on a
+terminal, one plain line per check in logs and pipes (greppable, never wrapped, no escape codes)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +12,24 @@ from rich.text import Text
 
 _STATUS_ORDER = {"fail": 0, "warn": 1, "skip": 2, "pass": 3}
 _STATUS_STYLE = {"fail": "bold red", "warn": "yellow", "skip": "dim", "pass": "green"}
+
+
+class HarnessConsole(Console):
+    """rich's Console, except that a reader closing the pipe (`| head`) raises BrokenPipeError for harness.cli to
+    end the command quietly: rich's own handling exits with status 1, which here means "a check failed"."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # nothing more is written to a stream nobody reads
+        raise BrokenPipeError
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """The console of a command. Outside a terminal rich would wrap every line at 80 columns (it cannot know the
+    width of a log or a pipe): soft wrapping leaves each line whole instead. rich writes no colour codes there
+    (and honours NO_COLOR on a terminal)."""
+    console = HarnessConsole(stderr=stderr)
+    console.soft_wrap = not console.is_terminal
+    return console
 
 
 def ordered_checks(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -80,11 +100,81 @@ def metrics_line(metrics: dict[str, Any]) -> str:
     )
 
 
+def status_label(check: dict[str, Any]) -> str:
+    """FAIL, WARN, SKIP or PASS; a trailing "?" marks an advisory check (reported, never fails the run)."""
+    return check["status"].upper() + ("" if check.get("required") else "?")
+
+
+def listed_checks(result: dict[str, Any], show_passed: bool, show_skipped: bool) -> tuple[list[dict], dict]:
+    """The checks to list (failures first) and how many passed / skipped ones ``--quiet`` left out: they need no
+    action, and a dead endpoint skips twenty checks that would bury its few failures."""
+    hidden = {"pass": 0, "skip": 0}
+    shown = []
+    for check in ordered_checks(result.get("checks", [])):
+        if (check["status"] == "pass" and not show_passed) or (check["status"] == "skip" and not show_skipped):
+            hidden[check["status"]] += 1
+        else:
+            shown.append(check)
+    return shown, hidden
+
+
 def print_result(result: dict[str, Any], console: Console | None = None, show_passed: bool = True,
                  show_skipped: bool = True) -> None:
-    """The table (failures first), the metrics line and the verdict. ``--quiet`` leaves passed and skipped rows
-    out: they need no action, and a dead endpoint skips twenty checks that would bury its few failures."""
-    console = console or Console()
+    """The checks (failures first), the metrics line and the verdict: a table on a terminal, plain lines in a
+    log or a pipe, where a table is cut to 80 columns and its cells wrap mid-word."""
+    console = console or make_console()
+    checks, hidden = listed_checks(result, show_passed, show_skipped)
+    plain = not console.is_terminal  # also for a caller's own console (a StringIO): lines kept whole
+    if plain:
+        print_plain(result, checks, console)
+    else:
+        print_table(result, checks, console)
+    if any(hidden.values()):
+        console.print(f"(not listed: {hidden['pass']} passed, {hidden['skip']} skipped)", style="dim",
+                      highlight=False, soft_wrap=plain)
+    console.print("(? = advisory check: reported, never fails the run)", style="dim", highlight=False,
+                  soft_wrap=plain)
+    console.print(metrics_line(result.get("metrics", {})), highlight=False, soft_wrap=plain)
+    failed = [c["id"] for c in result.get("checks", []) if c["status"] == "fail" and c.get("required")]
+    if result.get("passed"):
+        console.print("[bold green]PASS[/]: every required check passed", soft_wrap=plain)
+    else:
+        console.print(f"[bold red]FAIL[/]: {len(failed)} required check(s) failed: {', '.join(failed)}",
+                      soft_wrap=plain)
+        print_reproduce(result, console)
+
+
+def _plain_value(value: Any) -> str:
+    """A measured or threshold value as one token: "-" when absent, quoted when it holds spaces."""
+    if value is None:
+        return "-"
+    if isinstance(value, (dict, list)):  # compact JSON: one token that jq or a script can read back
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = f"{value:.1f}" if isinstance(value, float) else str(value)
+    return repr(text) if not text or any(ch.isspace() for ch in text) else text
+
+
+def plain_line(check: dict[str, Any], id_width: int = 0) -> str:
+    """One check on one line: status, id, measured=..., threshold=..., message (its line breaks folded)."""
+    message = " ".join((check.get("message") or "").splitlines())
+    return (f"{status_label(check):<5}  {check['id']:<{id_width}}  measured={_plain_value(check.get('measured'))}"
+            f"  threshold={_plain_value(check.get('threshold'))}  {message}").rstrip()
+
+
+def print_plain(result: dict[str, Any], checks: list[dict[str, Any]], console: Console) -> None:
+    """The greppable layout: a header line, then one line per check; a failure's or warning's evidence follows
+    on indented lines, which never start with a status word."""
+    console.print(f"target {result.get('target')}  profile {result.get('profile')}", markup=False,
+                  highlight=False, soft_wrap=True)
+    width = max((len(c["id"]) for c in checks), default=0)
+    for check in checks:
+        console.print(plain_line(check, width), markup=False, highlight=False, soft_wrap=True)
+        if check["status"] in ("fail", "warn"):
+            for line in format_evidence(check, limit=2, excerpt_chars=60).splitlines():
+                console.print(f"       evidence: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_table(result: dict[str, Any], checks: list[dict[str, Any]], console: Console) -> None:
     table = Table(title=f"{result.get('target')}  [profile {result.get('profile')}]", show_lines=False,
                   expand=False)
     table.add_column("status", no_wrap=True)
@@ -92,19 +182,14 @@ def print_result(result: dict[str, Any], console: Console | None = None, show_pa
     table.add_column("measured", overflow="fold", max_width=24)
     table.add_column("threshold", overflow="fold", max_width=24)
     table.add_column("message / evidence", overflow="fold", ratio=1)
-    hidden = {"pass": 0, "skip": 0}
-    for check in ordered_checks(result.get("checks", [])):
-        if (check["status"] == "pass" and not show_passed) or (check["status"] == "skip" and not show_skipped):
-            hidden[check["status"]] += 1
-            continue
+    for check in checks:
         detail = Text(check.get("message") or "")
         if check["status"] in ("fail", "warn"):
             evidence = format_evidence(check, limit=2, excerpt_chars=60)
             if evidence:
                 detail.append("\n" + evidence, style="dim")
-        status = check["status"].upper() + ("" if check.get("required") else "?")
         table.add_row(
-            Text(status, style=_STATUS_STYLE.get(check["status"], "")),
+            Text(status_label(check), style=_STATUS_STYLE.get(check["status"], "")),
             check["id"],
             _short(check.get("measured")),
             _short(check.get("threshold")),
@@ -112,17 +197,6 @@ def print_result(result: dict[str, Any], console: Console | None = None, show_pa
         )
     if table.row_count:  # --quiet on a clean run: no empty frame, the "not listed" line says it all
         console.print(table)
-    if any(hidden.values()):
-        console.print(f"(not listed: {hidden['pass']} passed, {hidden['skip']} skipped)", style="dim",
-                      highlight=False)
-    console.print("(? = advisory check: reported, never fails the run)", style="dim", highlight=False)
-    console.print(metrics_line(result.get("metrics", {})), highlight=False)
-    failed = [c["id"] for c in result.get("checks", []) if c["status"] == "fail" and c.get("required")]
-    if result.get("passed"):
-        console.print("[bold green]PASS[/]: every required check passed")
-    else:
-        console.print(f"[bold red]FAIL[/]: {len(failed)} required check(s) failed: {', '.join(failed)}")
-        print_reproduce(result, console)
 
 
 def print_reproduce(result: dict[str, Any], console: Console, limit: int = 4) -> None:
@@ -132,7 +206,9 @@ def print_reproduce(result: dict[str, Any], console: Console, limit: int = 4) ->
         if check["status"] == "fail" and check.get("reproduce"):
             by_command.setdefault(check["reproduce"], []).append(check["id"])
     for command, ids in list(by_command.items())[:limit]:
-        console.print(f"reproduce ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}):", highlight=False)
+        console.print(f"reproduce ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}):", highlight=False,
+                      soft_wrap=not console.is_terminal)
         console.print(Text(command), soft_wrap=True)
     if len(by_command) > limit:
-        console.print(f"(+{len(by_command) - limit} more requests: --json or --html has every one)", highlight=False)
+        console.print(f"(+{len(by_command) - limit} more requests: --json or --html has every one)", highlight=False,
+                      soft_wrap=not console.is_terminal)

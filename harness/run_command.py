@@ -105,10 +105,11 @@ async def _run(url: str, profile: Any, options: Any) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness.console import make_console
     from harness.options import require_fault, require_url
     from harness.profile import load_profile
 
-    console = Console(stderr=args.json_path == "-")
+    console = make_console(stderr=args.json_path == "-")
     profile = load_profile(args.profile, args.overrides)
     options = run_options_from(args)
     if args.fault and args.url:
