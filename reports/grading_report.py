@@ -49,6 +49,24 @@ def _failed(sub: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def profile_counts_of(summary: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(profile, records graded with it), most used first; empty for a summary written before they were kept."""
+    profiles = summary.get("profiles")
+    if not isinstance(profiles, Mapping):
+        return []
+    counts = [(str(name), n) for name, n in profiles.items() if isinstance(n, int) and not isinstance(n, bool)]
+    return sorted(counts, key=lambda kv: (-kv[1], kv[0]))
+
+
+def profile_label(summary: Mapping[str, Any]) -> str:
+    """"profile tds", or for a folder graded with several "profiles: tds (9), grading (3)" (terminal and page)."""
+    counts = profile_counts_of(summary)
+    if len(counts) > 1:
+        return "profiles: " + ", ".join(f"{name} ({n})" for name, n in counts)
+    name = counts[0][0] if counts else summary.get("profile")
+    return f"profile {name}" if name else ""
+
+
 def _href(target: Path, html_dir: Path) -> str:
     """A relative, percent-encoded link from the summary page to ``target``: never a scheme, never absolute."""
     rel = os.path.relpath(target, html_dir)
@@ -119,6 +137,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
         rows.append({
             "id": str(sub.get("id", "?")),
             "url": str(sub.get("url") or ""),
+            "profile": str(sub.get("profile") or ""),
             "status": status,
             "status_class": "ok" if status == "ok" else ("other" if status in ("pending", "skipped") else "fail"),
             "score": score,
@@ -152,6 +171,7 @@ def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
         data=data,
         script="grading.js",
         profile=str(summary.get("profile") or ""),
+        profiles=profile_counts_of(summary),  # more than one: the page names each, and a column shows whose
         started_at=str(summary.get("started_at") or ""),
         finished_at=str(summary.get("finished_at") or ""),
         rows=rows,

@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="submissions graded at once (default 64)")
     parser.add_argument("--allow-private", action="store_true",
                         help="allow loopback/private addresses (local testing only; refused by default)")
-    parser.add_argument("--regrade", nargs="+", action="extend", default=[], metavar="ID",
-                        help="grade these ids again even if they already have a result (give it after ROSTER, "
-                             "or repeat it: --regrade a --regrade b)")
+    # One value per use: a list of values (nargs) would swallow ROSTER given after it.
+    parser.add_argument("--regrade", action="append", default=[], metavar="ID[,ID...]",
+                        help="grade this id again even if it already has a result; repeatable, or a comma list "
+                             "(--regrade alice --regrade bob, or --regrade alice,bob)")
     parser.add_argument("--retry-delay", type=float, default=5.0, metavar="S",
                         help="wait before the one retry after a transport failure (default 5)")
     parser.add_argument("--deadline", type=float, default=60.0, metavar="S",
@@ -96,14 +97,34 @@ TRANSIENT = ("unreachable", "timeout")
 MAX_IDS_SHOWN = 10
 
 
+def regrade_ids(values: list[str], known: set[str]) -> list[str]:
+    """The ids the --regrade options name: a value that is a roster id as given is taken whole (an id may hold
+    a comma), any other is a comma list."""
+    ids: list[str] = []
+    for value in values:
+        parts = [value] if value in known else [part.strip() for part in value.split(",") if part.strip()]
+        if not parts:
+            raise ConfigError(f"--regrade {value!r}: no id given")
+        ids += parts
+    return ids
+
+
+def regrade_option(ids: list[str]) -> str:
+    """The --regrade option(s) that name ``ids``, ready to paste: one comma list, or one option per id when an
+    id holds a comma itself."""
+    if any("," in i for i in ids):
+        return " ".join(f"--regrade {shlex.quote(i)}" for i in ids)
+    return f"--regrade {shlex.quote(','.join(ids))}"
+
+
 def rerun_hints(summary: dict[str, Any]) -> list[str]:
     subs = summary.get("submissions") or []
     hints = []
     transient = [s["id"] for s in subs if s["status"] in TRANSIENT]
     if transient:
-        shown = shlex.join(transient[:MAX_IDS_SHOWN]) + (" ..." if len(transient) > MAX_IDS_SHOWN else "")
+        shown = regrade_option(transient[:MAX_IDS_SHOWN]) + (" ..." if len(transient) > MAX_IDS_SHOWN else "")
         hints.append(f"{len(transient)} did not answer (unreachable or timeout); to try them again later: "
-                     f"--regrade {shown}")
+                     f"{shown}")
     fixable = Counter(s["status"] for s in subs if s["status"] in ("invalid_url", "blocked_address"))
     if fixable:
         hints.append(f"{' and '.join(f'{n} {k}' for k, n in sorted(fixable.items()))}: a corrected URL in the roster "
@@ -118,6 +139,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.grade.exports import write_batch_exports, write_submission_exports
     from harness.grade.progress import BatchProgress
     from harness.grade.store import ResultStore
+    from reports.grading_report import profile_label
 
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
@@ -126,7 +148,8 @@ def main(args: argparse.Namespace) -> int:
     subs = load_roster(args.roster)
     items = build_inputs(subs, args)
     known = {s.id for s in subs}
-    unknown = [i for i in args.regrade if i not in known]
+    regrade = regrade_ids(args.regrade, known)
+    unknown = [i for i in regrade if i not in known]
     if unknown:
         raise ConfigError(f"--regrade: id(s) not in the roster: {', '.join(map(repr, unknown))}")
 
@@ -139,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     store = ResultStore(out)
     store.prepare()
-    plan = plan_resume(items, store, regrade=set(args.regrade), allow_private=args.allow_private,
+    plan = plan_resume(items, store, regrade=set(regrade), allow_private=args.allow_private,
                        profile_name=runner.profile_name())
     pending = plan.pending
     if plan.other_profile:  # kept as they are (a rerun that forgot --profile must not regrade a batch): say so
@@ -182,7 +205,8 @@ def main(args: argparse.Namespace) -> int:
     if not args.quiet:
         by_status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items())
         progress.console.print(f"graded {summary['graded']}/{summary['total']}: {summary['passed']} passed; "
-                               f"{by_status}. Grades: {out / 'grades.csv'}, summary: {out / 'summary.html'}")
+                               f"{by_status}; {profile_label(summary)}. Grades: {out / 'grades.csv'}, "
+                               f"summary: {out / 'summary.html'}", markup=False)
         for hint in rerun_hints(summary):
             progress.console.print(hint, markup=False)
     failed = summary["by_status"].get("error", 0)

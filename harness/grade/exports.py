@@ -103,9 +103,18 @@ def _cell(value: Any) -> str:
     return text
 
 
+def profile_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How many records each profile graded, most used first. A rerun with another --profile keeps the results
+    graded before (resume.py), so one folder can hold several: the summary names each, not just today's."""
+    counts = Counter(str(r.get("profile") or "unknown") for r in records)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_columns: list[str],
                         profile: str) -> dict[str, Any]:
-    """grades.csv, summary.json and summary.html for ``ids`` (roster order); returns the summary data."""
+    """grades.csv, summary.json and summary.html for ``ids`` (roster order); returns the summary data.
+
+    ``profile`` (the current run's) names the summary only while no record exists; records say their own."""
     records = []
     for ident in ids:
         record = store.load(ident)
@@ -126,7 +135,7 @@ def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_col
         writer.writerow({k: _cell(v) for k, v in row.items()})
         submissions.append({
             "id": record["id"], "url": record["url"], "status": record["status"], "score": record["score"],
-            "max_score": record["max_score"], "passed": record["passed"],
+            "max_score": record["max_score"], "passed": record["passed"], "profile": record.get("profile"),
             "failed_checks": record.get("failed_checks", []),
             # Checks that never ran (endpoint never contacted, or the grader's deadline): the summary page counts
             # them apart from real failures.
@@ -137,11 +146,14 @@ def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_col
         })
     atomic_write_text(out / "grades.csv", buf.getvalue())
     counts = Counter(s["status"] for s in submissions)
+    profiles = profile_counts(records)
     summary = {
         "grade_summary_format": 1,
         "grader_version": __version__,
         "generated_at": utc_now(),
-        "profile": profile,
+        # One name when every record used the same profile; "mixed" when they differ (``profiles`` says which).
+        "profile": (next(iter(profiles)) if len(profiles) == 1 else "mixed") if profiles else profile,
+        "profiles": profiles,
         "total": len(ids),
         "graded": len(submissions),
         "passed": sum(1 for s in submissions if s["passed"]),
