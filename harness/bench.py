@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.bench_stats import LevelSpec, compare_levels, comparison_notes, parse_slos
 from harness.errors import ConfigError
+from harness.options import max_tokens_arg
 
 BENCH_SCHEMA_VERSION = 1
 DEFAULT_CONCURRENCY = "1,4,16,64"
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     req.add_argument("--model", default=None, help="model name sent in the openai dialect")
     req.add_argument("--timeout", type=float, default=60.0, metavar="S",
                      help="deadline of each request (default 60): a request past it is an error, never a hang")
+    req.add_argument("--max-tokens", type=max_tokens_arg, default=None, metavar="N",
+                     help="ask for at most N tokens (the dialect's max_tokens), as in run")
     req.add_argument("--token-method", default=None, choices=["chars/4", "words", "chunks", "usage", "tiktoken"],
                      help="how output tokens are counted (default: the profile's, else chars/4)")
     req.add_argument("--fault", default=None, metavar="NAME",
@@ -182,7 +185,7 @@ async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dia
     if any(s.mode == "open" for s in specs):
         peak = max(peak, OPEN_LOOP_CONNECTIONS)
     async with BenchClient(url, dialect=dialect, prompts=prompts, headers=headers, model=args.model,
-                           timeout_s=args.timeout, token_method=args.token_method,
+                           timeout_s=args.timeout, token_method=args.token_method, max_tokens=args.max_tokens,
                            max_connections=max(peak, 10)) as client:
         levels = []
         for spec in specs:

@@ -89,7 +89,7 @@ class BenchClient:
 
     def __init__(self, url: str, *, dialect: str, prompts: list[str], headers: dict[str, str] | None = None,
                  model: str | None = None, api_key: str | None = None, timeout_s: float = 60.0,
-                 token_method: str = "chars/4", max_connections: int = 100) -> None:
+                 token_method: str = "chars/4", max_connections: int = 100, max_tokens: int | None = None) -> None:
         from harness.model import Limits
 
         self.url = url
@@ -101,6 +101,7 @@ class BenchClient:
         self.limits = Limits(deadline_s=timeout_s, idle_timeout_s=min(Limits().idle_timeout_s, timeout_s))
         self.token_method = token_method
         self.max_connections = max_connections
+        self.max_tokens = max_tokens
         self._client: Any = None
         self._pending = 0  # captures waiting for finish()
 
@@ -120,10 +121,12 @@ class BenchClient:
 
         prompt = self.prompts[index % len(self.prompts)]
         # Counting by the server's usage needs it asked for; only the openai dialect has a way to ask.
-        extra = ({"stream_options": {"include_usage": True}}
-                 if self.dialect == "openai" and self.token_method == "usage" else None)
+        extra: dict[str, Any] = ({"stream_options": {"include_usage": True}}
+                                 if self.dialect == "openai" and self.token_method == "usage" else {})
+        if self.max_tokens:
+            extra["max_tokens"] = self.max_tokens
         return build_request(self.url, self.dialect, prompt, model=self.model, headers=self.headers,
-                             api_key=self.api_key, extra_body=extra)
+                             api_key=self.api_key, extra_body=extra or None)
 
     async def request(self, index: int, t_start_s: float) -> dict[str, Any]:
         """Capture one stream. Its parsing waits for ``finish`` (after the level) while few captures wait,

@@ -135,13 +135,29 @@ def print_result(result: dict[str, Any], console: Console | None = None, show_pa
     console.print("(? = advisory check: reported, never fails the run)", style="dim", highlight=False,
                   soft_wrap=plain)
     console.print(metrics_line(result.get("metrics", {})), highlight=False, soft_wrap=plain)
-    failed = [c["id"] for c in result.get("checks", []) if c["status"] == "fail" and c.get("required")]
-    if result.get("passed"):
-        console.print("[bold green]PASS[/]: every required check passed", soft_wrap=plain)
-    else:
-        console.print(f"[bold red]FAIL[/]: {len(failed)} required check(s) failed: {', '.join(failed)}",
-                      soft_wrap=plain)
+    console.print(verdict_markup(result), soft_wrap=plain, highlight=False)
+    hint = (result.get("root_cause") or {}).get("hint")
+    if hint:
+        console.print(f"hint: {hint}", soft_wrap=plain, highlight=False)
+    if not result.get("passed"):
         print_reproduce(result, console)
+
+
+def verdict_markup(result: dict[str, Any]) -> str:
+    """The verdict line (harness.result.verdict_text) with PASS/FAIL coloured for a terminal."""
+    from rich.markup import escape
+
+    from harness.result import verdict_text
+
+    checks = result.get("checks", [])
+    failed = [c["id"] for c in checks if c["status"] == "fail" and c.get("required")]
+    advisory = result.get("advisory_failures")
+    if advisory is None:
+        advisory = [c["id"] for c in checks if c["status"] == "fail" and not c.get("required")]
+    cause = (result.get("root_cause") or {}).get("cause")
+    line = escape(verdict_text(bool(result.get("passed")), failed, advisory, cause))
+    word = "PASS" if result.get("passed") else "FAIL"
+    return f"[bold {'green' if word == 'PASS' else 'red'}]{word}[/]{line[len(word):]}"
 
 
 def _plain_value(value: Any) -> str:

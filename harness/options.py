@@ -37,8 +37,24 @@ def add_run_options(add: Callable[..., Any], prefix: str = "") -> None:
     add(f"--{prefix}dialect", dest=f"{d}dialect", choices=["prompt", "openai", "auto"], default=None,
         help="request body dialect (default: the profile's)")
     add(f"--{prefix}model", dest=f"{d}model", default=None, help="model name sent in the openai dialect")
+    add(f"--{prefix}max-tokens", dest=f"{d}max_tokens", type=max_tokens_arg, default=None, metavar="N",
+        help="ask for at most N tokens (sent as the dialect's max_tokens), so a server that never emits an end "
+             "token stops")
     add(f"--{prefix}follow-redirects", dest=f"{d}follow_redirects", action="store_true",
         help="follow redirects, re-validating each hop (default: a redirect is reported, not followed)")
+
+
+def max_tokens_arg(text: str) -> int:
+    """argparse type of --max-tokens: a positive whole number."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of tokens, not {text!r}")
+    return value
 
 
 def parse_headers(raw: Iterable[str]) -> dict[str, str]:
@@ -72,6 +88,7 @@ def run_options_from(ns: Any, prefix: str = "", **extra: Any):
         dialect=opt("dialect"),
         limits=limits,
         follow_redirects=opt("follow_redirects"),
+        max_tokens=getattr(ns, d + "max_tokens", None),
         **extra,
     )
 

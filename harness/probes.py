@@ -26,6 +26,8 @@ Beyond the bad requests there are two probes with their own shape:
     probe_timeout_s deadline of one probe request (default 10)
     parallel        probe requests in flight at once (default 4)
     rate_limit      run the burst probe (default false)
+    (probe "auth"   sent only when the run carries credentials: the main request without them, then with a
+                    wrong key)
     rate_limit_burst  requests in the burst (default 30)
     cors_origin     Origin sent by the preflight (default "https://exam.example")
 """
@@ -139,7 +141,13 @@ class Probe:
     expected: str
     body: Callable[[BodyInputs], bytes] = _empty_body
     method: str = "POST"
-    kind: str = "bad_request"  # "bad_request" | "method" | "cors" | "rate_limit"
+    kind: str = "bad_request"  # "bad_request" | "method" | "cors" | "rate_limit" | "auth"
+    # Dialects in which this request is invalid (None: every dialect). In the openai dialect a whitespace-only
+    # message is valid input (vLLM streams an answer), so blank_prompt is a probe of the prompt dialect only.
+    dialects: tuple[str, ...] | None = None
+
+    def applies_to(self, dialect: str) -> bool:
+        return self.dialects is None or dialect in self.dialects
 
 
 PROBES: dict[str, Probe] = {p.id: p for p in (
@@ -151,7 +159,8 @@ PROBES: dict[str, Probe] = {p.id: p for p in (
     Probe("missing_prompt", "no prompt (prompt dialect) / no messages (openai dialect)",
           "4xx with an error object", _missing_prompt),
     Probe("empty_prompt", 'an empty prompt ("") / an empty messages list', "4xx with an error object", _empty_prompt),
-    Probe("blank_prompt", "a prompt of whitespace only", "4xx with an error object", _blank_prompt),
+    Probe("blank_prompt", "a prompt of whitespace only (prompt dialect only)", "4xx with an error object",
+          _blank_prompt, dialects=("prompt",)),
     Probe("wrong_types", "a number as the prompt / a string as messages", "4xx with an error object", _wrong_types),
     Probe("prompt_too_long", "a prompt 500 characters over the profile's prompt_limit",
           "4xx (400/413/422) with an error object", _prompt_too_long),
@@ -162,9 +171,14 @@ PROBES: dict[str, Probe] = {p.id: p for p in (
           "2xx with Access-Control-Allow-Origin, POST and content-type allowed", method="OPTIONS", kind="cors"),
     Probe("rate_limit", "a burst of valid requests at once",
           "when a 429 appears it carries Retry-After or retry-after-ms", kind="rate_limit"),
+    Probe("auth", "the main request without its credentials, then with a wrong key (only when the run sends "
+          "credentials: Authorization, x-api-key or api-key)", "401/403 with an error object", kind="auth"),
 )}
+# The two captures of the auth probe, filed under these names.
+AUTH_CAPTURES = ("auth.missing", "auth.wrong")
+WRONG_KEY = "sk-streamconform-wrong-key-0000000000"
 BAD_REQUEST_PROBES = tuple(p.id for p in PROBES.values() if p.kind in ("bad_request", "method"))
-DEFAULT_PROBES = BAD_REQUEST_PROBES + ("cors",)
+DEFAULT_PROBES = BAD_REQUEST_PROBES + ("cors", "auth")
 
 
 # -- reading the profile -------------------------------------------------------------------------------------------
@@ -246,6 +260,21 @@ def build_probe_request(probe: Probe, base: RequestSpec, settings: dict[str, Any
     limit = settings.get("prompt_limit")
     body = probe.body(body_inputs(base, int(limit) if limit else None))
     return RequestSpec(url=base.url, method=probe.method, headers=headers, body=body, dialect="raw")
+
+
+def auth_requests(base: RequestSpec) -> dict[str, RequestSpec] | None:
+    """The main request without its credentials, and with each credential replaced by a wrong key; None when the
+    main request sends none (there is nothing to take away)."""
+    from harness.diagnosis import CREDENTIAL_HEADERS
+
+    creds = [k for k in base.headers if k.lower() in CREDENTIAL_HEADERS]
+    if not creds:
+        return None
+    wrong = dict(base.headers)
+    for name in creds:
+        wrong[name] = f"Bearer {WRONG_KEY}" if name.lower() == "authorization" else WRONG_KEY
+    return {"auth.missing": replace(base, headers=_headers_without(base.headers, *creds)),
+            "auth.wrong": replace(base, headers=wrong)}
 
 
 # -- the run context ------------------------------------------------------------------------------------------------
@@ -404,7 +433,16 @@ async def collect(run: Any) -> None:
 
     async def one(probe_id: str) -> None:
         probe = PROBES[probe_id]
-        spec = build_probe_request(probe, base, settings)
+        if not probe.applies_to(base.dialect):
+            return  # valid input in this dialect: its check says so
+        if probe.kind == "auth":
+            for name, spec in (auth_requests(base) or {}).items():
+                await capture_probe(name, spec)
+            return
+        await capture_probe(probe_id, build_probe_request(probe, base, settings))
+
+    async def capture_probe(probe_id: str, spec: RequestSpec) -> None:
+        probe = PROBES[probe_id.split(".", 1)[0]]
         async with gate:
             left = time_left(run) - MIN_TIME_LEFT_S
             if left <= 0:

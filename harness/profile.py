@@ -2,7 +2,7 @@
 
 A profile is a TOML file (built-ins in harness/profiles/, or any path). Layout:
 
-    name, description, dialect ("prompt" | "openai"), formats (["sse", "ndjson"]), schema ("chunk.minimal"),
+    name, description, dialect ("prompt" | "openai"), formats (["sse", "ndjson"]), schema ("chunk.seed"),
     token_method ("chars/4"), prompts (>= 2, on unrelated topics: the second one feeds content.distinct)
     extends = "tds"            optional: start from another profile and override (tables merge key by key)
     [content] [timing] ...     thresholds read by the checks of that category
@@ -75,7 +75,7 @@ class Profile:
 
     @property
     def schema(self) -> str:
-        return self.data.get("schema", "chunk.minimal")
+        return self.data.get("schema", "chunk.seed")
 
     @property
     def token_method(self) -> str:
@@ -137,9 +137,9 @@ class Profile:
 
         if self.token_method not in METHODS:
             raise ConfigError(f"{where}: token_method must be one of {', '.join(METHODS)}")
-        from schemas import schema_names
+        from schemas import ALIASES, schema_names
 
-        if self.schema not in schema_names():
+        if self.schema not in schema_names() and self.schema not in ALIASES:
             raise ConfigError(f"{where}: schema {self.schema!r} is not one of {', '.join(schema_names())}")
         for check_id, entry in d.get("checks", {}).items():
             if not isinstance(entry, dict):

@@ -97,10 +97,25 @@ class RunResult:
     captures: dict[str, Any] = field(default_factory=dict)  # "primary", "secondary" -> Capture
     probes: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    refusal: Any = None  # harness.diagnosis.Refusal when the main request got no 2xx stream
 
     @property
     def passed(self) -> bool:
         return not any(c.failed_required for c in self.checks)
+
+    @property
+    def failed_required(self) -> list[str]:
+        return [c.id for c in self.checks if c.failed_required]
+
+    @property
+    def advisory_failures(self) -> list[str]:
+        """Checks that failed but are not required by the profile: reported, they do not fail the run."""
+        return [c.id for c in self.checks if c.status == "fail" and not c.required]
+
+    def verdict(self) -> str:
+        """The one-line verdict: PASS or FAIL, what failed, and the root cause when the main request was refused."""
+        return verdict_text(self.passed, self.failed_required, self.advisory_failures,
+                            self.refusal.text() if self.refusal is not None else None)
 
     def check(self, check_id: str) -> CheckResult | None:
         return next((c for c in self.checks if c.id == check_id), None)
@@ -122,8 +137,32 @@ class RunResult:
             "status": self.status,
             "end_reason": self.end_reason,
         }
+        doc["advisory_failures"] = self.advisory_failures
+        if self.refusal is not None:
+            doc["root_cause"] = self.refusal.to_dict()
         if self.notes:
             doc["notes"] = [str(n) for n in self.notes]
         if self.duration_s is not None:
             doc["duration_s"] = max(0.0, self.duration_s)
         return doc
+
+
+def _listed(ids: list[str], limit: int = 6) -> str:
+    more = len(ids) - limit
+    return ", ".join(ids[:limit]) + (f", and {more} more" if more > 0 else "")
+
+
+def verdict_text(passed: bool, failed_required: list[str], advisory_failures: list[str],
+                 root_cause: str | None = None) -> str:
+    """``PASS``, ``PASS (2 advisory failures: a, b)``, ``FAIL: 3 required checks failed: ...`` (+ root cause).
+
+    Shared by the console, the HTML report and the pytest summary, so each says the same thing."""
+    advisory = (f"{len(advisory_failures)} advisory failure{'s' if len(advisory_failures) != 1 else ''}: "
+                f"{_listed(advisory_failures)}") if advisory_failures else ""
+    if passed:
+        return "PASS" + (f" ({advisory})" if advisory else ": every required check passed")
+    n = len(failed_required)
+    line = f"FAIL: {n} required check{'s' if n != 1 else ''} failed: {_listed(failed_required)}"
+    if root_cause:
+        line += f". Root cause: {root_cause}"
+    return line + (f" ({advisory})" if advisory else "")

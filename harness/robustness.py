@@ -1,4 +1,5 @@
-"""Robustness requests, sent after the probes: parallel streams, a dropped stream, and timing repeats.
+"""Robustness requests: timing repeats (right after the measured streams), then, after the error probes, parallel
+streams and a dropped stream.
 
 Every extra request is a copy of the primary request (same URL, headers, body), so anything that differs from the
 main capture is the endpoint's behaviour under these conditions, not a different question. Captures are filed in
@@ -119,74 +120,102 @@ def time_needed_s(duration_s: float, requests_in_sequence: float = 1.0, load_fac
 
 
 async def collect(run: Any) -> None:
-    """Send the robustness requests the profile asks for and file their captures (see the module docstring).
+    """Every robustness part the profile asks for: the timing repeats, then the load parts (see the docstring)."""
+    await collect_repeats(run)
+    await collect_load(run)
+
+
+class _Session:
+    """What both stages read: the plan, the stores, the caps for extra captures and the time rule."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.base = primary_request(run)
+        self.probes = run_store(run, "probes")
+        extra = run_store(run, "extra")
+        self.numbers = plan(robustness_settings(run_profile(run)))
+        self.info: dict[str, Any] = extra.setdefault("robustness", dict(self.numbers, skipped={}))
+        self.primary = primary_capture(run)
+        self.reason = healthy(self.primary)
+        self.usable = self.base is not None and self.primary is not None and self.reason is None
+        if self.usable:
+            # Copies of the main request should get answers of about its size: a cap a few times larger bounds
+            # what a dozen extra captures can cost in memory, and an extra answer that floods past it is a
+            # finding in itself.
+            self.limits = short_limits(run_limits(run), run_limits(run).deadline_s,
+                                       max(MIN_EXTRA_BODY_CAP, EXTRA_BODY_FACTOR * len(self.primary.body)))
+            self.duration = request_duration_s(self.primary)
+
+    def not_usable(self, parts: tuple[str, ...]) -> bool:
+        if not self.usable:
+            for part in parts:
+                self.info["skipped"][part] = f"not run: {self.reason or 'no main request'}"
+        return not self.usable
+
+    def room(self, part: str, need: float) -> float | None:
+        """Seconds available for ``part``; None (and the reason recorded) when ``need`` does not fit."""
+        left = time_left(self.run) - MIN_TIME_LEFT_S
+        if left < need:
+            self.info["skipped"][part] = (f"not run: about {need:.1f} s needed, {max(0.0, left):.1f} s left before "
+                                          "the run's deadline (raise the deadline: --deadline)")
+            return None
+        return left
+
+
+async def collect_repeats(run: Any) -> None:
+    """Warm-ups then sequential repeats of the main request, right after the measured streams and alone on the
+    wire (the timing checks judge their median with the main request's figures).
 
     A part starts only when the time left before the run's deadline covers it (estimated from the main request's
     duration): a request cut by the harness's own deadline would read as the endpoint's failure.
     """
-    base = primary_request(run)
-    probes = run_store(run, "probes")
-    extra = run_store(run, "extra")
-    numbers = plan(robustness_settings(run_profile(run)))
-    info: dict[str, Any] = dict(numbers, skipped={})
-    extra["robustness"] = info
-    primary = primary_capture(run)
-    reason = healthy(primary)
-    if base is None or primary is None or reason is not None:
-        for part in ("concurrency", "disconnect", "repeats"):
-            info["skipped"][part] = f"not run: {reason or 'no main request'}"
+    ses = _Session(run)
+    numbers, info, probes = ses.numbers, ses.info, ses.probes
+    if ses.not_usable(("repeats",)) or not numbers["repeats"]:
         return
-    # Copies of the main request should get answers of about its size: a cap a few times larger bounds what a
-    # dozen extra captures can cost in memory, and an extra answer that floods past it is a finding in itself.
-    limits = short_limits(run_limits(run), run_limits(run).deadline_s,
-                          max(MIN_EXTRA_BODY_CAP, EXTRA_BODY_FACTOR * len(primary.body)))
-    duration = request_duration_s(primary)
-
-    def room(part: str, need: float) -> float | None:
-        """Seconds available for ``part``; None (and the reason recorded) when ``need`` does not fit."""
+    one = time_needed_s(ses.duration)
+    if ses.room("repeats", one * (numbers["warmup"] + 1)) is None:
+        return
+    for i in range(numbers["warmup"]):
+        left = ses.room("repeats", one)
+        if left is None:
+            return
+        probes[f"robustness.repeats.warmup.{i}"] = await capture_with(ses.base, short_limits(ses.limits, left), run)
+    repeats = []
+    for i in range(numbers["repeats"]):
         left = time_left(run) - MIN_TIME_LEFT_S
-        if left < need:
-            info["skipped"][part] = (f"not run: about {need:.1f} s needed, {max(0.0, left):.1f} s left before the "
-                                     "run's deadline (raise the deadline: --deadline)")
-            return None
-        return left
+        if left < one:
+            info["repeats_cut"] = f"{len(repeats)} of {numbers['repeats']} repeats fitted before the deadline"
+            break
+        cap = await capture_with(ses.base, short_limits(ses.limits, left), run)
+        probes[f"{REPEAT_PREFIX}{i}"] = cap
+        repeats.append(cap)
+    if not repeats and "repeats_cut" in info:
+        info["skipped"]["repeats"] = f"not run: {info['repeats_cut']}"
 
+
+async def collect_load(run: Any) -> None:
+    """Parallel streams, then a dropped stream and the request after it: after every measured stream and probe."""
+    ses = _Session(run)
+    numbers, info, probes = ses.numbers, ses.info, ses.probes
+    if ses.not_usable(("concurrency", "disconnect")):
+        return
     if numbers["concurrency"]:
-        left = room("concurrency", time_needed_s(duration, load_factor=2.0))
+        left = ses.room("concurrency", time_needed_s(ses.duration, load_factor=2.0))
         if left is not None:
-            lim = short_limits(limits, left)
-            caps = await asyncio.gather(*(capture_with(base, lim, run) for _ in range(numbers["concurrency"])))
+            lim = short_limits(ses.limits, left)
+            caps = await asyncio.gather(*(capture_with(ses.base, lim, run) for _ in range(numbers["concurrency"])))
             for i, cap in enumerate(caps):
                 probes[f"robustness.concurrency.{i}"] = cap
 
     if numbers["disconnect"]:
-        after = drop_after_s(primary)
-        left = room("disconnect", after + time_needed_s(duration))
+        after = drop_after_s(ses.primary)
+        left = ses.room("disconnect", after + time_needed_s(ses.duration))
         if left is not None:
             info["drop_after_s"] = after
             probes["robustness.disconnect.dropped"] = await capture_with(
-                base, short_limits(limits, left), run, cancel_after_s=after)
-            left = room("disconnect", time_needed_s(duration))
+                ses.base, short_limits(ses.limits, left), run, cancel_after_s=after)
+            left = ses.room("disconnect", time_needed_s(ses.duration))
             if left is not None:
-                probes["robustness.disconnect.next"] = await capture_with(base, short_limits(limits, left), run)
-
-    if numbers["repeats"]:
-        one = time_needed_s(duration)
-        if room("repeats", one * (numbers["warmup"] + 1)) is None:
-            return
-        for i in range(numbers["warmup"]):
-            left = room("repeats", one)
-            if left is None:
-                return
-            probes[f"robustness.repeats.warmup.{i}"] = await capture_with(base, short_limits(limits, left), run)
-        repeats = []
-        for i in range(numbers["repeats"]):
-            left = time_left(run) - MIN_TIME_LEFT_S
-            if left < one:
-                info["repeats_cut"] = f"{len(repeats)} of {numbers['repeats']} repeats fitted before the deadline"
-                break
-            cap = await capture_with(base, short_limits(limits, left), run)
-            probes[f"{REPEAT_PREFIX}{i}"] = cap
-            repeats.append(cap)
-        if not repeats and "repeats_cut" in info:
-            info["skipped"]["repeats"] = f"not run: {info['repeats_cut']}"
+                probes["robustness.disconnect.next"] = await capture_with(ses.base, short_limits(ses.limits, left),
+                                                                          run)

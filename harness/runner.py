@@ -1,7 +1,7 @@
 """The engine: capture an endpoint, then evaluate every check of a profile over the captures.
 
     run_target(url, profile, options)   primary capture, secondary capture (the profile's second prompt),
-                                        probes.collect(run), robustness.collect(run), then evaluate()
+                                        timing repeats, probes, parallel and dropped streams, then evaluate()
     evaluate(context)                   pure and offline: one CheckResult per enabled check
     save_bundle / load_bundle           every capture of a run in one JSON file ("capture bundle")
     evaluate_bundle(bundle, profile)    re-check a bundle offline (`streamconform check capture.json`)
@@ -23,6 +23,7 @@ from typing import Any
 from harness.atomic import atomic_write_text
 from harness.checks import Context, Outcome, Transcript, load_checks
 from harness.decode import decode
+from harness.diagnosis import refusal
 from harness.metrics import DEFAULT_BURST_WINDOW_MS, metrics_from_capture
 from harness.model import Capture, Limits
 from harness.request import curl_for
@@ -46,6 +47,7 @@ class RunOptions:
     limits: Limits = field(default_factory=Limits)
     policy: Any = None  # address policy (harness/guard.py) or None for the capture's default
     follow_redirects: bool = False
+    max_tokens: int | None = None  # sent as the dialect's own field (max_tokens in both dialects today)
     categories: set[str] | None = None  # only run checks of these categories (None: all)
     # Parse and check in a worker thread, so a busy batch (grade) keeps timestamping other streams' reads on time.
     evaluate_in_thread: bool = False
@@ -95,6 +97,8 @@ def build_spec(url: str, profile: Any, options: RunOptions, prompt: str, dialect
     wants_usage = profile.get("request.include_usage", False) or profile.token_method == "usage"
     if dialect == "openai" and wants_usage:
         extra_body.setdefault("stream_options", {"include_usage": True})
+    if options.max_tokens:
+        extra_body.setdefault("max_tokens", int(options.max_tokens))
     kwargs.setdefault("extra_body", extra_body or None)
     return build_request(url, dialect, prompt, model=options.model or profile.get("request.model"),
                          headers=options.headers, api_key=options.api_key, **kwargs)
@@ -126,8 +130,6 @@ async def _bounded(coro: Any, run: Run, label: str) -> None:
 
 async def run_target(url: str, profile: Any, options: RunOptions | None = None) -> RunResult:
     """Capture ``url`` as ``profile`` asks and evaluate every enabled check. Never raises for endpoint behaviour."""
-    from harness import probes, robustness
-
     options = options or RunOptions()
     started = time.monotonic()
     dialect = options.dialect or profile.dialect
@@ -146,18 +148,8 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
             run.dialect, run.primary = other, retry
         run.extra["dialect_attempts"] = [dialect, other]
 
-    reached = run.primary.status is not None
-    if reached:
-        # The secondary answer is judged on its text only, and the error probes are short requests, so they share
-        # the wire; the primary (timed) went alone, and so does robustness (it times its own streams).
-        stage = []
-        if run.remaining() >= _MIN_CAPTURE_S and _needs_secondary(profile, options):
-            stage.append(_secondary(run, secondary_prompt))
-        if run.wants("errors"):
-            stage.append(_bounded(probes.collect(run), run, "probes"))
-        await asyncio.gather(*stage)
-        if run.wants("robustness"):
-            await _bounded(robustness.collect(run), run, "robustness")
+    if refusal(run.primary, run.dialect) is None:
+        await _collect_more(run, secondary_prompt)
 
     def finish() -> RunResult:
         ctx = build_context(profile, run.primary, run.secondary, run.probes, run.extra)
@@ -167,6 +159,25 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
     result.duration_s = time.monotonic() - started
     result.extra = run.extra
     return result
+
+
+async def _collect_more(run: Run, secondary_prompt: str) -> None:
+    """The requests after the main one, one stage at a time, measured streams first.
+
+    The measured streams (main, second prompt, timing repeats) never share the wire with the error probes, the
+    CORS preflight or the robustness streams: a server that serves one request at a time, or (llama-cpp-python's
+    default) ends a running stream when another request arrives, would otherwise be measured as cut or slow.
+    """
+    from harness import probes, robustness
+
+    if run.remaining() >= _MIN_CAPTURE_S and _needs_secondary(run.profile, run.options):
+        await _secondary(run, secondary_prompt)
+    if run.wants("robustness"):
+        await _bounded(robustness.collect_repeats(run), run, "robustness")
+    if run.wants("errors"):
+        await _bounded(probes.collect(run), run, "probes")
+    if run.wants("robustness"):
+        await _bounded(robustness.collect_load(run), run, "robustness")
 
 
 async def _secondary(run: Run, prompt: str) -> None:
@@ -205,6 +216,10 @@ def planned_checks(profile: Any, categories: set[str] | None = None) -> list[tup
             if profile.enabled(cid) and (categories is None or spec.category in categories)]
 
 
+# When the main request is refused, these run and every other check is "not run": the refusal is the one finding.
+ROOT_CAUSE_CHECKS = frozenset({"http.status"})
+
+
 def _run_one(spec: Any, ctx: Context) -> Outcome:
     try:
         outcome = spec.func(ctx)
@@ -220,11 +235,15 @@ def evaluate(ctx: Context, categories: set[str] | None = None) -> RunResult:
     profile = ctx.profile
     registry = load_checks()
     primary_curl = curl_for(ctx.primary.capture)
+    refused = refusal(ctx.primary.capture, ctx.primary.capture.request.dialect)
     checks = []
     for check_id, _category in planned_checks(profile, categories):
         spec = registry[check_id]
         rule = profile.rule(check_id)
-        outcome = _run_one(spec, ctx)
+        if refused is not None and check_id not in ROOT_CAUSE_CHECKS:
+            outcome = Outcome.skip(f"not run: {refused.cause}")
+        else:
+            outcome = _run_one(spec, ctx)
         checks.append(CheckResult(
             id=check_id, category=spec.category, status=outcome.status, required=rule.required,
             weight=rule.weight, measured=outcome.measured, threshold=outcome.threshold, message=outcome.message,
@@ -243,7 +262,7 @@ def evaluate(ctx: Context, categories: set[str] | None = None) -> RunResult:
         notes=_notes(ctx.extra),
         checks=checks, timeline=timeline, transcript_text=ctx.primary.text, body_bytes=len(cap.body),
         status=cap.status, end_reason=cap.end_reason, captures=captures, probes=dict(ctx.probes),
-        extra=dict(ctx.extra),
+        extra=dict(ctx.extra), refusal=refused,
     )
 
 

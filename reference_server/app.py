@@ -77,6 +77,8 @@ class ServerState:
     cancelled: int = 0
     lateness: LatenessHistogram | None = None
     pacer: Pacer = field(default_factory=Pacer)
+    # Stop signals of the running streams of the `interrupt` fault: a new request sets them all.
+    interruptible: set = field(default_factory=set)
 
 
 async def _send_bytes(send: Any, status: int, body: bytes, content_type: str,
@@ -125,6 +127,12 @@ class ChatCompletions:
             return await send_error(send, ApiError(
                 400, f"unknown fault {fault_name!r}; known: {', '.join(FAULTS)}", param="X-Fault", code="unknown_fault"))
 
+        if fault_name == "interrupt":  # a new request ends the running streams (llama-cpp-python's default)
+            for running in list(self.state.interruptible):
+                running.set()
+        if (refused := self._credentials_problem(headers, fault_name)) is not None:
+            return await refused(send)
+
         body = await self._read_body(receive, headers)
         if body is None:
             return await send_error(send, ApiError(
@@ -150,7 +158,37 @@ class ChatCompletions:
                         pacer=self.state.pacer if self.config.shared_pacer else None)
         mode = FAULTS.get(fault_name) if fault_name else None
         writer = mode.run if mode is not None and mode.run is not None else normal
-        await self._guarded(receive, send, lambda: writer(stream), stream)
+        if fault_name != "interrupt":
+            return await self._guarded(receive, send, lambda: writer(stream), stream)
+        stream.interrupted = stop = asyncio.Event()
+        self.state.interruptible.add(stop)
+        try:
+            await self._guarded(receive, send, lambda: writer(stream), stream)
+        finally:
+            self.state.interruptible.discard(stop)
+
+    def _credentials_problem(self, headers: dict[str, str], fault_name: str) -> Any:
+        """None when the request may go on; else a coroutine function that sends the refusal.
+
+        With ``api_key`` set, a missing or wrong key gets 401 and the error object (OpenAI's answer). The
+        ``auth-500`` fault wants a key too (``api_key``, else a fixed test key) and answers 500 text/plain."""
+        from reference_server.faults import AUTH_500_BODY, DEFAULT_FAULT_KEY
+
+        wanted = self.config.api_key or (DEFAULT_FAULT_KEY if fault_name == "auth-500" else None)
+        if wanted is None:
+            return None
+        given = headers.get("x-api-key") or headers.get("api-key")
+        bearer = headers.get("authorization", "")
+        if bearer[:7].lower() == "bearer ":
+            given = bearer[7:].strip()
+        if given == wanted:
+            return None
+        if fault_name == "auth-500":
+            return lambda send: _send_bytes(send, 500, AUTH_500_BODY, "text/plain; charset=utf-8")
+        what = "no API key was given" if not given else "the API key is not valid"
+        return lambda send: send_error(send, ApiError(
+            401, f"{what}: send it as 'Authorization: Bearer KEY' (or x-api-key)", type="invalid_request_error",
+            code="invalid_api_key"))
 
     async def _guarded(self, receive: Any, send: Any, run: Any, stream: Stream | None = None) -> None:
         """Run a stream writer; a client disconnect cancels it, a failure after the start becomes an error event."""

@@ -32,6 +32,8 @@ class ServerConfig:
     upstream_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the upstream API key (the key itself never sits in the config)."""
     model: str = "streamconform-reference"
+    api_key: str | None = None
+    """When set, a request must carry it (Authorization: Bearer KEY, x-api-key or api-key) or get 401."""
     max_body_bytes: int = MIB
     max_prompt_chars: int = 5000
     max_json_depth: int = 32
@@ -41,3 +43,6 @@ class ServerConfig:
     task that sleeps between events (kept to measure the difference in the scale benchmark)."""
     record_lateness: bool = False
     """Record each paced event's emission lateness (for the scale benchmark; read at GET /debug/emission)."""
+    header_timeout_s: float = 10.0
+    """A connection that has not sent a request's complete headers this long after opening (or after its last
+    response) is closed (slowloris); 0 turns the deadline off. See reference_server/header_timeout.py."""

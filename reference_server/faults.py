@@ -167,6 +167,57 @@ async def padding(s: Stream) -> None:
     await s.end()
 
 
+LOREM = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
+         "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex "
+         "ea commodo consequat. Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu "
+         "fugiat nulla pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt "
+         "mollit anim id est laborum. Curabitur pretium tincidunt lacus, nulla gravida orci a odio. Nullam varius, "
+         "turpis et commodo pharetra, est eros bibendum elit, nec luctus magna felis sollicitudin mauris. Integer in "
+         "mauris eu nibh euismod gravida. Duis ac tellus et risus vulputate vehicula. Donec lobortis risus a elit. "
+         "Etiam tempor. Ut ullamcorper, ligula eu tempor congue, eros est euismod turpis, id tincidunt sapien risus "
+         "a quam. Maecenas fermentum consequat mi. Donec fermentum. Pellentesque malesuada nulla a mi. Duis sapien "
+         "sem, aliquet nec, commodo eget, consequat quis, neque. Aliquam faucibus, elit ut dictum aliquet, felis nisl "
+         "adipiscing sapien, sed malesuada diam lacus eget erat. Cras mollis scelerisque nunc. Nullam arcu. Aliquam "
+         "consequat. Curabitur augue lorem, dapibus quis, laoreet et, pretium ac, nisi. Aenean magna nisl, mollis "
+         "quis, molestie eu, feugiat in, orci. In hac habitasse platea dictumst. Fusce convallis, mauris imperdiet "
+         "gravida bibendum, nisl turpis suscipit mauris, sed placerat ipsum urna sed risus. In convallis tellus a "
+         "mauris. Curabitur non elit ut libero tristique sodales. Mauris a lacus. Donec mattis semper leo.")
+
+
+@fault("lorem", "placeholder text (lorem ipsum) of the normal length and pace, whatever the prompt")
+async def lorem(s: Stream) -> None:
+    text = LOREM[: max(s.target_chars, 1400)]
+    await s.start()
+    await s.play(s.content_events(s.split(text)), s.tail_events(text))
+    await s.end()
+
+
+@fault("interrupt", "a new request ends the running stream at once, without its end (llama-cpp-python's "
+       "interrupt_requests); one request at a time is served correctly")
+async def interrupt(s: Stream) -> None:
+    # The app sets s.interrupted when another request to this endpoint arrives (reference_server/app.py).
+    stop = getattr(s, "interrupted", None) or asyncio.Event()
+    await s.start()
+    play = asyncio.ensure_future(s.play(s.content_events(), s.tail_events()))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({play, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (play, stopped):
+            task.cancel()
+    await s.end()  # the body ends cleanly but early: no finish_reason, no [DONE]
+
+
+AUTH_500_BODY = b"Internal Server Error"
+
+
+# `auth-500` acts before the stream (the app checks credentials first): without the key, or with a wrong one, a
+# 500 text/plain answer, as LiteLLM's proxy gives; with the key (--api-key, else "sk-streamconform"), the stream.
+FAULTS["auth-500"] = FaultMode("auth-500", "a request without the API key (or with a wrong one) gets 500 text/plain "
+                               "instead of 401 with an error object", None)
+DEFAULT_FAULT_KEY = "sk-streamconform"
+
+
 # --- structure -------------------------------------------------------------------------------------------------
 @fault("no-done", "no final data: [DONE] event")
 async def no_done(s: Stream) -> None:
@@ -380,6 +431,59 @@ async def split_reads(s: Stream) -> None:
 async def ndjson_variant(s: Stream) -> None:
     s.ndjson = True
     await normal(s)
+
+
+@fault("ndjson-bare", "valid: NDJSON lines of the seed's shape with no finish_reason, no done line: the body's "
+       "clean end ends the stream", valid=True)
+async def ndjson_bare(s: Stream) -> None:
+    s.ndjson = True
+    await s.start()
+    await s.play([s.frame(json.dumps({"choices": [{"delta": {"content": p}}]})) for p in s.pieces])
+    await s.end()
+
+
+@fault("ndjson-truncated", "NDJSON lines, then the connection is cut before the body's end (chunked encoding never "
+       "terminated)")
+async def ndjson_truncated(s: Stream) -> None:
+    s.ndjson = True
+    events = s.content_events()
+    await s.start()
+    await s.play(events[: len(events) * 2 // 3])
+    await asyncio.sleep(0.05)
+    raise CutConnection()
+
+
+@fault("role-first", "valid: a first chunk that only announces the role (delta {role: assistant}, no content)",
+       valid=True)
+async def role_first(s: Stream) -> None:
+    enc = s.encoder
+    opening = json.dumps({"id": enc.id, "object": "chat.completion.chunk", "created": enc.created,
+                          "model": enc.model, "choices": [{"index": 0, "delta": {"role": "assistant"},
+                                                           "finish_reason": None}]})
+    await s.start()
+    await s.write(s.frame(opening))
+    await s.play([s.frame(enc.content(p)) for p in s.pieces], s.tail_events())
+    await s.end()
+
+
+@fault("few-large-chunks", "valid: the answer in 6 large chunks, 200 ms apart", valid=True)
+async def few_large_chunks(s: Stream) -> None:
+    text = s.text
+    pieces = s.split(text, min_chunks=6, chunk_chars=len(text) // 6 + 1)
+    await s.start()
+    await s.play(s.content_events(pieces), s.tail_events(text), gap_s=0.2)
+    await s.end()
+
+
+@fault("keepalive-first", "valid: keep-alive comments for 300 ms before the first content, as proxies send",
+       valid=True)
+async def keepalive_first(s: Stream) -> None:
+    await s.start()
+    for _ in range(3):
+        await s.write(b": keep-alive\n\n")
+        await asyncio.sleep(0.1)
+    await s.play(s.content_events(), s.tail_events(), ttft_s=0)
+    await s.end()
 
 
 def describe() -> str:

@@ -21,8 +21,13 @@ def _load(name: str) -> str:
     return res.read_text(encoding="utf-8")
 
 
+# Earlier names kept loadable, so saved profiles and bundles that name them still work.
+ALIASES = {"chunk.minimal": "chunk.any"}
+
+
 def load_schema(name: str) -> dict[str, Any]:
     """A fresh copy of schema ``name`` (e.g. ``"chunk.openai"``, ``"result.schema"``); ``.json`` is optional."""
     if name.endswith(".json"):
         name = name[:-5]
+    name = ALIASES.get(name, name)
     return json.loads(_load(name))

@@ -270,7 +270,10 @@ def test_ndjson_stream_ends_with_finish_reason():
     assert ctx.primary.parsed.kind == "ndjson"
     assert run_check("stream.done", ctx).status == "pass"
     assert run_check("http.content_type", ctx).status == "pass"
-    cut = make_capture(lines, headers=[("content-type", "application/x-ndjson")])
+    # NDJSON has no end marker: a clean end of body ends it, a broken one (reset, unterminated chunks) fails.
+    bare = make_capture(lines, headers=[("content-type", "application/x-ndjson")])
+    assert run_check("stream.done", context(bare)).status == "pass"
+    cut = make_capture(lines, headers=[("content-type", "application/x-ndjson")], end_reason="read_error")
     assert run_check("stream.done", context(cut)).status == "fail"
 
 

@@ -33,6 +33,7 @@ def test_reference_server_passes_every_errors_and_robustness_check_tds(reference
     got = statuses(result)
     assert result.passed, [(c.id, c.message) for c in result.checks if c.status == "fail"]
     assert got.pop("errors.rate_limit") == "skip"  # off in tds
+    assert got.pop("errors.auth") == "skip"  # no credentials sent
     assert set(got.values()) == {"pass"}, got
     assert len(got) == len(BAD_REQUEST_PROBES) + 2 + 3  # probes, midstream, cors, three robustness checks
 
@@ -51,6 +52,7 @@ def test_reference_server_passes_every_errors_and_robustness_check_ops(make_refe
     result = run(server.endpoint, "ops")
     got = statuses(result)
     assert result.passed, [(c.id, c.message) for c in result.checks if c.status == "fail"]
+    assert got.pop("errors.auth") == "skip"  # no credentials sent
     assert set(got.values()) == {"pass"}, {k: v for k, v in got.items() if v != "pass"}
     required = {c.id for c in result.checks if c.required and c.category in OUR_CATEGORIES}
     assert "errors.rate_limit" in required and "robustness.concurrency" in required

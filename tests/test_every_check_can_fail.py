@@ -56,6 +56,7 @@ class Source:
     server: str = "reference"  # "reference" | "careless"
     path: str | None = None  # replaces the endpoint's path (a mistyped URL)
     overrides: tuple[str, ...] = ()  # capture-time profile settings
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request of the run (credentials)
 
 
 STREAM = frozenset({"http", "framing", "schema", "stream"})
@@ -87,6 +88,9 @@ SOURCES: dict[str, Source] = {
     "buffered": Source("tds", frozenset({"timing"}), "buffered"),
     "error-500": Source("tds", frozenset({"errors"}), "error-500"),
     "error-midstream": Source("tds", frozenset({"errors"}), "error-midstream"),
+    # LiteLLM's proxy: without the key (or with a wrong one) a 500 text/plain, not a 401.
+    "auth-500": Source("tds", frozenset({"errors"}), "auth-500",
+                       headers=(("Authorization", "Bearer sk-streamconform"),)),
     # ops: the rate-limit burst is on (it floods the target, so only ops opts in).
     "careless": Source("ops", frozenset({"http", "schema", "errors"}), server="careless"),
 }
@@ -139,6 +143,7 @@ async def _capture_all(reference_url: str, careless_url: str) -> dict[str, Any]:
     async def one(source: Source):
         base = careless_url if source.server == "careless" else reference_url
         headers = {"X-Fault": source.fault} if source.fault else {}
+        headers.update(dict(source.headers))
         options = RunOptions(headers=headers, categories=set(source.categories), api_key=None,
                              limits=Limits(deadline_s=40.0, idle_timeout_s=10.0))
         return await run_target(_url(base, source.path), load_profile(source.profile, list(source.overrides)),
@@ -315,6 +320,7 @@ TABLE: dict[str, Case | list[Case]] = {
     **BODY_PROBE_CASES,
     "errors.wrong_method": Case("careless", "ops", where="any", words="bad input accepted"),
     "errors.midstream": Case("error-midstream", words="error event"),
+    "errors.auth": Case("auth-500", where="any", words="server error 500"),
     "errors.rate_limit": Case("careless", "ops", where="any", words="no Retry-After"),
     "errors.cors": Case("careless", "ops", where="any", words="Access-Control-Allow-Origin"),
     # robustness: the main stream is clean, one extra stream is a real fault capture.

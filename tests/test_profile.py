@@ -19,8 +19,13 @@ def test_tds_is_the_seed_table():
     p = load_profile("tds")
     assert (p.get("content.min_chunks"), p.get("content.min_chars"), p.get("timing.ttft_ms"),
             p.get("timing.tokens_per_s")) == (5, 1375, 2401, 29)
-    assert p.dialect == "prompt" and set(p.formats) == {"sse", "ndjson"} and p.schema == "chunk.minimal"
-    assert p.rule("timing.ttft").required and not p.rule("content.relevance").required
+    assert p.dialect == "prompt" and set(p.formats) == {"sse", "ndjson"} and p.schema == "chunk.seed"
+    # Every row of the seed's table is required, relevance and bad requests included; CORS is not in the table.
+    for cid in ("timing.ttft", "content.relevance", "content.not_echo", "content.distinct", "content.not_padding",
+                "content.placeholder_first", "timing.progressive", "errors.invalid_json", "errors.midstream",
+                "stream.done"):
+        assert p.rule(cid).required, cid
+    assert not p.rule("errors.cors").required and not p.rule("stream.finish_reason").required
 
 
 def test_grading_extends_tds_and_requires_anti_gaming():
@@ -29,7 +34,8 @@ def test_grading_extends_tds_and_requires_anti_gaming():
     for cid in ("content.relevance", "content.not_echo", "content.distinct", "content.not_padding",
                 "content.placeholder_first", "timing.progressive"):
         assert g.rule(cid).required and g.rule(cid).weight > 0
-    assert g.rule("errors.cors").weight == 0.25  # glob rule
+    assert g.rule("errors.cors").weight == 0.5 and not g.rule("errors.cors").required
+    assert g.rule("errors.invalid_json").weight == 0.25 and g.rule("errors.invalid_json").required  # tds's glob
     assert g.rule("robustness.repeats").weight == 0.5
 
 

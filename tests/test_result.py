@@ -44,7 +44,8 @@ def test_passed_exactly_when_no_required_check_failed(statuses, passed):
 
 
 def test_schemas_load_by_name():
-    assert {"chunk.minimal", "chunk.openai", "error", "result.schema"} <= set(schema_names())
+    assert {"chunk.seed", "chunk.any", "chunk.openai", "error", "result.schema"} <= set(schema_names())
+    assert load_schema("chunk.minimal") == load_schema("chunk.any")  # the earlier name still loads
     assert load_schema("error.json")["title"]
     with pytest.raises(KeyError):
         load_schema("nope")

@@ -126,7 +126,8 @@ def test_state_broken_by_a_disconnect_fails_the_disconnect_check():
     out = checks["robustness.disconnect"]
     assert out.status == "fail" and "after a client dropped a stream" in out.message and "status 500" in out.message
     assert out.measured["dropped"] == "cancelled"
-    assert checks["robustness.repeats"].status == "fail"  # the breakage persists: every later request fails
+    # The timing repeats run right after the measured streams, before the drop: they were served normally.
+    assert checks["robustness.repeats"].status == "pass", checks["robustness.repeats"].message
 
 
 def test_median_timing_over_repeats_is_judged_by_the_timing_checks():

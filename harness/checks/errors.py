@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.checks import Context, Outcome, check, evidence
 from harness.probes import (
+    AUTH_CAPTURES,
     BAD_REQUEST_PROBES,
     PROBES,
     accepted_codes,
@@ -201,6 +202,10 @@ def _make_probe_check(probe_id: str) -> None:
 
     def probe_check(ctx: Context) -> Outcome:
         cap = ctx.probes.get(probe_id)
+        dialect = getattr(getattr(getattr(ctx.primary, "capture", None), "request", None), "dialect", None)
+        if cap is None and dialect is not None and not probe.applies_to(dialect):
+            return Outcome.skip(f"not run: {probe.description.split(' (')[0]} is valid input in the {dialect} "
+                                "dialect")
         if cap is None:
             return Outcome.skip(f"probe {probe_id} not run (not selected by the profile's [errors] section)")
         settings = errors_settings(ctx.profile)
@@ -291,6 +296,51 @@ def midstream(ctx: Context) -> Outcome:
                               measured="no finish_reason before [DONE]", threshold="finish_reason before [DONE]",
                               evidence=[h for _, h in hints])
     return Outcome.passed("no error event in the stream(s)", measured=0, threshold="no error events")
+
+
+# -- credentials ----------------------------------------------------------------------------------------------------
+
+def _judge_auth(cap: Any, what: str, seed_ok: bool) -> tuple[str, str]:
+    """(status, message) for one request sent without valid credentials."""
+    status = cap.status
+    if status is None:
+        return "fail", f"{what}: no HTTP answer ({cap.end_reason}: {cap.error or 'no detail'})"
+    kind, detail = classify_reply(cap, seed_ok)
+    if 200 <= status < 300:
+        return "fail", (f"{what}: answered {status} (it does not check credentials; if the endpoint is meant to be "
+                        "open, run without them)")
+    if status >= 500:
+        return "fail", (f"{what}: server error {status} ({detail}): a missing or wrong key must be a 401 naming "
+                        "the problem, not a crash")
+    if kind in ("traceback", "html", "empty"):
+        return "fail", f"{what}: status {status} with {detail}"
+    if status not in (401, 403):
+        return "warn", f"{what}: status {status} ({detail}); a credentials problem is 401 (or 403)"
+    if kind not in ("error", "error_event"):
+        return "warn", f"{what}: status {status} but the body is {detail}, not an error object"
+    return "pass", f"{what}: status {status} with {detail}"
+
+
+@check("errors.auth", category="errors",
+       description="without its credentials, or with a wrong key, the request gets 401/403 with an error object")
+def auth(ctx: Context) -> Outcome:
+    caps = [(name, ctx.probes.get(name)) for name in AUTH_CAPTURES]
+    if all(cap is None for _, cap in caps):
+        return Outcome.skip("not run: the run sends no credentials (Authorization, x-api-key or api-key)")
+    seed_ok = seed_shape_ok(ctx.profile)
+    labels = {"auth.missing": "without credentials", "auth.wrong": "with a wrong key"}
+    verdicts = []
+    for name, cap in caps:
+        if cap is None or not_sent(cap):
+            continue
+        status, message = _judge_auth(cap, labels[name], seed_ok)
+        verdicts.append((status, message, cap))
+    if not verdicts:
+        return Outcome.skip(next(cap.error for _, cap in caps if cap is not None))
+    worst = next(s for s in ("fail", "warn", "pass") if any(v[0] == s for v in verdicts))
+    refs = probe_refs(next(c for s, _, c in verdicts if s == worst))
+    return Outcome(worst, measured={labels[n]: c.status for n, c in caps if c is not None},
+                   threshold="401/403 + error object", message="; ".join(m for _, m, _ in verdicts), **refs)
 
 
 # -- rate limiting --------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.checks import Context, Outcome, check, evidence
+from harness.diagnosis import refusal
 from harness.parse import NDJSON_TYPES, SSE_TYPES, media_type
 
 # Media types accepted per stream format (parameters such as charset are ignored): the parse stage's own tables.
@@ -32,10 +33,15 @@ def status(ctx: Context) -> Outcome:
     expected = int(ctx.setting("http.status", 200))
     if (bad := _unreached(ctx)) is not None:
         bad.threshold = expected
+        if (refused := refusal(cap, cap.request.dialect)) is not None:
+            bad.message = refused.text()
         return bad
     ok = cap.status == expected
     excerpt = cap.body[:200].decode("utf-8", "replace") if not ok else f"HTTP {cap.status}"
-    return Outcome.of(ok, f"HTTP {cap.status}" + ("" if ok else f", expected {expected}"), measured=cap.status,
+    message = f"HTTP {cap.status}" + ("" if ok else f", expected {expected}")
+    if (refused := refusal(cap, cap.request.dialect)) is not None:
+        message = f"{refused.text()} (expected {expected})"
+    return Outcome.of(ok, message, measured=cap.status,
                       threshold=expected, evidence=[evidence(0 if not ok else None, excerpt, cap.t_headers)])
 
 

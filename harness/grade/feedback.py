@@ -9,6 +9,7 @@ from their own response, and a command that reproduces the request.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from harness.grade.scoring import GRADER_DEADLINE
@@ -58,6 +59,7 @@ def redact(command: str) -> str:
 def student_view(record: dict[str, Any]) -> dict[str, Any]:
     status = record["status"]
     status_text = STATUS_TEXT.get(status, status)
+    reason = None
     if status == "invalid_url":
         reason = next((a.get("error") for a in record.get("attempts", []) if a.get("error")), None)
         status_text += f": {reason}." if reason else "."
@@ -94,6 +96,7 @@ def student_view(record: dict[str, Any]) -> dict[str, Any]:
         "url": record["url"],
         "status": status,
         "status_text": status_text,
+        "status_reason": reason,  # the untrusted part of status_text (it may quote the URL), for escaping
         "score": record["score"],
         "max_score": record["max_score"],
         "passed": record["passed"],
@@ -108,33 +111,82 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_EXCERPT else text[:MAX_EXCERPT] + "..."
 
 
-def check_text(entry: dict[str, Any]) -> str:
-    """One check's feedback as plain text (Gradescope's per-test output, and the feedback file)."""
-    lines = [entry["message"]] if entry.get("message") else []
+def check_text(entry: dict[str, Any], clean: Callable[[str], str] = str) -> str:
+    """One check's feedback as plain text (Gradescope's per-test output, and the feedback file).
+
+    `clean` is applied to every value that may come from the endpoint (message, measure, evidence, command)."""
+    lines = [clean(entry["message"])] if entry.get("message") else []
     if "measured" in entry or "threshold" in entry:
-        lines.append(f"measured: {entry.get('measured')}   required: {entry.get('threshold')}")
+        measured, threshold = clean(str(entry.get("measured"))), clean(str(entry.get("threshold")))
+        lines.append(f"measured: {measured}   required: {threshold}")
     for e in entry.get("evidence", []):
         where = [f"byte {e['offset']}" if e.get("offset") is not None else "",
                  f"t={e['t']:.3f}s" if isinstance(e.get("t"), (int, float)) else ""]
-        lines.append(f"evidence ({', '.join(w for w in where if w) or 'response'}): {e['excerpt']!r}")
+        lines.append(f"evidence ({', '.join(w for w in where if w) or 'response'}): {clean(repr(e['excerpt']))}")
     if entry.get("reproduce"):
-        lines.append(f"reproduce: {entry['reproduce']}")
+        lines.append(f"reproduce: {clean(entry['reproduce'])}")
     return "\n".join(lines)
 
 
+# --- Markdown: every value from a roster or an endpoint is untrusted -------------------------------------------
+# Characters that would start a new line, or hide or reorder text, in a viewer or a terminal: C0 and C1 controls
+# (tab excepted), DEL, the Unicode line and paragraph separators, bidirectional controls, the BOM.
+_UNSEEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                     r"\u202a-\u202e\u2066-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def visible(text: str) -> str:
+    """`text` on one line with its invisible characters written as escapes (\\n, \\x1b, \\u202e)."""
+    return _UNSEEN.sub(lambda m: _NAMED.get(m.group(), ascii(m.group())[1:-1]), text)
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in re.findall("`+", text)), default=0)
+
+
+def code_span(text: str) -> str:
+    """`text` as an inline code span nothing in it can end or break out of (CommonMark 6.1): a span closes only at
+    a backtick run as long as its opening one, so the fence is one longer than any run inside; no line break is
+    left to end the paragraph; HTML and Markdown inside a span are literal text."""
+    text = visible(text)
+    fence = "`" * (_longest_backtick_run(text) + 1)
+    if text[:1] in ("`", " ") or text[-1:] in ("`", " "):
+        text = f" {text} "  # one space each side is stripped by the renderer, and lets a backtick sit at an edge
+    return f"{fence}{text}{fence}"
+
+
+def code_block(text: str) -> list[str]:
+    """The lines of a fenced code block holding `text` that nothing in it can close (a closing fence must be at
+    least as long as the opening one, and this one is longer than any backtick run inside)."""
+    lines = [visible(line) for line in text.split("\n")]
+    fence = "`" * max(3, _longest_backtick_run("\n".join(lines)) + 1)
+    return [fence, *lines, fence]
+
+
+def _status_markdown(view: dict[str, Any]) -> str:
+    status = view["status"]
+    text = STATUS_TEXT.get(status, code_span(status))
+    if status != "invalid_url":
+        return text
+    reason = view.get("status_reason")
+    return f"{text}: {code_span(reason)}." if reason else f"{text}."
+
+
 def render_markdown(view: dict[str, Any]) -> str:
-    out = [f"# Feedback for {view['id']}", "",
-           f"- URL: `{view['url']}`" if view["url"] else f"- URL: {NO_URL}",
-           f"- Result: {view['status_text']}",
+    status_line = _status_markdown(view)
+    out = [f"# Feedback for {code_span(view['id'])}", "",
+           f"- URL: {code_span(view['url'])}" if view["url"] else f"- URL: {NO_URL}",
+           f"- Result: {status_line}",
            f"- Score: {view['score']} / {view['max_score']}" + ("" if view["status"] != "ok" else
                                                                f" ({'passed' if view['passed'] else 'not passed'})")]
     if view["thresholds"]:
-        out.append("- Your thresholds: " + ", ".join(f"{k} = {v}" for k, v in view["thresholds"].items()))
+        out.append("- Your thresholds: " + ", ".join(code_span(f"{k} = {v}") for k, v in view["thresholds"].items()))
     if view["status"] != "ok":
         # Nothing ran: one explanation (the Result line) instead of the same one under every check.
         ids = [c["id"] for c in view["checks"]]
         out += ["", "## Not graded", "",
-                f"None of the {len(ids)} checks could run, so each scored 0: {view['status_text']}",
+                f"None of the {len(ids)} checks could run, so each scored 0: {status_line}",
                 "", "Checks: " + ", ".join(ids)]
         return "\n".join(out) + "\n"
     uncounted = [c for c in view["checks"] if c.get("counted") is False]
@@ -142,8 +194,8 @@ def render_markdown(view: dict[str, Any]) -> str:
     if lost:
         out += ["", "## What lost points", ""]
         for c in lost:
-            out += [f"### {c['id']} ({c['status']}, {c['points']} / {c['weight']})", "", "```",
-                    check_text(c), "```", ""]
+            out += [f"### {c['id']} ({c['status']}, {c['points']} / {c['weight']})", "",
+                    *code_block(check_text(c, visible)), ""]
     if uncounted:
         out += ["", "## Not counted", "", GRADER_DEADLINE_TEXT, "", "Checks: " + ", ".join(c["id"] for c in uncounted)]
     kept = [c["id"] for c in view["checks"] if c["points"] >= c["weight"]]
