@@ -2,7 +2,8 @@
 
 A grader points the harness at URLs that strangers typed in, so by default it refuses anything that is not a
 public unicast address: loopback, private, link-local, CGNAT, multicast, reserved, documentation ranges, and IPv6
-forms that embed one of those (IPv4-mapped, NAT64, 6to4, Teredo). The check is made on the address actually
+forms that embed one of those (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 well-known and local-use,
+6to4, Teredo). The check is made on the address actually
 connected, inside the httpcore network backend: the backend resolves the host itself, validates every address
 it got, and connects to the validated IP, so a DNS answer that changes between check and connect (rebinding)
 cannot slip past. TLS still verifies the certificate against the host name (httpcore passes it as SNI).
@@ -52,14 +53,20 @@ _V6_RANGES = [
     ("fe80::/10", "link-local address"),
     ("fec0::/10", "private (site-local) address"),
     ("ff00::/8", "multicast address"),
-    ("64:ff9b:1::/48", "private (local NAT64) address"),
+    ("64:ff9b:1::/48", "private (local-use NAT64) address"),
     ("100::/64", "reserved (discard) address"),
     ("2001:db8::/32", "reserved (documentation) address"),
+    ("3fff::/20", "reserved (documentation) address"),
+    ("5f00::/16", "reserved (SRv6 segment identifier) address"),
+    ("::ffff:0:0:0/96", "reserved (IPv4-translated) address"),
     ("::/96", "reserved (IPv4-compatible) address"),
 ]
 _V4_TABLE = [(ipaddress.ip_network(n), why) for n, why in _V4_RANGES]
 _V6_TABLE = [(ipaddress.ip_network(n), why) for n, why in _V6_RANGES]
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: always the /96 layout
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215; read as the /96 layout operators deploy
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 SIIT, ::ffff:0:a.b.c.d
+_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291 (deprecated), ::a.b.c.d
 _ALWAYS_REFUSED = ("multicast", "broadcast")  # never a TCP peer, even when testing locally
 
 
@@ -74,12 +81,23 @@ def parse_ip(value: str | IPAddress) -> IPAddress | None:
         return None
 
 
+def _low32(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+
+
 def _embedded_v4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
-    """An IPv4 address carried inside an IPv6 one, with the mechanism's name."""
+    """An IPv4 address carried inside an IPv6 one, with the mechanism's name: each of these can end up at
+    that IPv4 address (a host stack, a translator or a tunnel delivers it there), so it is judged like it."""
     if ip.ipv4_mapped is not None:
         return "IPv4-mapped", ip.ipv4_mapped
+    if ip in _TRANSLATED:
+        return "IPv4-translated", _low32(ip)
+    if ip in _COMPATIBLE and int(ip) > 1:  # :: and ::1 are the unspecified and loopback addresses themselves
+        return "IPv4-compatible", _low32(ip)
     if ip in _NAT64:
-        return "NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        return "NAT64", _low32(ip)
+    if ip in _LOCAL_NAT64:
+        return "local-use NAT64", _low32(ip)
     if ip.sixtofour is not None:
         return "6to4", ip.sixtofour
     if ip.teredo is not None:
@@ -95,9 +113,11 @@ def classify_ip(ip: IPAddress) -> str | None:
             how, v4 = embedded
             inner = classify_ip(v4)
             if inner is not None:
-                return f"{inner} embedded in an {how} IPv6 address"
+                return f"{inner} ({v4}) embedded in an IPv6 address ({how})"
             if how == "IPv4-mapped":
                 return None  # ::ffff:a.b.c.d is exactly a.b.c.d
+            # A public IPv4 inside: the IPv6 range itself decides (NAT64 and 6to4 are routable;
+            # IPv4-compatible, IPv4-translated and local-use NAT64 are not: the table below refuses them).
         table = _V6_TABLE
     else:
         table = _V4_TABLE

@@ -99,6 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="uvicorn HTTP implementation (auto: httptools when installed; faster per event)")
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                         help="event loop (auto: uvloop when installed)")
+    parser.add_argument("--header-timeout", type=_positive(float), default=d.header_timeout_s, metavar="S",
+                        help="close a connection whose request headers are not complete within S seconds "
+                        f"(slowloris; default {d.header_timeout_s:g}, 0 = never)")
     # uvicorn's own level names (uvicorn.config.LOG_LEVELS): a typo is a usage error, not a crash after binding
     parser.add_argument("--log-level", default="warning", type=str.lower,
                         choices=["critical", "error", "warning", "info", "debug", "trace"],
@@ -109,7 +112,8 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(ttft_ms=args.ttft_ms, gap_ms=args.gap_ms, target_chars=args.chars,
                         min_chunks=args.min_chunks, fault=args.fault, rate_limit=args.rate_limit,
                         upstream=args.upstream, upstream_key_env=args.upstream_key_env, model=args.model,
-                        record_lateness=args.record_lateness, shared_pacer=not args.task_per_stream)
+                        record_lateness=args.record_lateness, shared_pacer=not args.task_per_stream,
+                        header_timeout_s=args.header_timeout)
 
 
 def _settle_gc() -> None:
@@ -163,6 +167,8 @@ def main(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from reference_server.header_timeout import protocol_factory
+
     config = config_from(args)
     try:
         sock = _listen(args.host, args.port)
@@ -175,7 +181,7 @@ def main(args: argparse.Namespace) -> int:
           + (f" ({args.workers} workers)" if args.workers > 1 else ""), file=sys.stderr, flush=True)
     # uvicorn serves the socket bound above (by its file descriptor), so it never binds, nor fails to, itself.
     common = dict(fd=sock.fileno(), log_level=args.log_level, access_log=False, lifespan="off", backlog=4096,
-                  http=args.http, loop=args.loop)
+                  http=protocol_factory(args.http, config.header_timeout_s), loop=args.loop)
     try:
         if args.workers > 1:
             # Worker processes import the app by name, so the config travels through the environment.

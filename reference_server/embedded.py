@@ -18,6 +18,7 @@ import uvicorn
 
 from reference_server.app import create_app
 from reference_server.config import ServerConfig
+from reference_server.header_timeout import protocol_factory
 
 ENDPOINT_PATH = "/v1/chat/completions"
 
@@ -31,14 +32,17 @@ class EmbeddedServer:
         self.host = host
         self.app = create_app(self.config)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        # proto named as uvicorn's own bind does: asyncio sets TCP_NODELAY on accepted connections only
+        # when the listening socket says IPPROTO_TCP; with 0, Nagle held each response's body behind its
+        # headers for the client's delayed ACK (~40 ms per request on a kept-alive connection).
+        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.port: int = self._sock.getsockname()[1]
         self._start_timeout_s = start_timeout_s
         self._server = uvicorn.Server(uvicorn.Config(
             self.app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1,
-            backlog=4096, http=http,
+            backlog=4096, http=protocol_factory(http, self.config.header_timeout_s),
         ))
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None

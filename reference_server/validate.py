@@ -7,6 +7,7 @@ nothing a client sends may reach a code path that raises anything else (no 5xx, 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from reference_server.config import ServerConfig
@@ -71,6 +72,42 @@ def _depth_exceeds(text: str, limit: int) -> bool:
         elif ch in "]}":
             depth -= 1
     return False
+
+
+# A \uD800-\uDFFF escape: JSON lets one stand alone (RFC 8259 8.2), but it then decodes to a surrogate
+# code point, which is no character and which UTF-8 cannot encode: echoed into a response (the model name,
+# an echoed prompt) it made the encoder raise. The pattern only says where to look; pairs decode to
+# ordinary characters.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # only surrogates fail: every other code point has a UTF-8 form
+        return True
+    return False
+
+
+def _surrogate_path(value: object, path: str = "") -> str | None:
+    """Where in the parsed body a string or an object key holds a lone surrogate, e.g. "messages[0].content"
+    (the nesting is already bounded by `max_json_depth`, so the recursion is too)."""
+    if isinstance(value, str):
+        return path if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else key
+            if _has_surrogate(key):  # the path is sent back: the key's surrogate goes in as printable \udXXX
+                return where.encode("utf-8", "backslashreplace").decode("utf-8")
+            found = _surrogate_path(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _bad(message: str, param: str | None = None, code: str | None = "invalid_value") -> ApiError:
@@ -148,6 +185,11 @@ def parse_request(body: bytes, config: ServerConfig) -> ChatRequest:
         raise _bad(f"the request body is not valid JSON: {exc}", None, "invalid_json") from None
     if not isinstance(data, dict):
         raise _bad(f"the request body must be a JSON object, got {type(data).__name__}", None, "invalid_type")
+    if _SURROGATE_ESCAPE.search(text):
+        where = _surrogate_path(data)
+        if where is not None:
+            raise _bad("a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
+                       "which is not a Unicode character", where, "invalid_encoding")
 
     stream = data.get("stream", False)
     if stream is None:

@@ -41,10 +41,66 @@ def test_non_public_addresses_are_refused_with_a_reason(ip, word):
     assert "--allow-private" in reason
 
 
+@pytest.mark.parametrize(("ip", "inner", "form"), [
+    ("::ffff:0:7f00:1", "127.0.0.1 loopback", "IPv4-translated"),  # RFC 2765, ::ffff:0:0:0/96
+    ("::ffff:0:a00:1", "10.0.0.1 private", "IPv4-translated"),
+    ("::ffff:0:a9fe:a9fe", "169.254.169.254 link-local", "IPv4-translated"),
+    ("::7f00:1", "127.0.0.1 loopback", "IPv4-compatible"),  # RFC 4291 ::a.b.c.d
+    ("::10.1.2.3", "10.1.2.3 private", "IPv4-compatible"),
+    ("64:ff9b::a00:1", "10.0.0.1 private", "NAT64"),  # RFC 6052 well-known prefix
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254 link-local", "NAT64"),
+    ("64:ff9b:1::c0a8:101", "192.168.1.1 private", "local-use NAT64"),  # RFC 8215
+    ("64:ff9b:1:ffff::7f00:1", "127.0.0.1 loopback", "local-use NAT64"),
+    ("2002:a00:1::1", "10.0.0.1 private", "6to4"),
+    # Teredo's client address is stored with its bits inverted: f5ff:fffe is 10.0.0.1
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "10.0.0.1 private", "Teredo"),
+])
+def test_ipv6_forms_are_judged_by_the_ipv4_they_carry(ip, inner, form):
+    reason = STRICT.check_ip(ip)
+    address, kind = inner.split(" ", 1)
+    assert reason is not None and kind in reason, reason
+    assert f"({address})" in reason and f"({form})" in reason, reason
+    assert LOCAL.check_ip(ip) is None  # admitted for local testing like the IPv4 address itself
+
+
+@pytest.mark.parametrize(("ip", "word"), [
+    ("5f00::1", "SRv6"), ("5f00:ffff::1", "SRv6"),  # RFC 9602 segment identifiers
+    ("3fff::1", "documentation"), ("3fff:fff:ffff::1", "documentation"),  # RFC 9637
+    ("::ffff:0:808:808", "IPv4-translated"),  # a public IPv4 inside, but the form itself is not routable
+    ("::8.8.8.8", "IPv4-compatible"),
+    ("64:ff9b:1::808:808", "local-use NAT64"),
+])
+def test_non_global_ipv6_ranges_are_refused_whatever_they_carry(ip, word):
+    reason = STRICT.check_ip(ip)
+    assert reason is not None and word in reason and "--allow-private" in reason, reason
+    assert LOCAL.check_ip(ip) is None  # --allow-private admits them as it admits other non-public ranges
+
+
+@pytest.mark.parametrize("ip", ["::ffff:0:e000:1", "::e000:1", "64:ff9b::e000:1", "64:ff9b:1::ffff:ffff",
+                                "2002:e000:1::1"])
+def test_multicast_or_broadcast_carried_in_ipv6_is_refused_even_when_testing_locally(ip):
+    reason = LOCAL.check_ip(ip)
+    assert reason is not None and ("multicast" in reason or "broadcast" in reason), reason
+
+
+@pytest.mark.parametrize("ip", ["::", "::1"])
+def test_the_unspecified_and_loopback_addresses_are_not_read_as_ipv4_compatible(ip):
+    reason = STRICT.check_ip(ip)
+    assert reason is not None and "embedded" not in reason and "IPv4" not in reason, reason
+
+
 @pytest.mark.parametrize("ip", ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111",
-                                "::ffff:8.8.8.8", "172.32.0.1", "100.128.0.1", "11.0.0.1"])
+                                "::ffff:8.8.8.8", "172.32.0.1", "100.128.0.1", "11.0.0.1",
+                                "64:ff9b::808:808", "2002:808:808::1", "3fff:1000::1"])
 def test_public_addresses_pass(ip):
     assert STRICT.check_ip(ip) is None
+
+
+@pytest.mark.parametrize(("ip", "word"), [("5eff:ffff::1", "SRv6"), ("5f01::1", "SRv6"),
+                                          ("3ffe:ffff::1", "documentation"),
+                                          ("3fff:1000::1", "documentation")])
+def test_new_ranges_end_where_their_prefix_ends(ip, word):
+    assert word not in (STRICT.check_ip(ip) or "")
 
 
 @pytest.mark.parametrize("ip", ["127.0.0.1", "::1", "10.0.0.1", "169.254.1.1", "0.0.0.0", "fd00::1",

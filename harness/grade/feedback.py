@@ -114,7 +114,8 @@ def _clip(text: str) -> str:
 def check_text(entry: dict[str, Any], clean: Callable[[str], str] = str) -> str:
     """One check's feedback as plain text (Gradescope's per-test output, and the feedback file).
 
-    `clean` is applied to every value that may come from the endpoint (message, measure, evidence, command)."""
+    `clean` is applied to every value that may come from the endpoint (message, measure, evidence,
+    command)."""
     lines = [clean(entry["message"])] if entry.get("message") else []
     if "measured" in entry or "threshold" in entry:
         measured, threshold = clean(str(entry.get("measured"))), clean(str(entry.get("threshold")))
@@ -122,15 +123,16 @@ def check_text(entry: dict[str, Any], clean: Callable[[str], str] = str) -> str:
     for e in entry.get("evidence", []):
         where = [f"byte {e['offset']}" if e.get("offset") is not None else "",
                  f"t={e['t']:.3f}s" if isinstance(e.get("t"), (int, float)) else ""]
-        lines.append(f"evidence ({', '.join(w for w in where if w) or 'response'}): {clean(repr(e['excerpt']))}")
+        excerpt = clean(repr(e["excerpt"]))
+        lines.append(f"evidence ({', '.join(w for w in where if w) or 'response'}): {excerpt}")
     if entry.get("reproduce"):
         lines.append(f"reproduce: {clean(entry['reproduce'])}")
     return "\n".join(lines)
 
 
-# --- Markdown: every value from a roster or an endpoint is untrusted -------------------------------------------
-# Characters that would start a new line, or hide or reorder text, in a viewer or a terminal: C0 and C1 controls
-# (tab excepted), DEL, the Unicode line and paragraph separators, bidirectional controls, the BOM.
+# --- Markdown: every value from a roster or an endpoint is untrusted ----------------------------------------
+# Characters that would start a new line, or hide or reorder text, in a viewer or a terminal: C0 and C1
+# controls (tab excepted), DEL, the Unicode line and paragraph separators, bidirectional controls, the BOM.
 _UNSEEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
                      r"\u202a-\u202e\u2066-\u2069\ufeff]")
 _NAMED = {"\n": "\\n", "\r": "\\r"}
@@ -146,19 +148,21 @@ def _longest_backtick_run(text: str) -> int:
 
 
 def code_span(text: str) -> str:
-    """`text` as an inline code span nothing in it can end or break out of (CommonMark 6.1): a span closes only at
-    a backtick run as long as its opening one, so the fence is one longer than any run inside; no line break is
-    left to end the paragraph; HTML and Markdown inside a span are literal text."""
-    text = visible(text)
+    """`text` as an inline code span nothing in it can end or break out of (CommonMark 6.1): a span closes
+    only at a backtick run as long as its opening one, so the fence is one longer than any run inside; no
+    line break is left to end the paragraph; HTML and Markdown inside a span are literal text."""
+    text = visible(text) or " "
     fence = "`" * (_longest_backtick_run(text) + 1)
-    if text[:1] in ("`", " ") or text[-1:] in ("`", " "):
-        text = f" {text} "  # one space each side is stripped by the renderer, and lets a backtick sit at an edge
+    if text.strip(" ") and (text[0] in "` " or text[-1] in "` "):
+        # A renderer strips one space from each end of a span that is not all spaces: padding keeps an edge
+        # space, and keeps an edge backtick from joining the fence.
+        text = f" {text} "
     return f"{fence}{text}{fence}"
 
 
 def code_block(text: str) -> list[str]:
-    """The lines of a fenced code block holding `text` that nothing in it can close (a closing fence must be at
-    least as long as the opening one, and this one is longer than any backtick run inside)."""
+    """The lines of a fenced code block holding `text` that nothing in it can close (a closing fence must be
+    at least as long as the opening one, and this one is longer than any backtick run inside)."""
     lines = [visible(line) for line in text.split("\n")]
     fence = "`" * max(3, _longest_backtick_run("\n".join(lines)) + 1)
     return [fence, *lines, fence]
@@ -181,7 +185,8 @@ def render_markdown(view: dict[str, Any]) -> str:
            f"- Score: {view['score']} / {view['max_score']}" + ("" if view["status"] != "ok" else
                                                                f" ({'passed' if view['passed'] else 'not passed'})")]
     if view["thresholds"]:
-        out.append("- Your thresholds: " + ", ".join(code_span(f"{k} = {v}") for k, v in view["thresholds"].items()))
+        pairs = [code_span(f"{k} = {v}") for k, v in view["thresholds"].items()]
+        out.append("- Your thresholds: " + ", ".join(pairs))
     if view["status"] != "ok":
         # Nothing ran: one explanation (the Result line) instead of the same one under every check.
         ids = [c["id"] for c in view["checks"]]
