@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -84,7 +86,9 @@ def test_file_stems_are_safe_and_distinct():
 def test_store_round_trip_and_resume_rules(tmp_path):
     store = ResultStore(tmp_path)
     store.prepare()
-    (store.results_dir / ".leftover.json.1.abc.tmp").write_text("{")
+    writer = subprocess.Popen([sys.executable, "-c", ""])  # a writer that is gone: only its leftovers are swept
+    writer.wait()
+    (store.results_dir / f".leftover.json.{writer.pid}.0123abcd.tmp").write_text("{")
     store.prepare()
     assert not list(store.results_dir.glob(".*.tmp"))  # a killed writer's leftovers are cleared
     assert store.load("a") is None and not store.finished("a")

@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import atomic_write_text  # re-exported: the grade modules write through it
+# atomic_write_text is re-exported: the grade modules write through it
+from harness.atomic import atomic_write_text, orphaned
 
 # A result with this status is the grader's own failure, not the student's: a rerun grades it again.
 RETRY_ON_RESUME = frozenset({"error"})
@@ -39,10 +40,15 @@ class ResultStore:
         self.superseded_dir = self.out / "superseded"
 
     def prepare(self) -> None:
+        """Create the folders and sweep what graders killed mid-write left (never read, safe to remove).
+
+        Only files whose writer is gone: the caller holds the folder's lock (lock.py), but a file of a live process
+        (an older grader that takes no lock, a report being rendered beside a record) must survive its rename.
+        """
         self.results_dir.mkdir(parents=True, exist_ok=True)
-        # Leftovers of a run killed mid-write: never read, safe to remove.
         for tmp in self.results_dir.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+            if orphaned(tmp):
+                tmp.unlink(missing_ok=True)
 
     def path(self, ident: str) -> Path:
         return self.results_dir / f"{file_stem(ident)}.json"
