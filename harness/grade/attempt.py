@@ -9,7 +9,8 @@ Status of a submission (anything but ``ok`` scores 0):
     unreachable      connection refused / DNS failure / reset before any response   (retried once)
     timeout          no response within the deadline                                 (retried once)
     ok               a response arrived and the profile's checks graded it
-    error            the grader itself failed on this submission (a bug): recorded, graded again on rerun
+    error            the grader itself failed on this submission (a bug, or its record could not be saved:
+                     disk full, permissions): recorded, graded again on rerun
 """
 
 from __future__ import annotations
@@ -89,9 +90,11 @@ async def grade_one(item: GradeInput, runner: Runner, policy: AttemptPolicy = At
     return build_record(item, runner, attempts, final, started_at, time.perf_counter() - t0)
 
 
-def error_record(item: GradeInput, runner: Runner, exc: BaseException) -> dict[str, Any]:
-    """The grader failed on this submission: keep the batch going and say so in the record."""
-    outcome = AttemptOutcome(status="error", error=f"{type(exc).__name__}: {exc}", started_at=utc_now())
+def error_record(item: GradeInput, runner: Runner, exc: BaseException, doing: str = "") -> dict[str, Any]:
+    """The grader failed on this submission: keep the batch going and say so in the record.
+
+    ``doing`` says what failed when it was not the grading itself, e.g. "could not save the result: "."""
+    outcome = AttemptOutcome(status="error", error=f"{doing}{type(exc).__name__}: {exc}", started_at=utc_now())
     return build_record(item, runner, [outcome], outcome, outcome.started_at, 0.0)
 
 

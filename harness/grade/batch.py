@@ -19,8 +19,13 @@ Persist = Callable[[dict[str, Any]], Any]
 
 
 async def grade_all(items: Iterable[GradeInput], runner: Runner, persist: Persist, *, concurrency: int,
-                    policy: AttemptPolicy | None = None, on_done: OnDone | None = None) -> int:
-    """Grade every item, calling ``persist(record)`` (in a thread) then ``on_done(record)``; return the count."""
+                    policy: AttemptPolicy | None = None, on_done: OnDone | None = None,
+                    on_unsaved: OnDone | None = None) -> int:
+    """Grade every item, calling ``persist(record)`` (in a thread) then ``on_done(record)``; return the count.
+
+    A record ``persist`` fails on (disk full, permissions) is replaced by an ``error`` record saying why, which
+    exists only in memory: it goes to ``on_unsaved``, then to ``on_done``, and the batch goes on.
+    """
     loop = asyncio.get_running_loop()
     # Checks (evaluate_in_thread), DNS lookups (loop.getaddrinfo) and record writes all use the default executor.
     # Its stock size (cpu + 4) would queue one student's DNS lookup behind other students' checks, and that wait
@@ -45,7 +50,7 @@ async def grade_all(items: Iterable[GradeInput], runner: Runner, persist: Persis
                 raise
             except Exception as exc:  # noqa: BLE001 - one submission must never end the batch
                 record = error_record(item, runner, exc)
-            await asyncio.to_thread(persist, record)
+            record = await _persisted(item, runner, persist, record, on_unsaved)
             done += 1
             if on_done:
                 on_done(record)
@@ -58,3 +63,16 @@ async def grade_all(items: Iterable[GradeInput], runner: Runner, persist: Persis
             w.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
     return done
+
+
+async def _persisted(item: GradeInput, runner: Runner, persist: Persist, record: dict[str, Any],
+                     on_unsaved: OnDone | None) -> dict[str, Any]:
+    """``record`` once saved, or the error record that replaces one that could not be."""
+    try:
+        await asyncio.to_thread(persist, record)
+        return record
+    except Exception as exc:  # noqa: BLE001 - one record that cannot be saved must not end the batch either
+        unsaved = error_record(item, runner, exc, doing="could not save the result: ")
+    if on_unsaved:
+        on_unsaved(unsaved)
+    return unsaved

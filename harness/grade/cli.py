@@ -1,8 +1,8 @@
 """`streamconform grade ROSTER --out DIR`: grade every submission of a roster, resumably.
 
 Exit codes: 0 the batch is complete (every submission has a result, whatever its grade), 1 the grader itself
-failed on some submission (status ``error``; a rerun grades those again), 2 a usage error (bad roster, unknown
-profile, bad thresholds), 130 interrupted (rerun the same command to resume).
+failed on some submission, or could not save its record (status ``error``; a rerun grades those again), 2 a usage
+error (bad roster, unknown profile, bad thresholds), 130 interrupted (rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -134,12 +134,7 @@ def rerun_hints(summary: dict[str, Any]) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.grade.batch import grade_all
     from harness.grade.engine import EngineRunner
-    from harness.grade.exports import write_batch_exports, write_submission_exports
-    from harness.grade.progress import BatchProgress
-    from harness.grade.store import ResultStore
-    from reports.grading_report import profile_label
 
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
@@ -159,7 +154,18 @@ def main(args: argparse.Namespace) -> int:
     runner = EngineRunner(args.profile, allow_private=args.allow_private, deadline_s=args.deadline, api_key=api_key)
     check_thresholds(items, runner, args)
 
-    out = Path(args.out)
+    return grade_batch(args, subs, items, regrade, runner, Path(args.out))
+
+
+def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[GradeInput], regrade: list[str],
+                runner: Any, out: Path) -> int:
+    """Grade what the folder still lacks and write the exports."""
+    from harness.grade.batch import grade_all
+    from harness.grade.exports import write_batch_exports, write_submission_exports
+    from harness.grade.progress import BatchProgress
+    from harness.grade.store import ResultStore
+    from reports.grading_report import profile_label
+
     store = ResultStore(out)
     store.prepare()
     plan = plan_resume(items, store, regrade=set(regrade), allow_private=args.allow_private,
@@ -183,7 +189,18 @@ def main(args: argparse.Namespace) -> int:
         if record["id"] in stale_ids:
             store.supersede(record["id"])
         store.write(record)  # the commit point: once this returns the grade survives anything
-        write_submission_exports(out, record)
+        try:
+            write_submission_exports(out, record)
+        except OSError as exc:  # the grade is saved; write_batch_exports tries these files again at the end
+            progress.console.print(f"streamconform: warning: {record['id']!r}: feedback files not written: {exc}",
+                                   markup=False)
+
+    unsaved: dict[str, dict[str, Any]] = {}
+
+    def on_unsaved(record: dict[str, Any]) -> None:  # printed even with --quiet: a grade is missing from disk
+        unsaved[record["id"]] = record
+        progress.console.print(f"streamconform: error: {record['id']!r}: {record['attempts'][-1]['error']}",
+                               markup=False)
 
     # Checks run in worker threads (evaluate_in_thread): hand the GIL back to the event loop within 1 ms rather
     # than the default 5 ms, so reads of other streams are timestamped when they arrive.
@@ -192,12 +209,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         with progress:
             asyncio.run(grade_all(pending, runner, persist, concurrency=args.concurrency,
-                                  policy=AttemptPolicy(retry_delay_s=args.retry_delay), on_done=progress.done))
+                                  policy=AttemptPolicy(retry_delay_s=args.retry_delay), on_done=progress.done,
+                                  on_unsaved=on_unsaved))
     except KeyboardInterrupt:
         # What finished is on disk; export it so the partial grades are usable, then stop as interrupted.
-        write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name())
+        write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name(), unsaved)
         raise
-    summary = write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name())
+    summary = write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name(), unsaved)
     if args.html:
         from reports import write_grading
 
@@ -211,7 +229,16 @@ def main(args: argparse.Namespace) -> int:
             progress.console.print(hint, markup=False)
     failed = summary["by_status"].get("error", 0)
     if failed:
-        progress.console.print(f"the grader failed on {failed} submission(s) (status error, detail in their result "
-                               "files); rerun the same command to grade them again")
+        progress.console.print(failure_text(failed, len(unsaved)), markup=False)
         return 1
     return 0
+
+
+def failure_text(failed: int, unsaved: int) -> str:
+    """The closing line when some rows are ``error``: where their detail is, and how to grade them again."""
+    where = "detail in their result files"
+    if unsaved:
+        where = (f"{unsaved} of them could not be saved (disk full or not writable?): the reason is in summary.json "
+                 "and summary.html" + (", the others' in their result files" if unsaved < failed else ""))
+    return (f"the grader failed on {failed} submission(s) (status error, {where}); rerun the same command to grade "
+            "them again")

@@ -110,18 +110,39 @@ def profile_counts(records: list[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def error_text(record: dict[str, Any]) -> str | None:
+    """Why the grader failed on a submission (status ``error``): its last attempt's error."""
+    if record.get("status") != "error":
+        return None
+    return next((a.get("error") for a in reversed(record.get("attempts") or []) if a.get("error")), None)
+
+
+def _restore_exports(out: Path, record: dict[str, Any]) -> None:
+    """Recreate a submission's feedback and Gradescope files a kill (or a full disk) left missing; a failure
+    leaves them missing, and the rows of the other submissions are still written."""
+    if not _exports_missing(out, record["id"]):
+        return
+    try:
+        write_submission_exports(out, record)
+    except OSError:
+        pass
+
+
 def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_columns: list[str],
-                        profile: str) -> dict[str, Any]:
+                        profile: str, unsaved: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """grades.csv, summary.json and summary.html for ``ids`` (roster order); returns the summary data.
 
-    ``profile`` (the current run's) names the summary only while no record exists; records say their own."""
+    ``profile`` (the current run's) names the summary only while no record exists; records say their own.
+    ``unsaved``: this run's error records for submissions whose record could not be written (batch.py); they
+    take the place of whatever is on disk for those ids, with no result file to link."""
+    unsaved = unsaved or {}
     records = []
     for ident in ids:
-        record = store.load(ident)
+        record = unsaved.get(ident) or store.load(ident)
         if record is not None:
             records.append(record)
-            if _exports_missing(out, ident):  # killed between the record and its exports
-                write_submission_exports(out, record)
+            if ident not in unsaved:
+                _restore_exports(out, record)
     own = set(CSV_COLUMNS)
     extra_names = {c: (c if c not in own else f"roster_{c}") for c in extra_columns}
     buf = io.StringIO()
@@ -129,7 +150,8 @@ def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_col
     writer.writeheader()
     submissions = []
     for record in records:
-        row = csv_row(record, store.relpath(record["id"]))
+        result_path = "" if record["id"] in unsaved else store.relpath(record["id"])
+        row = csv_row(record, result_path)
         for col, name in extra_names.items():
             row[name] = record.get("roster", {}).get(col, "")
         writer.writerow({k: _cell(v) for k, v in row.items()})
@@ -141,8 +163,10 @@ def write_batch_exports(out: Path, ids: list[str], store: ResultStore, extra_col
             # them apart from real failures.
             "not_run_checks": [i["id"] for i in record.get("scoring", []) if i.get("status") == "not_run"],
             "ttft_ms": row["ttft_ms"] if row["ttft_ms"] != "" else None,
-            "result": store.relpath(record["id"]), "feedback": feedback_relpath(record["id"]),
+            "result": result_path, "feedback": feedback_relpath(record["id"]),
             "gradescope": gradescope_relpath(record["id"]),
+            # Shown under the row of summary.html: the only place a record that could not be saved says why.
+            **({"error": error_text(record)} if error_text(record) else {}),
         })
     atomic_write_text(out / "grades.csv", buf.getvalue())
     counts = Counter(s["status"] for s in submissions)
