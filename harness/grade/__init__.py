@@ -6,6 +6,7 @@
     attempt.py     the unit of work: one Submission in, one grade record out (retry, deadline, status)
     scoring.py     per-check weights -> score / max_score with partial credit
     store.py       one atomic JSON file per submission; resume = skip ids whose file is there
+    lock.py        one grader per output folder (flock on OUT/.grade.lock, naming its holder)
     batch.py       bounded concurrency on one event loop
     feedback.py    what a student may see (no instructor-only detail)
     exports.py     grades.csv, Gradescope results.json, feedback files, summary.json / summary.html

@@ -2,7 +2,8 @@
 
 Exit codes: 0 the batch is complete (every submission has a result, whatever its grade), 1 the grader itself
 failed on some submission, or could not save its record (status ``error``; a rerun grades those again), 2 a usage
-error (bad roster, unknown profile, bad thresholds), 130 interrupted (rerun the same command to resume).
+error (bad roster, unknown profile, bad thresholds) or another grader holds the folder (lock.py), 130 interrupted
+(rerun the same command to resume).
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ def rerun_hints(summary: dict[str, Any]) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     from harness.grade.engine import EngineRunner
+    from harness.grade.lock import hold
 
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
@@ -154,12 +156,16 @@ def main(args: argparse.Namespace) -> int:
     runner = EngineRunner(args.profile, allow_private=args.allow_private, deadline_s=args.deadline, api_key=api_key)
     check_thresholds(items, runner, args)
 
-    return grade_batch(args, subs, items, regrade, runner, Path(args.out))
+    out = Path(args.out)
+    # Before anything in the folder is touched: a second grader on it would grade every id again and sweep the
+    # first one's files in flight. Exit 2 (FolderLocked) names the grader that holds it.
+    with hold(out, warn=lambda text: print(f"streamconform: warning: {text}", file=sys.stderr)):
+        return grade_batch(args, subs, items, regrade, runner, out)
 
 
 def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[GradeInput], regrade: list[str],
                 runner: Any, out: Path) -> int:
-    """Grade what the folder still lacks and write the exports."""
+    """Grade what the folder still lacks and write the exports; the caller holds the folder's lock."""
     from harness.grade.batch import grade_all
     from harness.grade.exports import write_batch_exports, write_submission_exports
     from harness.grade.progress import BatchProgress
