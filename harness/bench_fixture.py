@@ -75,11 +75,12 @@ def measure_stream(benchmark: Any, endpoint: str, profile: Any, options: Any, *,
     fails after the statistics are stored, because timings of a broken stream mislead.
     """
     from harness.capture import capture, make_client
-    from harness.model import Limits
+    from harness.model import ByteBudget, Limits
     from harness.request import build_request
 
     rounds = rounds or int(os.environ.get("STREAMCONFORM_BENCH_ROUNDS", DEFAULT_ROUNDS))
     limits = getattr(options, "limits", None) or Limits()
+    budget = ByteBudget(limits.budget_bytes)  # every round's capture is kept until the end, as a run's are
     dialect = _pick(options, profile, "dialect", "prompt")
     if dialect not in ("prompt", "openai"):
         dialect = "prompt"  # "auto" falls back to the seed dialect: a benchmark sends one fixed request
@@ -94,7 +95,8 @@ def measure_stream(benchmark: Any, endpoint: str, profile: Any, options: Any, *,
         client = make_client(policy, limits, max_connections=4)
 
         def one_stream() -> None:
-            captures.append(loop.run_until_complete(capture(spec, limits, policy=policy, client=client)))
+            captures.append(loop.run_until_complete(capture(spec, limits, policy=policy, client=client,
+                                                            budget=budget)))
 
         try:
             benchmark.pedantic(one_stream, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)

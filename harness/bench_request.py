@@ -20,6 +20,10 @@ from typing import Any
 _CLEAN_END = "eof"
 # Captures kept raw until the level ends; past this many, each is parsed as it ends, bounding memory.
 MAX_DEFERRED = 4096
+# Body bytes the captures in flight and those kept raw may hold together (each capture also has the usual per-capture
+# cap, harness.model.CAPTURE_MAX_BYTES): a flooding endpoint at high concurrency costs this much, not concurrency
+# times the cap. A request cut by it ends as max_bytes. Past half of it held, captures are parsed as they end.
+BENCH_BUDGET_BYTES = 64 * 1024 * 1024
 
 
 def _error_kind(capture: Any, saw_error_event: bool, content_events: int) -> str | None:
@@ -90,7 +94,7 @@ class BenchClient:
     def __init__(self, url: str, *, dialect: str, prompts: list[str], headers: dict[str, str] | None = None,
                  model: str | None = None, api_key: str | None = None, timeout_s: float = 60.0,
                  token_method: str = "chars/4", max_connections: int = 100, max_tokens: int | None = None) -> None:
-        from harness.model import Limits
+        from harness.model import ByteBudget, Limits
 
         self.url = url
         self.dialect = dialect
@@ -99,6 +103,7 @@ class BenchClient:
         self.model = model
         self.api_key = api_key if api_key is not None else (os.environ.get("STREAMCONFORM_API_KEY") or None)
         self.limits = Limits(deadline_s=timeout_s, idle_timeout_s=min(Limits().idle_timeout_s, timeout_s))
+        self.budget = ByteBudget(BENCH_BUDGET_BYTES)  # bytes held, given back as each capture becomes a record
         self.token_method = token_method
         self.max_connections = max_connections
         self.max_tokens = max_tokens
@@ -133,11 +138,16 @@ class BenchClient:
         so bursts of streams ending together do not delay the timestamps of the streams still running."""
         from harness.capture import capture
 
-        cap = await capture(self.spec(index), self.limits, client=self._client)
-        if self._pending < MAX_DEFERRED:
+        cap = await capture(self.spec(index), self.limits, client=self._client, budget=self.budget)
+        if self._pending < MAX_DEFERRED and self.budget.used <= self.budget.total // 2:
             self._pending += 1
             return {"index": index, "t_start_s": t_start_s, "capture": cap}
-        return record_from_capture(cap, token_method=self.token_method, index=index, t_start_s=t_start_s)
+        return self._record(cap, index, t_start_s)
+
+    def _record(self, cap: Any, index: int, t_start_s: float) -> dict[str, Any]:
+        record = record_from_capture(cap, token_method=self.token_method, index=index, t_start_s=t_start_s)
+        self.budget.give_back(record["bytes"])
+        return record
 
     def finish(self, item: dict[str, Any]) -> dict[str, Any]:
         """The record of a request (parsing it now if ``request`` deferred it)."""
@@ -145,7 +155,6 @@ class BenchClient:
         if cap is None:
             return item
         self._pending -= 1
-        record = record_from_capture(cap, token_method=self.token_method, index=item["index"],
-                                     t_start_s=item["t_start_s"])
+        record = self._record(cap, item["index"], item["t_start_s"])
         record["parse_deferred"] = True
         return record

@@ -9,13 +9,21 @@ How each cap is enforced, and why that way:
                    timeout, and a 1 byte/s trickle never trips a per-read one.
     idle timeout   httpx's read timeout, which is per socket read: no extra timer task per read, so hundreds of
                    concurrent captures stay cheap.
-    max bytes /    counted on the raw reads as they arrive; the capture stops reading at the cap.
-    max line
+    max bytes /    counted on the raw reads as they arrive; the capture stops reading at the cap, or when the run's
+    max line       shared byte budget (``budget``, harness.model.ByteBudget) is used up.
     max headers    h11 refuses a header block over 100 KiB (httpcore's limit) and we count the rest, so 10,000
                    headers end as a protocol_error, not as memory.
     encoding       the request asks for identity and the body is read with ``aiter_raw``, so nothing is ever
                    decompressed; a Content-Encoding the server applied anyway ends the capture as
                    ``encoding_refused`` after its first raw read is kept as evidence (a gzip bomb stays small).
+Reads are kept as they arrived, with two exceptions that bound the objects per byte (a sender writing one byte per
+TCP segment would otherwise cost a Read object, and later a JSON object, per byte):
+    - a read that holds no line break cannot complete an event, so the reads after it join it and the joined read
+      takes the time of its last part (the event times stay exact);
+    - a read arriving within ``COALESCE_S`` of the read it would join, joins it and takes its time (an event time
+      is then early by less than ``COALESCE_S``, far under the timing checks' resolution).
+    A joined read holds at most ``MAX_JOINED_BYTES``; past ``MAX_READS`` reads everything joins the last one
+    (events that far into a stream are past the parser's event cap).
 Redirects are not followed unless asked; each followed hop is re-validated (URL syntax here, address in the
 guarded network backend), at most five hops.
 """
@@ -38,7 +46,7 @@ import httpx
 
 from harness import __version__
 from harness.guard import AddressPolicy, GuardedBackend, blocked_reason, check_url, parse_ip
-from harness.model import Capture, Limits, Read, RequestSpec
+from harness.model import ByteBudget, Capture, Limits, Read, RequestSpec
 
 MAX_REDIRECTS = 5
 # A body in an unrequested Content-Encoding: the first read (at most this much) is kept as evidence, then stop.
@@ -62,6 +70,11 @@ _TASK_TAP: contextvars.ContextVar[Any] = contextvars.ContextVar("streamconform_t
 _HEAD_EXCERPT_BYTES = 256
 # A request body this small leaves in one send() (the socket buffer holds it).
 _SMALL_BODY = 32 * 1024
+# Joining reads (see the module docstring): the time window, the size of one joined read (httpcore's read size, so
+# the parser is fed pieces no larger than before) and the number of reads past which everything joins the last.
+COALESCE_S = 0.0005
+MAX_JOINED_BYTES = 64 * 1024
+MAX_READS = 32 * 1024
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -177,17 +190,22 @@ class _Run:
     """The state of one capture while it runs."""
 
     def __init__(self, spec: RequestSpec, limits: Limits, policy: AddressPolicy | None,
-                 follow_redirects: bool) -> None:
+                 follow_redirects: bool, budget: ByteBudget | None = None) -> None:
         self.spec = spec
         self.limits = limits
         self.policy = policy
         self.follow_redirects = follow_redirects
+        self.budget = budget  # shared with the run's other captures, or None
         self.cap = Capture(request=spec)
         self.t0 = 0.0
         self.total = 0       # body bytes kept
         self.line_run = 0    # bytes since the last CR or LF, across reads
         self.head = b""      # the first bytes of the reply, until its headers are parsed
         self.arrival: float | None = None  # perf_counter time the latest socket read arrived (from the tap)
+        # The read being joined (see the module docstring), its time, and whether it holds a line break.
+        self.joined: bytes | bytearray = b""
+        self.joined_t = 0.0
+        self.joined_eol = False
 
     def head_note(self) -> str:
         """For messages about a reply whose headers never completed: what it had sent so far."""
@@ -270,6 +288,37 @@ class _Run:
         cap.t_headers = cap.t_first_byte = None
         self.total = self.line_run = 0
         self.head = b""
+        self.joined = b""
+
+    # -- keeping reads --------------------------------------------------------------------------------------------
+
+    def keep(self, chunk: bytes, t: float) -> None:
+        """Record one body read that arrived at ``t``, joined to the read before it when that loses no event time
+        (or less than COALESCE_S of it): see the module docstring."""
+        eol = 10 in chunk or 13 in chunk  # int operands: a memchr each
+        joined = self.joined
+        if joined and self.joins(len(chunk), t):
+            if type(joined) is bytes:  # a second part: amortized appends from here
+                self.joined = joined = bytearray(joined)
+            joined += chunk
+            if not self.joined_eol:  # nothing completed before this part: the joined read is as late as it
+                self.joined_t, self.joined_eol = t, eol
+            return
+        self.flush_reads()
+        self.joined, self.joined_t, self.joined_eol = chunk, t, eol
+
+    def joins(self, n: int, t: float) -> bool:
+        if len(self.cap.reads) >= MAX_READS - 1:
+            return True
+        if len(self.joined) + n > MAX_JOINED_BYTES:
+            return False
+        return not self.joined_eol or t - self.joined_t < COALESCE_S
+
+    def flush_reads(self) -> None:
+        """Move the read being joined into the capture (done before the capture is returned)."""
+        if self.joined:
+            self.cap.reads.append(Read(self.joined_t, bytes(self.joined)))
+            self.joined = b""
 
     async def one_request(self, client: httpx.AsyncClient, url: str, method: str, headers: dict[str, str],
                           body: bytes) -> str | None:
@@ -314,7 +363,7 @@ class _Run:
         encoding = (response.headers.get("content-encoding") or "").strip()
         foreign = encoding.lower() not in ("", "identity")
         byte_cap = min(limits.max_bytes, ENCODED_PREFIX_BYTES) if foreign else limits.max_bytes
-        reads = self.cap.reads
+        budget = self.budget
         async for chunk in response.aiter_raw():
             t = self.arrived()
             if not chunk:
@@ -322,17 +371,14 @@ class _Run:
             if self.cap.t_first_byte is None:
                 self.cap.t_first_byte = t
             room = byte_cap - self.total
+            if budget is not None:
+                room = min(room, budget.left())
             if len(chunk) > room:
-                chunk = chunk[:room]
-                if chunk:
-                    reads.append(Read(t, chunk))
-                    self.total += len(chunk)
+                self.keep_counted(chunk[:room], t)
                 if foreign:
                     break
-                raise _Ended("max_bytes", f"the body exceeded {limits.max_bytes} bytes; the first "
-                                          f"{self.total} were kept")
-            reads.append(Read(t, chunk))
-            self.total += len(chunk)
+                raise _Ended("max_bytes", self.cut_message(byte_cap))
+            self.keep_counted(chunk, t)
             if foreign:
                 break  # the first read is the evidence; a compressed stream is not worth waiting for
             longest = self.track_lines(chunk)
@@ -343,6 +389,20 @@ class _Run:
             raise _Ended("encoding_refused", f"the server sent Content-Encoding: {encoding} although the request "
                                              f"asked for identity; the body was not decoded ({self.total} raw "
                                              "bytes kept)")
+
+    def keep_counted(self, chunk: bytes, t: float) -> None:
+        if chunk:
+            self.keep(chunk, t)
+            self.total += len(chunk)
+            if self.budget is not None:
+                self.budget.take(len(chunk))
+
+    def cut_message(self, byte_cap: int) -> str:
+        """Why the body was cut: this capture's cap, or the byte budget shared by the run's captures."""
+        if self.total < byte_cap and self.budget is not None:
+            return (f"the run's byte budget ({self.budget.total} bytes over all its requests) was used up; the "
+                    f"first {self.total} bytes of this body were kept")
+        return f"the body exceeded {self.limits.max_bytes} bytes; the first {self.total} were kept"
 
     def track_lines(self, chunk: bytes) -> int:
         """Update the run of bytes since the last line break; return the longest run this chunk is part of."""
@@ -414,16 +474,17 @@ async def _run_with_timeout(coro: Any, seconds: float) -> None:
 
 async def capture(spec: RequestSpec, limits: Limits | None = None, *, policy: AddressPolicy | None = None,
                   follow_redirects: bool = False, client: httpx.AsyncClient | None = None,
-                  cancel_after_s: float | None = None) -> Capture:
+                  cancel_after_s: float | None = None, budget: ByteBudget | None = None) -> Capture:
     """Send ``spec`` and record the response under ``limits``. Never raises for anything the endpoint does.
 
     ``policy``: the address policy (None admits any address). ``client``: a shared client from
     :func:`make_client`, for many concurrent captures on one loop; a client without the guard is not used
     when a policy is given (a fresh guarded client is used instead). ``cancel_after_s``: drop the stream on
-    purpose after that many seconds (``end_reason="cancelled"``), as the disconnect probe does.
+    purpose after that many seconds (``end_reason="cancelled"``), as the disconnect probe does. ``budget``: the
+    byte budget shared by the captures of one run (the body then keeps at most what is left of it).
     """
     limits = limits or Limits()
-    run = _Run(spec, limits, policy, follow_redirects)
+    run = _Run(spec, limits, policy, follow_redirects, budget)
     cap = run.cap
     cap.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     run.t0 = cap.clock_origin = time.perf_counter()
@@ -461,6 +522,7 @@ async def capture(spec: RequestSpec, limits: Limits | None = None, *, policy: Ad
             if own_client:
                 await use.aclose()
     finally:
+        run.flush_reads()
         cap.t_end = run.now()
     return cap
 

@@ -62,6 +62,20 @@ class RequestSpec:
         return cls(**d)
 
 
+# Body cap of one capture, wherever it is made (run, grade, bench, the pytest plugin). The pipeline holds several
+# copies of a body at once (reads, the joined body, its events and chunks), so a flood filling a 16 MiB cap peaked
+# near 250 MB RSS; 4 MiB still holds ~20,000 OpenAI chunks, far beyond any answer a check needs.
+CAPTURE_MAX_BYTES = 4 * 1024 * 1024
+# Room in a run's byte budget for the error probes' short replies (a dozen of at most 64 KiB each): the main answer
+# and its second prompt can never use it up, and the repeats before the probes leave it (harness/robustness.py).
+PROBE_RESERVE_BYTES = 1024 * 1024
+# Body bytes all the captures of one run keep together (main, second prompt, repeats, probes, robustness streams):
+# what a run holds in memory and writes to a capture bundle is bounded by this, however many requests it makes.
+# Two whole captures (a main answer and its second prompt can both hit the cap) and the probes' room; a normal run
+# uses a few hundred KB of it.
+RUN_BUDGET_BYTES = 2 * CAPTURE_MAX_BYTES + PROBE_RESERVE_BYTES
+
+
 @dataclass(slots=True)
 class Limits:
     """Hard caps that end a capture with a recorded reason instead of a hang or unbounded memory."""
@@ -69,9 +83,34 @@ class Limits:
     deadline_s: float = 60.0
     idle_timeout_s: float = 30.0
     connect_timeout_s: float = 10.0
-    max_bytes: int = 16 * 1024 * 1024
+    max_bytes: int = CAPTURE_MAX_BYTES
     max_line_bytes: int = 1024 * 1024
     max_headers: int = 200
+    budget_bytes: int = RUN_BUDGET_BYTES  # all the captures of one run together (see ByteBudget)
+
+
+class ByteBudget:
+    """Body bytes the captures of one run may still keep, shared by all of them (concurrent ones included).
+
+    A capture keeps at most ``min(its own cap, what is left)``; one that the budget stops ends as ``max_bytes``
+    saying so. Captures run on one event loop, so the counter needs no lock.
+    """
+
+    __slots__ = ("total", "used")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.used = 0
+
+    def left(self) -> int:
+        return max(0, self.total - self.used)
+
+    def take(self, n: int) -> None:
+        self.used += n
+
+    def give_back(self, n: int) -> None:
+        """Bytes no longer held (bench parses a capture into a record and drops it): others may use them."""
+        self.used = max(0, self.used - n)
 
 
 @dataclass(slots=True)

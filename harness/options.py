@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.model import Limits
+from harness.model import CAPTURE_MAX_BYTES, Limits
 
-# Body cap of one capture in a run. The pipeline holds several copies of a body at once (reads, the joined body,
-# its decoded text, events, chunks), so a flood filling a 16 MiB cap peaks near 250 MB RSS; 4 MiB keeps a run
-# under the 150 MB bound and still holds ~20,000 OpenAI chunks, far beyond any answer a check needs.
-RUN_MAX_BYTES = 4 * 1024 * 1024
+# Body cap of one capture in a run: the cap every capture has (harness.model.CAPTURE_MAX_BYTES, with the reason),
+# kept under this name for the callers that import it. All the captures of a run also share one byte budget
+# (Limits.budget_bytes).
+RUN_MAX_BYTES = CAPTURE_MAX_BYTES
 
 
 def add_run_options(add: Callable[..., Any], prefix: str = "") -> None:

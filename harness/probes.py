@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.model import Capture, Limits, RequestSpec
+from harness.model import ByteBudget, Capture, Limits, RequestSpec
 from harness.profile import profile_section
 
 DEFAULT_ACCEPTED_CODES = (400, 413, 415, 422)
@@ -358,10 +358,18 @@ def not_attempted(spec: RequestSpec, reason: str) -> Capture:
     return Capture(request=spec, end_reason="deadline", error=reason)
 
 
+def run_budget(run: Any) -> ByteBudget | None:
+    """The byte budget shared by the run's captures (None for a stand-in run object without one)."""
+    budget = getattr(run, "budget", None)
+    return budget if isinstance(budget, ByteBudget) else None
+
+
 async def capture_with(spec: RequestSpec, limits: Limits, run: Any, **kw: Any) -> Capture:
-    """Capture one request with the run's policy; never raises (the capture stage's own promise, enforced here)."""
+    """Capture one request with the run's policy and byte budget; never raises (the capture stage's own promise,
+    enforced here)."""
     from harness.capture import capture
 
+    kw.setdefault("budget", run_budget(run))
     try:
         return await capture(spec, limits, policy=run_policy(run), follow_redirects=run_follow_redirects(run), **kw)
     except Exception as exc:  # noqa: BLE001 - a capture bug must become a failed check, not a crashed run

@@ -23,7 +23,9 @@ timing checks then judge the median of N + 1 captures, the primary included), ``
 count of 0 also turns a part off), ``ttft_p90_ms`` (default: the profile's ``timing.ttft_ms``).
 
 Nothing is sent when the main capture did not produce a complete 2xx stream (the other checks already say why, and a
-hanging endpoint would only burn the run's deadline again), or when too little time is left.
+hanging endpoint would only burn the run's deadline again), when too little time is left, or when too little is left
+of the run's byte budget for answers the size of the main one (a part cut by the budget would read as the
+endpoint's failure; the repeats also leave room for the error probes after them).
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from harness.model import Capture
+from harness.model import PROBE_RESERVE_BYTES, Capture
 from harness.probes import (
     MIN_TIME_LEFT_S,
     capture_with,
     primary_capture,
     primary_request,
+    run_budget,
     run_limits,
     run_profile,
     run_store,
@@ -50,7 +53,10 @@ DEFAULT_REPEATS = 3
 DEFAULT_WARMUP = 1
 # Body cap of each extra capture: this many times the main answer's size, at least MIN_EXTRA_BODY_CAP bytes.
 EXTRA_BODY_FACTOR = 4
-MIN_EXTRA_BODY_CAP = 1024 * 1024
+MIN_EXTRA_BODY_CAP = 256 * 1024
+# Byte budget a part needs: this many times the main answer's size per request plus some slack (answers vary).
+BUDGET_FACTOR = 1.5
+BUDGET_SLACK_BYTES = 4096
 # Drop the stream at half the main capture's duration, within these bounds (seconds).
 MIN_DROP_AFTER_S, MAX_DROP_AFTER_S = 0.1, 5.0
 
@@ -152,12 +158,20 @@ class _Session:
                 self.info["skipped"][part] = f"not run: {self.reason or 'no main request'}"
         return not self.usable
 
-    def room(self, part: str, need: float) -> float | None:
-        """Seconds available for ``part``; None (and the reason recorded) when ``need`` does not fit."""
+    def room(self, part: str, need: float, requests: int = 1, reserve: int = 0) -> float | None:
+        """Seconds available for ``part``; None (and the reason recorded) when ``need`` seconds do not fit, or the
+        byte budget cannot hold ``requests`` answers like the main one (plus ``reserve`` bytes)."""
         left = time_left(self.run) - MIN_TIME_LEFT_S
         if left < need:
             self.info["skipped"][part] = (f"not run: about {need:.1f} s needed, {max(0.0, left):.1f} s left before "
                                           "the run's deadline (raise the deadline: --deadline)")
+            return None
+        budget = run_budget(self.run)
+        want = requests * int(BUDGET_FACTOR * len(self.primary.body) + BUDGET_SLACK_BYTES) + reserve
+        if budget is not None and budget.left() < want:
+            self.info["skipped"][part] = (f"not run: about {want} body bytes needed, {budget.left()} left of the "
+                                          f"run's {budget.total}-byte budget (the answers are long: --max-tokens "
+                                          "shortens them)")
             return None
         return left
 
@@ -174,7 +188,8 @@ async def collect_repeats(run: Any) -> None:
     if ses.not_usable(("repeats",)) or not numbers["repeats"]:
         return
     one = time_needed_s(ses.duration)
-    if ses.room("repeats", one * (numbers["warmup"] + 1)) is None:
+    count = numbers["warmup"] + numbers["repeats"]
+    if ses.room("repeats", one * (numbers["warmup"] + 1), requests=count, reserve=PROBE_RESERVE_BYTES) is None:
         return
     for i in range(numbers["warmup"]):
         left = ses.room("repeats", one)
@@ -201,7 +216,7 @@ async def collect_load(run: Any) -> None:
     if ses.not_usable(("concurrency", "disconnect")):
         return
     if numbers["concurrency"]:
-        left = ses.room("concurrency", time_needed_s(ses.duration, load_factor=2.0))
+        left = ses.room("concurrency", time_needed_s(ses.duration, load_factor=2.0), requests=numbers["concurrency"])
         if left is not None:
             lim = short_limits(ses.limits, left)
             caps = await asyncio.gather(*(capture_with(ses.base, lim, run) for _ in range(numbers["concurrency"])))
@@ -210,7 +225,7 @@ async def collect_load(run: Any) -> None:
 
     if numbers["disconnect"]:
         after = drop_after_s(ses.primary)
-        left = ses.room("disconnect", after + time_needed_s(ses.duration))
+        left = ses.room("disconnect", after + time_needed_s(ses.duration), requests=2)
         if left is not None:
             info["drop_after_s"] = after
             probes["robustness.disconnect.dropped"] = await capture_with(

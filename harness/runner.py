@@ -25,7 +25,7 @@ from harness.checks import Context, Outcome, Transcript, load_checks
 from harness.decode import decode
 from harness.diagnosis import refusal
 from harness.metrics import DEFAULT_BURST_WINDOW_MS, metrics_from_capture
-from harness.model import Capture, Limits
+from harness.model import ByteBudget, Capture, Limits
 from harness.request import curl_for
 from harness.result import TIMELINE_LIMIT, CheckResult, RunResult
 
@@ -66,6 +66,7 @@ class Run:
     secondary: Capture | None = None
     probes: dict[str, Capture] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    budget: ByteBudget | None = None  # body bytes the run's captures may still keep, shared by all of them
 
     def remaining(self) -> float:
         """Seconds left for captures (the evaluation reserve already taken off)."""
@@ -115,7 +116,7 @@ async def _capture(spec: Any, run: Run) -> Capture:
     from harness.capture import capture
 
     return await capture(spec, run.limits(), policy=run.options.policy,
-                         follow_redirects=run.options.follow_redirects)
+                         follow_redirects=run.options.follow_redirects, budget=run.budget)
 
 
 async def _bounded(coro: Any, run: Run, label: str) -> None:
@@ -137,7 +138,7 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
     if auto:
         dialect = profile.dialect
     run = Run(url=url, profile=profile, options=options, dialect=dialect,
-              deadline=started + options.limits.deadline_s)
+              deadline=started + options.limits.deadline_s, budget=ByteBudget(options.limits.budget_bytes))
     primary_prompt, secondary_prompt = _prompts(profile, options)
 
     run.primary = await _capture(run.build_spec(primary_prompt), run)

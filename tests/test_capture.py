@@ -270,7 +270,8 @@ def test_a_body_larger_than_the_read_buffer_arrives_whole(tls_pair, tls):
     async def main(url):
         client = make_client(LOCAL, QUICK, ssl_context=client_ctx)
         try:
-            return await capture(build_request(url, "prompt", "hi"), Limits(deadline_s=20, max_line_bytes=2 * size),
+            return await capture(build_request(url, "prompt", "hi"),
+                                 Limits(deadline_s=20, max_line_bytes=2 * size, max_bytes=2 * size),
                                  client=client)
         finally:
             await client.aclose()

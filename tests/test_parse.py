@@ -85,7 +85,8 @@ def test_valid_variants_parse_to_the_same_chunks(server: EmbeddedServer, plain: 
     assert parsed.kind == ("ndjson" if variant == "ndjson" else "sse")
     assert {f.code for f in parsed.findings} == VARIANT_FINDINGS[variant]
     if variant == "split-reads":  # its text differs on purpose (multi-byte punctuation to cut through)
-        assert len(cap.reads) > len(plain.reads)
+        # (The pieces arrive as separate reads, but the capture joins a read without a line break to the next:
+        # it cannot complete an event. The parser's split-read handling is held by the vectors fed byte by byte.)
         assert any("\u2014" in c or "\u2019" in c for c in contents(parsed.events))
     else:
         assert contents(parsed.events) == contents(parse_capture(plain).events)

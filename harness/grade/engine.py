@@ -65,11 +65,14 @@ class EngineRunner:
 
     def options(self) -> Any:
         from harness.guard import AddressPolicy
-        from harness.model import Limits
+        from harness.model import CAPTURE_MAX_BYTES, RUN_BUDGET_BYTES, Limits
         from harness.runner import RunOptions
 
+        # The byte cap of each capture and the byte budget of the attempt are the ones `run` has (Limits' defaults):
+        # a submission that floods costs a grade what it costs a run.
         limits = Limits(deadline_s=self.deadline_s, idle_timeout_s=min(Limits().idle_timeout_s, self.deadline_s),
-                        connect_timeout_s=min(Limits().connect_timeout_s, self.deadline_s))
+                        connect_timeout_s=min(Limits().connect_timeout_s, self.deadline_s),
+                        max_bytes=CAPTURE_MAX_BYTES, budget_bytes=RUN_BUDGET_BYTES)
         return RunOptions(headers={}, api_key=self.api_key, limits=limits, follow_redirects=self.follow_redirects,
                           policy=AddressPolicy(allow_private=self.allow_private),
                           categories=self.categories, evaluate_in_thread=True)
