@@ -6,8 +6,15 @@
     save_bundle / load_bundle           every capture of a run in one JSON file ("capture bundle")
     evaluate_bundle(bundle, profile)    re-check a bundle offline (`streamconform check capture.json`)
 
-The whole run respects ``options.limits.deadline_s``: each stage gets only the time left, and a stage that
-runs out of time leaves its captures missing (their checks fail or skip), never a hang.
+The whole run respects ``options.limits.deadline_s``, evaluation included: each stage gets only the time left,
+a stage that runs out of time leaves its captures missing (their checks fail or skip), never a hang, and a check
+not reached by the deadline fails as "not evaluated" (evaluation is bounded, see below, so that takes a hostile
+stream; a cancelled run also stops its evaluation, even in a worker thread, at the next check).
+
+Bounded work whatever the endpoint sends: every capture of a run draws from one byte budget
+(``Limits.budget_bytes``, harness.model.ByteBudget), so a run holds, and a bundle saves, at most that many body
+bytes; and one evaluation parses at most ``harness.parse.ParseAllowance`` events and line breaks over all its
+streams.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ import asyncio
 import json
 import math
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -152,11 +161,24 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
     if refusal(run.primary, run.dialect) is None:
         await _collect_more(run, secondary_prompt)
 
+    cancelled = threading.Event()
+
+    def stop() -> str | None:
+        if cancelled.is_set():
+            return "the run was stopped"
+        if time.monotonic() > run.deadline:
+            return f"the run's {options.limits.deadline_s:g} s deadline was reached first"
+        return None
+
     def finish() -> RunResult:
         ctx = build_context(profile, run.primary, run.secondary, run.probes, run.extra)
-        return evaluate(ctx, categories=options.categories)
+        return evaluate(ctx, categories=options.categories, stop=stop)
 
-    result = await asyncio.to_thread(finish) if options.evaluate_in_thread else finish()
+    try:
+        result = await asyncio.to_thread(finish) if options.evaluate_in_thread else finish()
+    except asyncio.CancelledError:
+        cancelled.set()  # a thread cannot be cancelled: it stops itself at the next check
+        raise
     result.duration_s = time.monotonic() - started
     result.extra = run.extra
     return result
@@ -192,11 +214,11 @@ def _needs_secondary(profile: Any, options: RunOptions) -> bool:
 
 # -- evaluation (pure) ----------------------------------------------------------------------------------------------
 
-def transcript_of(capture: Capture, profile: Any) -> Transcript:
-    """Parse, decode and measure one capture."""
+def transcript_of(capture: Capture, profile: Any, allowance: Any = None) -> Transcript:
+    """Parse, decode and measure one capture (spending ``allowance``, a harness.parse.ParseAllowance, if given)."""
     from harness.parse import parse_capture
 
-    parsed = parse_capture(capture)
+    parsed = parse_capture(capture, allowance=allowance)
     chunks = decode(parsed.events)
     metrics = metrics_from_capture(capture, chunks, token_method=profile.token_method,
                                    burst_window_ms=float(profile.get("timing.burst_window_ms",
@@ -206,9 +228,14 @@ def transcript_of(capture: Capture, profile: Any) -> Transcript:
 
 def build_context(profile: Any, primary: Capture, secondary: Capture | None = None,
                   probes: dict[str, Capture] | None = None, extra: dict[str, Any] | None = None) -> Context:
-    return Context(profile=profile, primary=transcript_of(primary, profile),
-                   secondary=transcript_of(secondary, profile) if secondary is not None else None,
-                   probes=dict(probes or {}), extra=dict(extra or {}))
+    """The context of one evaluation; its streams share one parse allowance (the main one parsed first)."""
+    from harness.parse import ParseAllowance
+
+    allowance = ParseAllowance()
+    main = transcript_of(primary, profile, allowance)
+    return Context(profile=profile, primary=main,
+                   secondary=transcript_of(secondary, profile, allowance) if secondary is not None else None,
+                   probes=dict(probes or {}), extra=dict(extra or {}), allowance=allowance)
 
 
 def planned_checks(profile: Any, categories: set[str] | None = None) -> list[tuple[str, str]]:
@@ -231,17 +258,26 @@ def _run_one(spec: Any, ctx: Context) -> Outcome:
         return Outcome.failed(f"check raised {type(exc).__name__}: {exc}")
 
 
-def evaluate(ctx: Context, categories: set[str] | None = None) -> RunResult:
-    """Run every enabled check over the context. Pure: no I/O, same input -> same verdict."""
+def evaluate(ctx: Context, categories: set[str] | None = None,
+             stop: Callable[[], str | None] | None = None) -> RunResult:
+    """Run every enabled check over the context. Pure: no I/O, same input -> same verdict.
+
+    ``stop``: asked before each check; a reason it returns fails that check and every later one as "not evaluated"
+    (the run's deadline, or the run was cancelled). The offline re-check passes none."""
     profile = ctx.profile
     registry = load_checks()
     primary_curl = curl_for(ctx.primary.capture)
     refused = refusal(ctx.primary.capture, ctx.primary.capture.request.dialect)
     checks = []
+    stopped: str | None = None
     for check_id, _category in planned_checks(profile, categories):
         spec = registry[check_id]
         rule = profile.rule(check_id)
-        if refused is not None and check_id not in ROOT_CAUSE_CHECKS:
+        if stopped is None and stop is not None:
+            stopped = stop()
+        if stopped is not None:
+            outcome = Outcome.failed(f"not evaluated: {stopped}")
+        elif refused is not None and check_id not in ROOT_CAUSE_CHECKS:
             outcome = Outcome.skip(f"not run: {refused.cause}")
         else:
             outcome = _run_one(spec, ctx)

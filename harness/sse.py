@@ -600,7 +600,7 @@ class SSEParser:
     def _field(self, line: bytes, pos: int, t: float | None) -> None:
         """One non-blank line: a comment or a field (name before the first colon, one leading space stripped)."""
         if line[0] == 0x3A:
-            self._log.add("comment", f"comment line {excerpt(line)}", pos, t)
+            self._note("comment", "comment line", line, pos, t)
             return
         if self._block_off is None:
             self._block_off = pos
@@ -612,23 +612,31 @@ class SSEParser:
             if value[:1] == b" ":
                 value = value[1:]
             elif value:
-                self._log.add("no-space-after-colon", f"no space after the colon in {excerpt(line)}", pos, t)
+                self._note("no-space-after-colon", "no space after the colon in", line, pos, t)
         if name == b"data":
             self._data.append(value)
         elif name == b"event":
             self._type = value.decode("utf-8", "replace")
         elif name == b"id":
             if b"\0" in value:
-                self._log.add("nul-in-id", f"id containing NUL ignored: {excerpt(line)}", pos, t)
+                self._note("nul-in-id", "id containing NUL ignored:", line, pos, t)
             else:
                 self._id = value.decode("utf-8", "replace")
         elif name == b"retry":
             if value.isdigit():  # bytes.isdigit: ASCII digits only, False when empty
                 self._block_retry = self.retry = int(value)
             else:
-                self._log.add("bad-retry", f"retry value is not ASCII digits, ignored: {excerpt(line)}", pos, t)
+                self._note("bad-retry", "retry value is not ASCII digits, ignored:", line, pos, t)
         else:
-            self._log.add("unknown-field", f"unknown field ignored: {excerpt(line)}", pos, t)
+            self._note("unknown-field", "unknown field ignored:", line, pos, t)
+
+    def _note(self, code: str, what: str, line: bytes, pos: int, t: float | None) -> None:
+        """A finding about ``line``, whose excerpt is made only when the finding is listed: past the listing cap a
+        flood of one oddity is only counted, and formatting its excerpts cost more than parsing it."""
+        if self._log.wants_detail(code):
+            self._log.add(code, f"{what} {excerpt(line)}", pos, t)
+        else:
+            self._log.add_unlisted(code, 1)
 
     def _dispatch(self, t: float | None, out: list[SSEEvent]) -> None:
         """A blank line: dispatch the event unless its data buffer is empty; reset the block either way."""

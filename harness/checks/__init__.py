@@ -118,6 +118,8 @@ class Context:
     # Transcripts of probe captures by id(capture): several checks read the same extra stream (every timing check
     # reads each repeat), and parsing it once per evaluation is enough. The capture itself is held by ``probes``.
     _transcripts: dict[int, Transcript] = field(default_factory=dict, repr=False, compare=False)
+    # What this evaluation may still parse over all its streams (harness.parse.ParseAllowance), or None.
+    allowance: Any = field(default=None, repr=False, compare=False)
 
     def transcript(self, capture: Any) -> Transcript:
         """``capture`` (one of ``probes``) parsed, decoded and measured with this profile, once per context."""
@@ -125,7 +127,7 @@ class Context:
         if found is None or found.capture is not capture:
             from harness.runner import transcript_of  # the pipeline lives with the engine, which imports us
 
-            found = self._transcripts[id(capture)] = transcript_of(capture, self.profile)
+            found = self._transcripts[id(capture)] = transcript_of(capture, self.profile, self.allowance)
         return found
 
     def setting(self, key: str, default: Any = None) -> Any:

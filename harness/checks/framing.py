@@ -22,6 +22,18 @@ _LONE_LF = re.compile(rb"(?<!\r)\n")
 _SSE_FIELD_NO_SPACE = re.compile(rb"(?m)^(data|event|id|retry):(?=[^ \r\n])")
 
 
+def _scan(pattern: re.Pattern[bytes], body: bytes, keep: int = _MAX_EVIDENCE) -> tuple[int, list[int]]:
+    """(how many matches, the offsets of the first ``keep``): a scan with bounded state, never a list of every
+    match (a flood of ``id:x`` lines has a million; their match objects once cost 150 MB)."""
+    count = 0
+    first: list[int] = []
+    for m in pattern.finditer(body):
+        if count < keep:
+            first.append(m.start())
+        count += 1
+    return count, first
+
+
 def _findings(ctx: Context, codes: set[str] | None = None) -> list:
     return [f for f in ctx.primary.findings if codes is None or f.code in codes]
 
@@ -128,14 +140,17 @@ def field_spacing(ctx: Context) -> Outcome:
     if getattr(ctx.primary.parsed, "kind", "sse") != "sse":
         return Outcome.skip("not an SSE stream")
     body = ctx.primary.capture.body
-    hits = list(_SSE_FIELD_NO_SPACE.finditer(body))
-    findings = _findings(ctx, {"no-space-after-colon"})
-    if not hits and not findings:
+    count, offsets = _scan(_SSE_FIELD_NO_SPACE, body)
+    if not count:
+        counts = getattr(ctx.primary.parsed, "finding_counts", None) or {}
+        findings = _findings(ctx, {"no-space-after-colon"})
+        count = counts.get("no-space-after-colon", len(findings))
+        offsets = [f.offset for f in findings[:_MAX_EVIDENCE]]
+    if not count:
         return Outcome.passed("every field has a space after the colon", measured=0, threshold=0)
-    offsets = [m.start() for m in hits] or [f.offset for f in findings]
-    return Outcome.warned(f"{len(offsets)} field(s) without a space after the colon: valid SSE, but naive parsers "
-                          "(e.g. old openai-python) mishandle it", measured=len(offsets), threshold=0,
-                          evidence=[evidence(o, body[o: o + 60], _time_at(ctx, o)) for o in offsets[:_MAX_EVIDENCE]])
+    return Outcome.warned(f"{count} field(s) without a space after the colon: valid SSE, but naive parsers "
+                          "(e.g. old openai-python) mishandle it", measured=count, threshold=0,
+                          evidence=[evidence(o, body[o: o + 60], _time_at(ctx, o)) for o in offsets])
 
 
 @check("framing.unterminated", description="no unterminated final block (an event without its blank line is lost)")

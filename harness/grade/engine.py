@@ -13,8 +13,10 @@ from typing import Any
 from harness.errors import TargetError
 from harness.grade.attempt import AttemptOutcome, utc_now
 
-# run_target enforces the deadline itself; this margin only covers tearing streams down after it fires.
-TEARDOWN_MARGIN_S = 5.0
+# run_target enforces the deadline itself, evaluation included; this margin only covers tearing streams down after
+# it fires. Past it the run is cancelled (an evaluation in its worker thread then stops at its next check), so the
+# attempt, and the batch, end right after the deadline.
+TEARDOWN_MARGIN_S = 2.0
 
 
 def classify(end_reason: str | None, http_status: int | None) -> str:
