@@ -1,4 +1,4 @@
-"""Run `streamconform run URL --timeout S` in a child process and measure it: exit code, output, time, peak memory.
+"""Run `streamconform run URL --timeout S` (or any subcommand) in a child process and measure it: exit code, output, time, peak memory.
 
 The pipeline runs in its own process so its memory is measured alone (the hostile server lives in the test
 process): ``os.wait4`` returns the child's peak RSS (``ru_maxrss``), and a psutil sampler cross-checks it while the
@@ -79,65 +79,68 @@ def run_cli(url: str, timeout_s: float, *args: str, profile: str = "tds") -> Chi
     """``streamconform run URL --timeout S --profile P --json FILE *args`` in a child process, measured."""
     with tempfile.TemporaryDirectory() as tmp:
         json_path = os.path.join(tmp, "result.json")
-        argv = [sys.executable, "-c", _DRIVER, "run", url, "--timeout", str(timeout_s), "--profile", profile,
-                "--json", json_path, "--quiet", *args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
-        env.pop("STREAMCONFORM_API_KEY", None)
-        started = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        samples: list[int] = []
-        stop = threading.Event()
-
-        def sample() -> None:
-            try:
-                ps = psutil.Process(proc.pid)
-                while not stop.is_set():
-                    samples.append(ps.memory_info().rss)
-                    stop.wait(0.02)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                pass
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        out_chunks: dict[str, bytes] = {}
-
-        def drain(name: str, stream: Any) -> None:
-            out_chunks[name] = stream.read()
-
-        readers = [threading.Thread(target=drain, args=(n, s), daemon=True)
-                   for n, s in (("out", proc.stdout), ("err", proc.stderr))]
-        for r in readers:
-            r.start()
-        killed = False
-        killer = threading.Timer(timeout_s + _STARTUP_ALLOWANCE_S, lambda: proc.kill())
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-        wall = time.monotonic() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        killed = proc.returncode < 0
-        stop.set()
-        sampler.join(2)
-        for r in readers:
-            r.join(5)
-        stdout = out_chunks.get("out", b"").decode("utf-8", "replace")
-        stderr = out_chunks.get("err", b"").decode("utf-8", "replace")
-        elapsed = None
-        peak_kb = usage.ru_maxrss  # Linux reports ru_maxrss in KiB; the child's own VmHWM below is preferred
-        for line in stderr.splitlines():
-            if line.startswith("STREAMCONFORM-ELAPSED "):
-                elapsed = float(line.split()[1])
-            elif line.startswith("STREAMCONFORM-PEAK-KB "):
-                peak_kb = int(line.split()[1])
-        result = None
+        child = run_streamconform(["run", url, "--timeout", str(timeout_s), "--profile", profile, "--json", json_path,
+                                   "--quiet", *args], timeout_s)
         if os.path.exists(json_path):
             with open(json_path, encoding="utf-8") as fh:
-                result = json.load(fh)
-        return ChildRun(returncode=proc.returncode, stdout=stdout, stderr=stderr, elapsed_s=elapsed, wall_s=wall,
-                        peak_rss_mb=peak_kb * 1024 / MB,
-                        sampled_rss_mb=max(samples, default=0) / MB, result=result, killed=killed)
+                child.result = json.load(fh)
+        return child
+
+
+def run_streamconform(cli_args: list[str], deadline_s: float) -> ChildRun:
+    """``streamconform *cli_args`` in a child process, measured; killed if it outlives ``deadline_s`` by far."""
+    argv = [sys.executable, "-c", _DRIVER, *cli_args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+    env.pop("STREAMCONFORM_API_KEY", None)
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        try:
+            ps = psutil.Process(proc.pid)
+            while not stop.is_set():
+                samples.append(ps.memory_info().rss)
+                stop.wait(0.02)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out_chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        out_chunks[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=(n, s), daemon=True)
+               for n, s in (("out", proc.stdout), ("err", proc.stderr))]
+    for r in readers:
+        r.start()
+    killer = threading.Timer(deadline_s + _STARTUP_ALLOWANCE_S, lambda: proc.kill())
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    killed = proc.returncode < 0
+    stop.set()
+    sampler.join(2)
+    for r in readers:
+        r.join(5)
+    stdout = out_chunks.get("out", b"").decode("utf-8", "replace")
+    stderr = out_chunks.get("err", b"").decode("utf-8", "replace")
+    elapsed = None
+    peak_kb = usage.ru_maxrss  # Linux reports ru_maxrss in KiB; the child's own VmHWM below is preferred
+    for line in stderr.splitlines():
+        if line.startswith("STREAMCONFORM-ELAPSED "):
+            elapsed = float(line.split()[1])
+        elif line.startswith("STREAMCONFORM-PEAK-KB "):
+            peak_kb = int(line.split()[1])
+    return ChildRun(returncode=proc.returncode, stdout=stdout, stderr=stderr, elapsed_s=elapsed, wall_s=wall,
+                    peak_rss_mb=peak_kb * 1024 / MB, sampled_rss_mb=max(samples, default=0) / MB, killed=killed)
 
 
 # The issue's bounds: a run ends within its deadline plus this margin, and peaks under this much memory.

@@ -8,7 +8,8 @@ manager::
         cap = capture_sync(build_request(srv.url, "prompt", "hi"), Limits(idle_timeout_s=1))
 
 ``srv.accepted`` counts accepted connections (to prove that a blocked address made none). The behaviours are
-listed in ``BEHAVIOURS``; :class:`HostileServer` takes any ``async handler(reader, writer)`` as well.
+listed in ``BEHAVIOURS`` (and ``FACTORIES``, for those that keep state per server); :class:`HostileServer` takes any
+``async handler(reader, writer)`` as well. :class:`ServedElsewhere` runs named servers in a process of their own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -332,6 +334,46 @@ async def garbage_head(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     await _forever()
 
 
+async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, unit: bytes = b"data:x\n\n",
+                per_write: int = 8192) -> None:
+    """A 200 event stream, then ``unit`` repeated forever (``per_write`` of them in each write), as fast as the
+    client reads: a flood of tiny lines or events that costs the sender nothing."""
+    await read_request(reader)
+    writer.write(SSE_HEAD)
+    block = unit * per_write
+    while True:
+        await send(writer, block)
+
+
+async def byte_drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, byte: bytes = b"\n") -> None:
+    """A 200 event stream, then one byte per write (a TCP segment each: asyncio sets TCP_NODELAY), forever: the
+    most reads a sender can make the harness handle per byte."""
+    await read_request(reader)
+    await send(writer, SSE_HEAD)
+    while True:
+        await send(writer, byte)
+
+
+class ValidThenFlood:
+    """Answers the first ``valid`` requests with a short valid stream (so the run goes on to its repeats, probes
+    and robustness streams), and every later one with a flood of tiny events."""
+
+    def __init__(self, valid: int = 2, unit: bytes = b"data:x\n\n") -> None:
+        self.valid = valid
+        self.unit = unit
+        self.requests = 0
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.requests += 1
+        if self.requests > self.valid:
+            await flood(reader, writer, unit=self.unit)
+            return
+        await read_request(reader)
+        body = "".join(OPENAI_CHUNK % (word + " ") for word in VOLCANO_TEXT.split()) + OPENAI_STOP
+        writer.write(SSE_HEAD + body.encode())
+        await writer.drain()
+
+
 async def close_without_response(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Read the request and hang up."""
     await read_request(reader)
@@ -358,20 +400,70 @@ BEHAVIOURS: dict[str, Handler] = {
     "silent-banner": silent_banner,
     "garbage-head": garbage_head,
     "hang-up": close_without_response,
+    "id-flood": functools.partial(flood, unit=b"id:x\n"),
+    "event-flood": flood,
+    "byte-drip": byte_drip,
+}
+
+
+# Behaviours that count requests: a fresh handler per server, built with the server's options.
+FACTORIES: dict[str, Callable[..., Handler]] = {
+    "valid-then-flood": ValidThenFlood,
 }
 
 
 def hostile_server(behaviour: str | Handler, *, tls: ssl.SSLContext | None = None, **options: object
                    ) -> HostileServer:
-    """A server for a named behaviour (see ``BEHAVIOURS``) or a handler; ``options`` go to the handler.
+    """A server for a named behaviour (see ``BEHAVIOURS`` and ``FACTORIES``) or a handler; ``options`` go to the
+    handler.
 
     ``tls``: a server-side SSL context to serve https (see :func:`self_signed`)."""
+    if isinstance(behaviour, str) and behaviour in FACTORIES:
+        return HostileServer(FACTORIES[behaviour](**options), ssl_context=tls)  # type: ignore[arg-type]
     handler = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
     if behaviour in ("gzip-bomb", "deflate-bomb"):
         bomb(str(behaviour).split("-")[0])  # build it now: compressing 256 MiB must not count as server silence
     if options:
         handler = functools.partial(handler, **options)
     return HostileServer(handler, ssl_context=tls)
+
+
+def _serve_named(conn: Any, names: list[str]) -> None:
+    """Child process of :class:`ServedElsewhere`: start the servers, send their URLs, serve until told to stop."""
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(hostile_server(name)) for name in names]
+        conn.send([srv.url for srv in servers])
+        conn.recv()
+
+
+class ServedElsewhere:
+    """Named hostile servers in a spawned process of their own: a flooding server's Python work then shares a GIL
+    with neither the harness being measured nor a well-behaved server graded beside it.
+
+        with ServedElsewhere(["id-flood", "byte-drip"]) as urls: ...
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_named, args=(child, list(names)), daemon=True)
+
+    def __enter__(self) -> list[str]:
+        self._proc.start()
+        if not self._conn.poll(30):
+            self._proc.kill()
+            raise RuntimeError("the hostile servers' process did not start")
+        return self._conn.recv()
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send("stop")
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)
 
 
 def self_signed(directory: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
