@@ -59,6 +59,7 @@ def render_file(path: str | os.PathLike[str], html_path: str | os.PathLike[str],
                 previous: str | os.PathLike[str] | None = None) -> tuple[str, str]:
     """Render the JSON at ``path`` for writing at ``html_path``; returns (kind, html)."""
     from reports.bench_report import render_bench
+    from reports.grade_record import render_record
     from reports.grading_report import render_grading
     from reports.run_report import render_run
 
@@ -66,8 +67,8 @@ def render_file(path: str | os.PathLike[str], html_path: str | os.PathLike[str],
     kind = detect_kind(doc)
     if previous is not None and kind != "bench":
         raise ConfigError("--previous applies to bench results only")
-    if kind == "record":
-        return "run", render_run(run_result_of_record(doc))
+    if kind == "record":  # the run report, headed by the score the grader gave it
+        return "run", render_record(doc, run_result_of_record(doc))
     if kind == "run":
         return kind, render_run(doc)
     if kind == "grading":

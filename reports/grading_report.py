@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from reports.grade_record import grade_view
 from reports.render import finite_float, render_page, write_html
 from reports.run_report import render_run
 
@@ -97,8 +98,9 @@ def _histogram(fractions: list[float]) -> list[dict]:
     for f in fractions:
         counts[min(HISTOGRAM_BINS - 1, max(0, int(f * HISTOGRAM_BINS)))] += 1
     width = 100 // HISTOGRAM_BINS
-    return [{"label": f"{i * width}\u2013{(i + 1) * width} %" if i < HISTOGRAM_BINS - 1 else f"{i * width}\u2013100 %",
-             "count": c} for i, c in enumerate(counts)]
+    # Short labels ("90–100"; the axis title says %): ten of them fit beside each other on a narrow chart.
+    return [{"label": f"{i * width}\u2013{(i + 1) * width if i < HISTOGRAM_BINS - 1 else 100}", "count": c}
+            for i, c in enumerate(counts)]
 
 
 def render_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
@@ -217,6 +219,6 @@ def write_grading(summary: Mapping[str, Any], out_dir: str | os.PathLike[str],
         except (OSError, UnicodeDecodeError, ValueError):
             continue
         result = _run_result_in(doc)
-        if result is not None:
-            write_html(report_path_for(result_file), render_run(result))
+        if result is not None:  # a grade record's page shows its score too (none for a bare run result)
+            write_html(report_path_for(result_file), render_run(result, grade=grade_view(doc)))
     return write_html(out / html_name, render_grading(summary, out))

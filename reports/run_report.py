@@ -7,11 +7,13 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from harness.grade.scoring import CREDIT
 from reports.render import (
     MAX_EVIDENCE_ITEMS,
     MAX_TRANSCRIPT_CHARS,
     downsample,
     finite_float,
+    number,
     render_page,
 )
 
@@ -118,16 +120,26 @@ def _main_reproduce(checks: list[dict]) -> str:
     return commands.most_common(1)[0][0] if commands else ""
 
 
-def render_run(result: Mapping[str, Any]) -> str:
-    """A self-contained HTML page for one run result."""
+def _title(passed: bool, grade: Mapping[str, Any] | None) -> str:
+    verdict = "PASS" if passed else "FAIL"
+    if grade is None or grade.get("score") is None:
+        return f"streamconform run: {verdict}"
+    return f"streamconform grade: {number(grade['score'])} / {number(grade.get('max_score'))}, run {verdict}"
+
+
+def render_run(result: Mapping[str, Any], grade: Mapping[str, Any] | None = None) -> str:
+    """A self-contained HTML page for one run result; ``grade`` (``grade_record.grade_view``) adds the score
+    a grader gave it, out of the maximum, and each graded check's weight and points."""
     if not isinstance(result, Mapping):
         raise TypeError("render_run expects the run result as a dict")
     checks = _checks_view(list(result.get("checks") or []))
     counts = Counter(c["status"] for c in checks)
     required_failed = [c for c in checks if c["status"] == "fail" and c["required"]]
+    advisory_failed = [c for c in checks if c["status"] == "fail" and not c["required"]]
     passed = result.get("passed")
     if not isinstance(passed, bool):
         passed = not required_failed
+    root_cause = result.get("root_cause") if isinstance(result.get("root_cause"), Mapping) else None
     metrics = result.get("metrics") if isinstance(result.get("metrics"), Mapping) else {}
     itl = metrics.get("itl_ms") if isinstance(metrics.get("itl_ms"), Mapping) else {}
     points, facts = timeline_points(list(result.get("timeline") or []))
@@ -141,7 +153,7 @@ def render_run(result: Mapping[str, Any]) -> str:
     }
     return render_page(
         "run.html.j2",
-        title=f"streamconform run: {'PASS' if passed else 'FAIL'}",
+        title=_title(passed, grade),
         data=data,
         script="run.js",
         result=result,
@@ -152,10 +164,14 @@ def render_run(result: Mapping[str, Any]) -> str:
         checks=checks,
         counts=counts,
         required_failed=required_failed,
+        advisory_failed=advisory_failed,
+        root_cause=root_cause,
         metrics=[(label, metrics.get(key), unit) for key, label, unit in METRIC_LABELS if key in metrics],
         token_method=str(metrics.get("token_method", "")),
         itl=[(k, itl.get(k)) for k in ("p50", "p90", "p99", "max") if k in itl],
         facts=facts,
         transcript=_transcript_view(result.get("transcript")),
         reproduce=_main_reproduce(checks),
+        grade=grade,
+        warn_credit=CREDIT.get("warn"),
     )

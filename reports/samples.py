@@ -155,16 +155,38 @@ def grading_summary(n: int = 24, seed: int = 3, hostile: bool = True) -> dict[st
             "by_status": dict(sorted(by_status.items())), "submissions": submissions}
 
 
+# Weights of the checks run_result() carries, as a grading profile sets them; errors.auth never runs there (not
+# run: 0 points out of its weight) and errors.cors is marked not applicable (left out of the maximum).
+SAMPLE_WEIGHTS = {"http.status": 2, "http.content_type": 1, "framing.line_endings": 1.5, "stream.done": 2,
+                  "timing.ttft": 2, "timing.itl": 2, "content.relevance": 3, "errors.cors": 1, "errors.auth": 1}
+
+
+def _scored(result: dict[str, Any] | None) -> dict[str, Any]:
+    """The score fields of a grade record, computed as the grader does (harness/grade/scoring.py)."""
+    from harness.grade.scoring import score_checks
+
+    checks = result["checks"] if result else []
+    for check in checks:
+        if check["id"] == "errors.cors":
+            check["applicable"] = False
+    score = score_checks(checks, SAMPLE_WEIGHTS)
+    return {"score": score.score, "max_score": score.max_score, "failed_checks": score.failed,
+            "scoring": score.items}
+
+
 def write_grade_dir(out: Path, summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """A grade output directory as the grade command leaves it: summary.json and one grade record per
-    submission under results/, the run result nested in it (null when the URL was never requested)."""
+    submission under results/, the run result nested in it (null when the URL was never requested), scored
+    with SAMPLE_WEIGHTS; each summary row takes its record's score."""
     summary = summary or grading_summary()
     (out / "results").mkdir(parents=True, exist_ok=True)
     for i, sub in enumerate(summary["submissions"]):
         result = run_result(passed=not sub["failed_checks"], seed=i) if sub["status"] == "ok" else None
+        scored = _scored(result)
+        sub.update(score=scored["score"], max_score=scored["max_score"])
         record = {"grade_format": 1, "id": sub["id"], "url": sub["url"], "status": sub["status"],
-                  "score": sub["score"], "max_score": sub["max_score"], "passed": sub["passed"],
-                  "failed_checks": sub["failed_checks"], "result": result}
+                  "passed": sub["passed"], "profile": summary.get("profile", ""), "thresholds": {},
+                  **scored, "result": result}
         (out / sub["result"]).write_text(json.dumps(record), encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     return summary

@@ -18,6 +18,7 @@ from harness.cli import main as cli_main
 from harness.errors import ConfigError
 from reports import detect_kind, render_bench, render_grading, render_run, write_grading, write_html
 from reports.bench_report import cdf
+from reports.grade_record import grade_view
 from reports.render import MAX_TRANSCRIPT_CHARS, visible
 from reports.run_report import timeline_points
 from reports.samples import HOSTILE, bench_result, grading_summary, run_result, write_grade_dir
@@ -189,6 +190,71 @@ def test_write_grading_skips_unreadable_results(tmp_path: Path) -> None:
     write_grading(summary, tmp_path)
     assert not (tmp_path / "results" / "x.html").exists()
     assert "streamconform run" in (tmp_path / "results" / "y.html").read_text()
+
+
+def test_grading_histogram_labels_every_band_and_scores_do_not_wrap() -> None:
+    html = render_grading(grading_summary(), ROOT)
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1))
+    # Short labels (the axis title says %), so ten fit side by side; the browser test checks each is drawn.
+    assert [b["label"] for b in data["histogram"]][::3] == ["0\u201310", "30\u201340", "60\u201370", "90\u2013100"]
+    scores = re.findall(r'<td class="num score" data-sort="[^"]*">([^<]*)</td>', html)
+    assert len(scores) == len(grading_summary()["submissions"]) and "7.5 / 10" in scores
+    assert ".score { white-space: nowrap; }" in inline_blocks(html, "style")[0]
+
+
+# -- grade record -------------------------------------------------------------------------------------------
+
+def scoring_rows(html: str) -> dict[str, tuple[str, str, str]]:
+    """check id -> (weight, points, counted) as the page's #scoring table shows them."""
+    table = re.search(r'<table class="sortable" id="scoring">(.*?)</table>', html, re.S)
+    assert table, "no scoring table"
+    rows = re.findall(r'<tr><td class="mono">([^<]+)</td>.*?<td class="num score">([^<]*)</td>\s*'
+                      r'<td class="num score[^"]*">([^<]*)</td>\s*<td>(.*?)</td></tr>', table.group(1), re.S)
+    return {cid: (weight, points, counted) for cid, weight, points, counted in rows}
+
+
+def test_report_of_a_grade_record_shows_its_score_and_each_weight(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    summary = write_grade_dir(tmp_path)
+    sub = next(s for s in summary["submissions"] if s["status"] == "ok" and s["failed_checks"])
+    record = json.loads((tmp_path / sub["result"]).read_text())
+    assert cli_main(["report", str(tmp_path / sub["result"]), "--html", str(tmp_path / "one.html")]) == 0
+    html = (tmp_path / "one.html").read_text()
+    score = f"{record['score']:g} / {record['max_score']:g}"
+    assert f"<title>streamconform grade: {score}, run FAIL</title>" in html
+    assert re.search(rf'<div class="big score" id="score"[^>]*>{re.escape(score)} <small>', html)
+    rows = scoring_rows(html)
+    assert list(rows) == [i["id"] for i in record["scoring"]]  # every item, in the grader's order
+    for item in record["scoring"]:
+        weight, points, counted = rows[item["id"]]
+        assert (weight, points) == (f"{item['weight']:g}", f"{item['points']:g}")
+        assert (counted == "yes") == item.get("counted", True)
+    assert "not counted: it does not apply to this endpoint" in rows["errors.cors"][2]
+    assert rows["framing.line_endings"][:2] == ("1.5", "0.75")  # a warning earns part of its weight
+    # Beside each graded check of the check list: its points out of its weight.
+    assert re.search(r'content\.relevance</span>\s*<span class="pts score worse"[^>]*>0 / 3 pt</span>', html)
+    # The summary's per-submission pages are the same page.
+    write_grading(summary, tmp_path)
+    beside = (tmp_path / sub["result"]).with_suffix(".html").read_text()
+    assert 'id="scoring"' in beside and f"streamconform grade: {score}" in beside
+    # A bare run result has no score to show.
+    assert 'id="scoring"' not in render_run(run_result()) and 'id="score"' not in render_run(run_result())
+
+
+def test_grade_view_of_odd_and_hostile_items() -> None:
+    record = {"grade_format": 1, "id": HOSTILE, "status": "ok", "score": 27.6, "max_score": 28,
+              "scoring": [{"id": HOSTILE, "status": "pass", "weight": 2, "points": 2},
+                          {"id": "errors.cors", "status": "not_run", "weight": 1, "points": 0,
+                           "reason": "grader_deadline", "counted": False},
+                          {"id": "x", "status": "skip", "weight": "heavy", "points": None}, "junk"]}
+    view = grade_view(record)
+    assert view is not None and [i["id"] for i in view["items"]] == [HOSTILE, "errors.cors", "x"]
+    assert view["not_counted"] == 1 and view["items"][2]["weight"] is None
+    html = render_run(run_result(), grade=view)
+    assert HOSTILE not in html and "27.6 / 28" in html
+    assert "not counted: the grader&#39;s deadline cut it before its requests were sent" in html
+    assert "1 check below does not count" in html
+    assert grade_view(run_result()) is None and grade_view([]) is None
 
 
 # -- bench report ---------------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ Set STREAMCONFORM_SCREENSHOTS=DIR to keep the screenshots for a human to look at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import struct
 import subprocess
 import sys
@@ -17,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main as cli_main
-from reports import render_bench, render_run, write_grading, write_html
-from reports.samples import bench_result, run_result, write_grade_dir
+from reports import render_bench, render_grading, render_run, write_grading, write_html
+from reports.samples import bench_result, grading_summary, run_result, write_grade_dir
 from tests.browser import Browser, ensure_chromium
 
 # In CI a missing browser is a failure, not a skip: these tests are the only look at the pages a person gets.
@@ -106,6 +108,59 @@ def test_grading_summary_in_a_browser(browser: Browser, shots: Path, tmp_path: P
         assert all(h.startswith("file://") and Path(h[len("file://"):]).is_file() for h in hrefs)
     finally:
         browser.send("Target.closeTarget", {"targetId": sid})
+
+
+@contextlib.contextmanager
+def opened(browser: Browser, page: Path):
+    """A DevTools session on ``page`` (loaded, charts drawn) for evaluating expressions in it."""
+    target = browser.send("Target.createTarget", {"url": page.resolve().as_uri()})["targetId"]
+    session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+    try:
+        browser._wait_ready(session, "document.body && document.body.dataset.ready")
+        yield session
+    finally:
+        browser.send("Target.closeTarget", {"targetId": target})
+
+
+# Per chart: how many bars, how many of them Chart.js labels (it drops those it cannot fit), and the room per label.
+CHART_LABELS = """JSON.stringify(SC.charts.map(c => {
+  const axis = c.scales[c.options.indexAxis === 'y' ? 'y' : 'x'];
+  return {id: c.canvas.id, bars: c.data.labels.length, labelled: axis.ticks.length,
+          room: Math.abs(axis.getPixelForTick(1) - axis.getPixelForTick(0)),
+          font: Chart.helpers.toFont(axis.options.ticks.font).lineHeight};
+}))"""
+# Per score cell: on how many lines its text is laid out.
+SCORE_LINES = """Array.from(document.querySelectorAll('#submissions td.score')).map(td => {
+  const r = document.createRange(); r.selectNodeContents(td);
+  return new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top))).size;
+})"""
+
+
+def test_grading_charts_label_every_bar_and_scores_never_wrap(browser: Browser, shots: Path, tmp_path: Path) -> None:
+    """Thirty failing checks (Chart.js labelled one bar in three of them) and scores like "27.6 / 28" in a table
+    squeezed by long URLs and check lists (they broke over two lines)."""
+    summary = grading_summary(n=40)
+    rng = random.Random(1)
+    for sub in summary["submissions"]:
+        if sub["status"] == "ok":
+            sub["failed_checks"] = [f"check.number_{i:02d}" for i in range(30) if rng.random() < 0.4]
+            sub["url"] = "https://a-rather-long-host-name.example.net/api/v1/stream?student=" + sub["id"]
+    write_grade_dir(tmp_path, summary)
+    for sub in summary["submissions"]:
+        sub.update(score=27.6, max_score=28)
+    page = write_html(tmp_path / "many-checks.html", render_grading(summary, tmp_path))
+    look_at(browser, page, shots)
+    with opened(browser, page) as session:
+        charts = {c["id"]: c for c in json.loads(browser.evaluate(CHART_LABELS, session))}
+        assert charts["failures-chart"]["bars"] == 30 and charts["score-chart"]["bars"] == 10
+        for chart in charts.values():
+            assert chart["labelled"] == chart["bars"], chart
+            assert chart["room"] >= chart["font"], f"labels overlap: {chart}"
+        assert set(browser.evaluate(SCORE_LINES, session)) == {1}
+        # The same cells laid out without the rule do wrap: the check above can fail.
+        browser.evaluate("document.querySelectorAll('td.score').forEach(td => td.style.whiteSpace = 'normal')",
+                         session)
+        assert max(browser.evaluate(SCORE_LINES, session)) == 2
 
 
 def test_bench_report_in_a_browser(browser: Browser, shots: Path, tmp_path: Path) -> None:
