@@ -11,13 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.bench_stats import compare_levels, dig
+from harness.bench_stats import COMPARED, compare_levels, comparison_notes, dig
 from reports.render import finite_float, render_page
 
 CDF_POINTS = 300  # per level and metric: enough for a smooth curve, small enough for a light page
 DIST_METRICS = (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("tpot_ms", "TPOT"), ("e2e_ms", "end to end"))
 CDF_METRICS = ("ttft_ms", "itl_ms", "e2e_ms")
 PERCENTILE_KEYS = ("p50", "p90", "p95", "p99")
+MAX_NOTES, MAX_NOTE_CHARS = 10, 600
+# The compared rows whose numbers depend on how tokens are counted (bench_stats.COMPARED names them).
+TOKEN_METRICS = frozenset(name for path, name, _ in COMPARED if path[0] in ("output_tokens_per_s", "tpot_ms"))
+# How bench_stats.comparison_notes opens its note on a change of token count method (tested against it).
+TOKEN_NOTE_OPENING = "tokens were counted by"
 
 def _levels(doc: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     if not isinstance(doc, Mapping):
@@ -120,6 +125,55 @@ def pivot(rows: list[Mapping[str, Any]]) -> tuple[list[str], list[tuple[str, lis
     return levels, [(m, [cells.get((m, lv)) for lv in levels]) for m in metrics]
 
 
+def _notes(bench: Mapping[str, Any], previous: Mapping[str, Any] | None, name: str,
+           rows: list[Mapping[str, Any]]) -> list[str]:
+    """What the CLI says beside the deltas (no level in common, other SLOs, targets, token count method):
+    worked out from ``previous`` when at hand, else the notes the bench JSON stored (older JSON: what it shows)."""
+    comparison = bench.get("comparison") if isinstance(bench.get("comparison"), Mapping) else {}
+    stored = comparison.get("notes")
+    if previous is None and isinstance(stored, list):
+        return [str(n)[:MAX_NOTE_CHARS] for n in stored[:MAX_NOTES]]
+    doc = {**bench, "levels": _levels(bench), "comparison": {**comparison, "previous": name, "rows": rows}}
+    prev = {**previous, "levels": _levels(previous)} if previous is not None else None
+    try:
+        notes = comparison_notes(doc, prev)
+    except (TypeError, ValueError, AttributeError) as exc:  # a hand-edited JSON (an SLO that is not a number...)
+        notes = [f"the caveats of this comparison could not be worked out from these files ({exc})"]
+    return [n[:MAX_NOTE_CHARS] for n in notes[:MAX_NOTES]]
+
+
+def _not_comparable(row: Mapping[str, Any], token_note: str | None) -> tuple[str, str] | None:
+    """(short reason, full reason) when the CLI says this row's two numbers cannot be compared, else None."""
+    if row.get("comparable") is False:
+        return "other SLOs", "goodput was counted against other SLOs in the two runs: see the notes at the top"
+    if token_note and str(row.get("metric")) in TOKEN_METRICS:
+        return "other token count", token_note
+    return None
+
+
+def _change(row: Mapping[str, Any], token_note: str | None) -> dict[str, str]:
+    """One comparison cell's verdict: the change and its colour, or why there is none. Never "unchanged" for
+    numbers that cannot be compared or are missing."""
+    why = _not_comparable(row, token_note)
+    if why is not None:
+        return {"text": "not comparable", "class": "na", "reason": why[0], "detail": why[1]}
+    delta, pct = finite_float(row.get("delta")), finite_float(row.get("delta_pct"))
+    if delta is None:
+        missing = "the previous run" if finite_float(row.get("previous")) is None else "this run"
+        return {"text": "no value", "class": "tag", "reason": "", "detail": f"no value in {missing}"}
+    if delta == 0:
+        return {"text": "unchanged", "class": "tag", "reason": "", "detail": ""}
+    better = row.get("better")
+    return {"text": f"{pct:+.1f} %" if pct is not None else f"{delta:+g}", "reason": "", "detail": "",
+            "class": "better" if better is True else ("worse" if better is False else "tag")}
+
+
+def _cell(row: Mapping[str, Any] | None, token_note: str | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"previous": row.get("previous"), "current": row.get("current"), **_change(row, token_note)}
+
+
 def _level_view(lvl: Mapping[str, Any], i: int) -> dict:
     overhead = lvl.get("overhead") if isinstance(lvl.get("overhead"), Mapping) else {}
     goodput = lvl.get("goodput") if isinstance(lvl.get("goodput"), Mapping) else {}
@@ -146,20 +200,29 @@ def _level_view(lvl: Mapping[str, Any], i: int) -> dict:
     }
 
 
-def render_bench(bench: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> str:
-    """A self-contained HTML page for a bench result, side by side with ``previous`` when given."""
+def render_bench(bench: Mapping[str, Any], previous: Mapping[str, Any] | None = None,
+                 previous_name: str | None = None) -> str:
+    """A self-contained HTML page for a bench result, side by side with ``previous`` (named ``previous_name``,
+    e.g. its path) when given, else with the comparison the bench JSON carries (``bench --compare``)."""
     if not isinstance(bench, Mapping):
         raise TypeError("render_bench expects the bench result as a dict")
+    if not isinstance(previous, Mapping):
+        previous = None
     levels = _levels(bench)
     prev_levels = _levels(previous)
     x_key, x_title = _x_axis(levels + prev_levels)
     comparison = bench.get("comparison") if isinstance(bench.get("comparison"), Mapping) else None
-    if prev_levels:
+    if previous is not None:
         rows = compare_levels(levels, prev_levels)  # the same rows `bench --compare` prints
     elif comparison and isinstance(comparison.get("rows"), list):
         rows = [r for r in comparison["rows"] if isinstance(r, Mapping)]
     else:
         rows = []
+    previous_name = str(previous_name or (comparison or {}).get("previous") or "previous run")
+    compared = previous is not None or comparison is not None
+    notes = _notes(bench, previous, previous_name, rows) if compared else []
+    token_note = next((n for n in notes if n.startswith(TOKEN_NOTE_OPENING)), None)
+    compare_columns, grid = pivot(rows)
     cdfs: dict[str, Any] = {}
     sources = set()
     for metric in CDF_METRICS:
@@ -177,11 +240,6 @@ def render_bench(bench: Mapping[str, Any], previous: Mapping[str, Any] | None = 
         "slo": {str(k): finite_float(v) for k, v in (bench.get("slo") or {}).items()} if isinstance(bench.get("slo"), Mapping) else {},
     }
     slo = data["slo"]
-    previous_name = ""
-    if prev_levels:
-        previous_name = str((comparison or {}).get("previous") or "previous run")
-    elif comparison:
-        previous_name = str(comparison.get("previous") or "previous run")
     return render_page(
         "bench.html.j2",
         title="streamconform benchmark",
@@ -193,10 +251,13 @@ def render_bench(bench: Mapping[str, Any], previous: Mapping[str, Any] | None = 
         token_method=str(bench.get("token_method", "")),
         levels=[_level_view(lvl, i) for i, lvl in enumerate(levels)],
         slo=slo,
-        compare_levels=pivot(rows)[0],
-        compare_grid=pivot(rows)[1],
-        previous_name=previous_name,
-        previous_started_at=str((previous or {}).get("started_at") or (comparison or {}).get("previous_started_at") or ""),
+        compared=compared,
+        compare_levels=compare_columns,
+        compare_grid=[(metric, [_cell(r, token_note) for r in cells]) for metric, cells in grid],
+        compare_notes=notes,
+        previous_name=previous_name if compared else "",
+        previous_started_at=str((previous or {}).get("started_at")
+                                or (comparison or {}).get("previous_started_at") or ""),
         has_previous=bool(prev_levels),
         from_percentiles="percentiles" in sources,
         percentile_keys=PERCENTILE_KEYS,

@@ -77,7 +77,7 @@ def render_file(path: str | os.PathLike[str], html_path: str | os.PathLike[str],
     prev_doc = load_json(previous) if previous is not None else None
     if prev_doc is not None and detect_kind(prev_doc) != "bench":
         raise ConfigError(f"--previous {previous}: not a bench result")
-    return kind, render_bench(doc, prev_doc)
+    return kind, render_bench(doc, prev_doc, str(previous) if previous is not None else None)
 
 
 def run_result_of_record(record: Mapping[str, Any]) -> Any:

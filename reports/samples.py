@@ -240,6 +240,15 @@ def bench_result(seed: int = 11, slowdown: float = 1.0, levels: tuple[int, ...] 
             "levels": [_bench_level(c, rng, slowdown, slos) for c in levels]}
 
 
+def bench_elsewhere(bench: dict) -> dict:
+    """``bench`` as if measured on another target, with a tighter SLO and another token count method: what
+    `bench --compare` warns is not comparable."""
+    slo = {"ttft_ms": 300.0}
+    for lvl in bench["levels"]:
+        lvl["goodput"]["slo"] = dict(slo)
+    return {**bench, "slo": slo, "token_method": "usage", "target": "http://10.1.2.3/other"}
+
+
 def main(argv: list[str] | None = None) -> int:
     from reports import render_bench, render_run, write_grading, write_html
 

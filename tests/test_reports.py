@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from harness.cli import main as cli_main
 from harness.errors import ConfigError
@@ -21,7 +22,14 @@ from reports.bench_report import cdf
 from reports.grade_record import grade_view
 from reports.render import MAX_TRANSCRIPT_CHARS, visible
 from reports.run_report import timeline_points
-from reports.samples import HOSTILE, bench_result, grading_summary, run_result, write_grade_dir
+from reports.samples import (
+    HOSTILE,
+    bench_elsewhere,
+    bench_result,
+    grading_summary,
+    run_result,
+    write_grade_dir,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -328,6 +336,76 @@ def test_bench_side_by_side_and_without_previous() -> None:
     for lvl in no_records["levels"]:
         del lvl["records"]
     assert "their curves join the stored min" in render_bench(no_records)
+
+
+def comparison_cells(html: str) -> dict[str, list[tuple[str, str]]]:
+    """metric -> [(class, text) of the change line of each level's cell] from the page's #comparison table."""
+    table = re.search(r'<table id="comparison">.*?<tbody>(.*?)</tbody>', html, re.S)
+    assert table, "no comparison table"
+    out = {}
+    for metric, cells in re.findall(r"<tr><td>([^<]+)</td>(.*?)</tr>", table.group(1), re.S):
+        changes = re.findall(r'<div class="([^"]+)"[^>]*>(.*?)</div>', cells, re.S)
+        out[metric] = [(cls, re.sub(r"<[^>]+>", "", text).strip()) for cls, text in changes]
+    return out
+
+
+def bench_with_stored_comparison(cur: dict, prev: dict, name: str) -> dict:
+    """The JSON `bench --compare PREVIOUS` writes: the comparison rows and notes stored in it."""
+    from harness.bench import build_document
+
+    return build_document(cur["target"], "openai", "openai", cur["token_method"], cur["slo"], cur["levels"],
+                          cur["started_at"], {}, prev, name)
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["report --previous", "bench --compare JSON"])
+def test_bench_comparison_says_what_the_cli_says_is_not_comparable(stored: bool) -> None:
+    from harness.bench_stats import compare_levels, comparison_notes
+
+    cur, prev = bench_result(), bench_elsewhere(bench_result(seed=5, slowdown=1.3))
+    for lvl in prev["levels"]:  # error rates equal in both runs: a real "unchanged" beside the not comparable
+        lvl["error_rate"] = cur["levels"][0]["error_rate"] = 0.0
+    doc = bench_with_stored_comparison(cur, prev, "old/bench.json")
+    html = render_bench(doc) if stored else render_bench(cur, prev, "old/bench.json")
+    notes = comparison_notes({**cur, "comparison": {"previous": "old/bench.json",
+                                                    "rows": compare_levels(cur["levels"], prev["levels"])}}, prev)
+    assert notes == doc["comparison"]["notes"] and len(notes) == 3  # targets, SLOs, token count method
+    caveats = re.search(r'<section class="caveats" id="compare-notes">(.*?)</section>', html, re.S).group(1)
+    assert [str(escape(n)) for n in notes] == re.findall(r"<li>(.*?)</li>", caveats)
+    cells = comparison_cells(html)
+    for metric, reason in (("goodput/s", "other SLOs"), ("tokens/s", "other token count"),
+                           ("TPOT p50 ms", "other token count")):
+        assert cells[metric] == [("na", f"not comparable ({reason})")] * 4, metric
+    assert cells["error rate"][0] == ("tag", "unchanged")  # equal and comparable: still said so
+    assert all(cls in ("better", "worse") for cls, _ in cells["TTFT p50 ms"])
+    assert "compared with <code>old/bench.json</code>" in html
+    assert ("previous run dashed in the charts" in html) is not stored  # a stored comparison has no curves
+
+
+def test_bench_comparison_in_like_conditions_has_no_caveat() -> None:
+    html = render_bench(bench_result(), bench_result(seed=5, slowdown=1.3))
+    assert 'id="compare-notes"' not in html and "not comparable" not in html
+    assert all(cls != "na" for row in comparison_cells(html).values() for cls, _ in row)
+
+
+def test_bench_comparison_with_no_level_in_common() -> None:
+    cur, prev = bench_result(), bench_result(levels=(2, 8))
+    for html in (render_bench(cur, prev, "old.json"),
+                 render_bench(bench_with_stored_comparison(cur, prev, "old.json"))):
+        assert 'id="nothing-compared"' in html and 'id="comparison"' not in html
+        assert "no level in common with old.json, so nothing is compared" in html
+
+
+def test_bench_comparison_stored_before_notes_were_kept() -> None:
+    """An older bench JSON: rows, no notes. The page says what the CLI says of it (what the document shows)."""
+    cur, prev = bench_result(), bench_elsewhere(bench_result(seed=5))
+    doc = bench_with_stored_comparison(cur, prev, "old.json")
+    del doc["comparison"]["notes"]
+    html = render_bench(doc)
+    assert "old.json counted goodput against other SLOs than this run" in html
+    assert comparison_cells(html)["goodput/s"][0] == ("na", "not comparable (other SLOs)")
+    # A note that cannot be worked out (a hand-edited SLO) is said, not a crash.
+    doc["slo"] = {"ttft_ms": "fast"}
+    assert "could not be worked out" in render_bench(doc)
 
 
 # -- detection, files, command line ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 
 from harness.cli import main as cli_main
 from reports import render_bench, render_grading, render_run, write_grading, write_html
-from reports.samples import bench_result, grading_summary, run_result, write_grade_dir
+from reports.samples import bench_elsewhere, bench_result, grading_summary, run_result, write_grade_dir
 from tests.browser import Browser, ensure_chromium
 
 # In CI a missing browser is a failure, not a skip: these tests are the only look at the pages a person gets.
@@ -169,6 +169,14 @@ def test_bench_report_in_a_browser(browser: Browser, shots: Path, tmp_path: Path
     assert {c["id"] for c in seen.painted_charts()} == {"throughput-chart", "latency-chart", "ttft-cdf",
                                                          "itl-cdf", "e2e-cdf"}
     assert "Side by side with the previous run" in seen.text
+    assert "not comparable" not in seen.text and "Before comparing" not in seen.text
+    # Against a run in other conditions, the caveats `bench --compare` prints are on the page, above the charts.
+    page = write_html(tmp_path / "bench-elsewhere.html",
+                      render_bench(bench_result(), bench_elsewhere(bench_result(seed=5)), "old/bench.json"))
+    seen = look_at(browser, page, shots)
+    assert len(seen.painted_charts()) == 5
+    assert seen.text.index("Before comparing with the previous run") < seen.text.index("Throughput")
+    assert "the SLOs differ" in seen.text and "not comparable (other SLOs)" in seen.text
 
 
 def test_the_checks_can_fail(browser: Browser, tmp_path: Path) -> None:
