@@ -128,7 +128,8 @@ def pivot(rows: list[Mapping[str, Any]]) -> tuple[list[str], list[tuple[str, lis
 def _notes(bench: Mapping[str, Any], previous: Mapping[str, Any] | None, name: str,
            rows: list[Mapping[str, Any]]) -> list[str]:
     """What the CLI says beside the deltas (no level in common, other SLOs, targets, token count method):
-    worked out from ``previous`` when at hand, else the notes the bench JSON stored (older JSON: what it shows)."""
+    worked out from ``previous`` when at hand, else the notes the bench JSON stored (older JSON: what it
+    shows)."""
     comparison = bench.get("comparison") if isinstance(bench.get("comparison"), Mapping) else {}
     stored = comparison.get("notes")
     if previous is None and isinstance(stored, list):
@@ -137,7 +138,7 @@ def _notes(bench: Mapping[str, Any], previous: Mapping[str, Any] | None, name: s
     prev = {**previous, "levels": _levels(previous)} if previous is not None else None
     try:
         notes = comparison_notes(doc, prev)
-    except (TypeError, ValueError, AttributeError) as exc:  # a hand-edited JSON (an SLO that is not a number...)
+    except (TypeError, ValueError, AttributeError) as exc:  # a hand-edited JSON (an SLO that is not a number)
         notes = [f"the caveats of this comparison could not be worked out from these files ({exc})"]
     return [n[:MAX_NOTE_CHARS] for n in notes[:MAX_NOTES]]
 
@@ -145,7 +146,7 @@ def _notes(bench: Mapping[str, Any], previous: Mapping[str, Any] | None, name: s
 def _not_comparable(row: Mapping[str, Any], token_note: str | None) -> tuple[str, str] | None:
     """(short reason, full reason) when the CLI says this row's two numbers cannot be compared, else None."""
     if row.get("comparable") is False:
-        return "other SLOs", "goodput was counted against other SLOs in the two runs: see the notes at the top"
+        return "other SLOs", "goodput was counted against other SLOs in each run: see the notes at the top"
     if token_note and str(row.get("metric")) in TOKEN_METRICS:
         return "other token count", token_note
     return None

@@ -1,8 +1,8 @@
 """A grade record (``OUT/results/<id>.json``, ``schemas/grade.schema.json``) as a page: the run report of the
 submission, headed by its score out of the maximum, with each graded check's weight and points.
 
-The score is the grader's (``harness/grade/scoring.py``), read from the record, never recomputed here: the page
-must say what the student was given.
+The score is the grader's (``harness/grade/scoring.py``), read from the record, never recomputed here: the
+page must say what the student was given.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ def _item_view(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def grade_view(record: Any) -> dict[str, Any] | None:
-    """What the page shows of a grade record: score, maximum, and one row per scoring item; None when ``record``
-    is not a grade record (a plain run result has no score)."""
+    """What the page shows of a grade record: score, maximum, and one row per scoring item; None when
+    ``record`` is not a grade record (a plain run result has no score)."""
     if not isinstance(record, Mapping) or not ("grade_format" in record or "scoring" in record):
         return None
-    items = [_item_view(i) for i in (record.get("scoring") or [])[:MAX_SCORING_ITEMS] if isinstance(i, Mapping)]
+    scoring = (record.get("scoring") or [])[:MAX_SCORING_ITEMS]
+    items = [_item_view(i) for i in scoring if isinstance(i, Mapping)]
     score, max_score = finite_float(record.get("score")), finite_float(record.get("max_score"))
     return {
         "id": str(record.get("id") or ""),

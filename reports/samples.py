@@ -155,10 +155,11 @@ def grading_summary(n: int = 24, seed: int = 3, hostile: bool = True) -> dict[st
             "by_status": dict(sorted(by_status.items())), "submissions": submissions}
 
 
-# Weights of the checks run_result() carries, as a grading profile sets them; errors.auth never runs there (not
-# run: 0 points out of its weight) and errors.cors is marked not applicable (left out of the maximum).
+# Weights of the checks run_result() carries, as a grading profile sets them; errors.auth never runs there
+# (not run: 0 points out of its weight) and errors.cors is marked not applicable (left out of the maximum).
 SAMPLE_WEIGHTS = {"http.status": 2, "http.content_type": 1, "framing.line_endings": 1.5, "stream.done": 2,
-                  "timing.ttft": 2, "timing.itl": 2, "content.relevance": 3, "errors.cors": 1, "errors.auth": 1}
+                  "timing.ttft": 2, "timing.itl": 2, "content.relevance": 3, "errors.cors": 1,
+                  "errors.auth": 1}
 
 
 def _scored(result: dict[str, Any] | None) -> dict[str, Any]:

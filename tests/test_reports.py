@@ -204,7 +204,8 @@ def test_grading_histogram_labels_every_band_and_scores_do_not_wrap() -> None:
     html = render_grading(grading_summary(), ROOT)
     data = json.loads(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1))
     # Short labels (the axis title says %), so ten fit side by side; the browser test checks each is drawn.
-    assert [b["label"] for b in data["histogram"]][::3] == ["0\u201310", "30\u201340", "60\u201370", "90\u2013100"]
+    labels = [b["label"] for b in data["histogram"]]
+    assert labels[::3] == ["0\u201310", "30\u201340", "60\u201370", "90\u2013100"]
     scores = re.findall(r'<td class="num score" data-sort="[^"]*">([^<]*)</td>', html)
     assert len(scores) == len(grading_summary()["submissions"]) and "7.5 / 10" in scores
     assert ".score { white-space: nowrap; }" in inline_blocks(html, "style")[0]
@@ -366,8 +367,8 @@ def test_bench_comparison_says_what_the_cli_says_is_not_comparable(stored: bool)
         lvl["error_rate"] = cur["levels"][0]["error_rate"] = 0.0
     doc = bench_with_stored_comparison(cur, prev, "old/bench.json")
     html = render_bench(doc) if stored else render_bench(cur, prev, "old/bench.json")
-    notes = comparison_notes({**cur, "comparison": {"previous": "old/bench.json",
-                                                    "rows": compare_levels(cur["levels"], prev["levels"])}}, prev)
+    rows = compare_levels(cur["levels"], prev["levels"])
+    notes = comparison_notes({**cur, "comparison": {"previous": "old/bench.json", "rows": rows}}, prev)
     assert notes == doc["comparison"]["notes"] and len(notes) == 3  # targets, SLOs, token count method
     caveats = re.search(r'<section class="caveats" id="compare-notes">(.*?)</section>', html, re.S).group(1)
     assert [str(escape(n)) for n in notes] == re.findall(r"<li>(.*?)</li>", caveats)
@@ -396,7 +397,7 @@ def test_bench_comparison_with_no_level_in_common() -> None:
 
 
 def test_bench_comparison_stored_before_notes_were_kept() -> None:
-    """An older bench JSON: rows, no notes. The page says what the CLI says of it (what the document shows)."""
+    """An older bench JSON: rows, no notes. The page says what the CLI says of it (what the JSON shows)."""
     cur, prev = bench_result(), bench_elsewhere(bench_result(seed=5))
     doc = bench_with_stored_comparison(cur, prev, "old.json")
     del doc["comparison"]["notes"]

@@ -122,7 +122,7 @@ def opened(browser: Browser, page: Path):
         browser.send("Target.closeTarget", {"targetId": target})
 
 
-# Per chart: how many bars, how many of them Chart.js labels (it drops those it cannot fit), and the room per label.
+# Per chart: how many bars, how many Chart.js labels (it drops those it cannot fit), and the room per label.
 CHART_LABELS = """JSON.stringify(SC.charts.map(c => {
   const axis = c.scales[c.options.indexAxis === 'y' ? 'y' : 'x'];
   return {id: c.canvas.id, bars: c.data.labels.length, labelled: axis.ticks.length,
@@ -136,9 +136,10 @@ SCORE_LINES = """Array.from(document.querySelectorAll('#submissions td.score')).
 })"""
 
 
-def test_grading_charts_label_every_bar_and_scores_never_wrap(browser: Browser, shots: Path, tmp_path: Path) -> None:
-    """Thirty failing checks (Chart.js labelled one bar in three of them) and scores like "27.6 / 28" in a table
-    squeezed by long URLs and check lists (they broke over two lines)."""
+def test_grading_charts_label_every_bar_and_scores_never_wrap(browser: Browser, shots: Path,
+                                                              tmp_path: Path) -> None:
+    """Thirty failing checks (Chart.js labelled one bar in three of them) and scores like "27.6 / 28" in a
+    table squeezed by long URLs and check lists (they broke over two lines)."""
     summary = grading_summary(n=40)
     rng = random.Random(1)
     for sub in summary["submissions"]:
@@ -158,8 +159,8 @@ def test_grading_charts_label_every_bar_and_scores_never_wrap(browser: Browser, 
             assert chart["room"] >= chart["font"], f"labels overlap: {chart}"
         assert set(browser.evaluate(SCORE_LINES, session)) == {1}
         # The same cells laid out without the rule do wrap: the check above can fail.
-        browser.evaluate("document.querySelectorAll('td.score').forEach(td => td.style.whiteSpace = 'normal')",
-                         session)
+        unruled = "document.querySelectorAll('td.score').forEach(td => td.style.whiteSpace = 'normal')"
+        browser.evaluate(unruled, session)
         assert max(browser.evaluate(SCORE_LINES, session)) == 2
 
 
@@ -170,7 +171,7 @@ def test_bench_report_in_a_browser(browser: Browser, shots: Path, tmp_path: Path
                                                          "itl-cdf", "e2e-cdf"}
     assert "Side by side with the previous run" in seen.text
     assert "not comparable" not in seen.text and "Before comparing" not in seen.text
-    # Against a run in other conditions, the caveats `bench --compare` prints are on the page, above the charts.
+    # Against a run in other conditions: the caveats `bench --compare` prints, on the page above the charts.
     page = write_html(tmp_path / "bench-elsewhere.html",
                       render_bench(bench_result(), bench_elsewhere(bench_result(seed=5)), "old/bench.json"))
     seen = look_at(browser, page, shots)
