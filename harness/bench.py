@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="deadline of each request (default 60): a request past it is an error, never a hang")
     req.add_argument("--max-tokens", type=max_tokens_arg, default=None, metavar="N",
                      help="ask for at most N tokens (the dialect's max_tokens), as in run")
-    req.add_argument("--token-method", default=None, choices=["chars/4", "words", "chunks", "usage", "tiktoken"],
+    req.add_argument("--token-method", default=None, choices=["chars/4", "words", "chunks", "usage", "tiktoken", "auto"],
                      help="how output tokens are counted (default: the profile's, else chars/4)")
     req.add_argument("--fault", default=None, metavar="NAME",
                      help="with no URL: start the reference server with this fault mode")

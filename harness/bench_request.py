@@ -76,7 +76,7 @@ def record_from_capture(capture: Any, *, token_method: str = "chars/4", index: i
         "tpot_ms": tpot,
         "tokens": tokens,
         "tokens_per_s": m.tokens_per_s,
-        "token_method": token_method,
+        "token_method": m.token_method,  # the method used ("auto" resolves to usage or chars/4)
         "chars": m.chars,
         "content_events": m.chunks,
         "bytes": sum(len(r.data) for r in capture.reads),
@@ -127,7 +127,7 @@ class BenchClient:
         prompt = self.prompts[index % len(self.prompts)]
         # Counting by the server's usage needs it asked for; only the openai dialect has a way to ask.
         extra: dict[str, Any] = ({"stream_options": {"include_usage": True}}
-                                 if self.dialect == "openai" and self.token_method == "usage" else {})
+                                 if self.dialect == "openai" and self.token_method in ("usage", "auto") else {})
         if self.max_tokens:
             extra["max_tokens"] = self.max_tokens
         return build_request(self.url, self.dialect, prompt, model=self.model, headers=self.headers,

@@ -66,11 +66,16 @@ def format_evidence(check: dict[str, Any], limit: int = 3, excerpt_chars: int = 
     return "\n".join(lines)
 
 
+def _missing_or_repr(value: Any) -> str:
+    return "missing" if value is None else repr(value)
+
+
 def format_check_failure(check: dict[str, Any]) -> str:
     """The text a pytest failure or a log shows for one check."""
     out = [f"{check['id']}: {check['status'].upper()} - {check.get('message', '')}"]
     if check.get("measured") is not None or check.get("threshold") is not None:
-        out.append(f"measured: {check.get('measured')!r}   threshold: {check.get('threshold')!r}")
+        out.append(f"measured: {_missing_or_repr(check.get('measured'))}   "
+                   f"threshold: {_missing_or_repr(check.get('threshold'))}")
     evidence = format_evidence(check, limit=5)
     if evidence:
         out.append("evidence:\n  " + evidence.replace("\n", "\n  "))

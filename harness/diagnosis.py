@@ -62,6 +62,15 @@ def refusal(capture, dialect: str) -> Refusal | None:
     if 200 <= status < 300:
         return None
     body = capture.body or b""
+    if 300 <= status < 400 and capture.redirects:
+        return Refusal(f"the main request was still redirected after {len(capture.redirects)} hops: HTTP {status}"
+                       + (f" ({capture.error})" if capture.error else ""),
+                       "the redirect chain does not end at a stream: check the URL")
+    if 300 <= status < 400:
+        where = capture.header("location")
+        return Refusal(f"the main request was redirected: HTTP {status}" + (f" to {where}" if where else "")
+                       + (f" ({capture.error})" if capture.error else ""),
+                       "redirects are not followed by default: use the final URL, or --follow-redirects")
     said = _excerpt(body)
     cause = f"the main request was refused: HTTP {status}" + (f" ({said})" if said else "")
     return Refusal(cause, _hint(status, body, request.url, dialect, creds))

@@ -123,7 +123,7 @@ def compute_metrics(chunks: Sequence[Chunk], *, t_request_sent: float | None = 0
     usage = next((c.usage for c in reversed(chunks) if c.usage), None)
     counted = token_count(text, token_method, usage=usage, chunks=len(content))
     m = Metrics(ttfb_ms=_ms(t_first_byte, t0), e2e_ms=_ms(t_end, t0), chunks=len(content), chars=len(text),
-                tokens=counted.tokens, token_method=token_method, token_note=counted.note)
+                tokens=counted.tokens, token_method=counted.method, token_note=counted.note)
     first = next((i for i, c in enumerate(chunks) if is_meaningful(c.content)), None)
     m.first_content_index = first
     if first is not None:

@@ -82,6 +82,7 @@ def _default_endpoint(config: pytest.Config) -> str | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's configure creates its storage folder
 def pytest_configure(config: pytest.Config) -> None:
     for category in CATEGORIES:
         config.addinivalue_line("markers", f"{category}: streamconform checks of the {category} category")
@@ -96,13 +97,32 @@ def pytest_configure(config: pytest.Config) -> None:
 
     profile = load_profile(config.getoption("conformance_profile"),
                            config.getoption("conformance_overrides") or [])
-    config.stash[_STATE] = _State(endpoint=endpoint, profile=profile)
+    config.stash[_STATE] = state = _State(endpoint=endpoint, profile=profile)
+    _forget_empty_benchmark_storage(state)
     # `pytest --endpoint URL` alone runs the conformance checks only; with explicit paths, or when the endpoint
     # comes from the ini file (a project's standing setting), they run alongside the project's own tests.
     if from_option and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args[:] = [_CONFORMANCE_MODULE]
     elif _CONFORMANCE_MODULE not in config.args:
         config.args.append(_CONFORMANCE_MODULE)
+
+
+def _forget_empty_benchmark_storage(state: _State) -> None:
+    """pytest-benchmark creates ./.benchmarks at start-up whether or not anything is saved; a conformance run that
+    saved nothing leaves no empty folder behind in the user's directory."""
+    import os
+
+    folder = os.path.abspath(".benchmarks")
+    if os.path.exists(folder):
+        return
+
+    def remove_if_empty() -> None:
+        try:
+            os.rmdir(folder)  # only succeeds when empty
+        except OSError:
+            pass
+
+    state.cleanups.append(remove_if_empty)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -204,6 +224,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for cleanup in reversed(state.cleanups):
         cleanup()
     state.cleanups.clear()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The run's verdict line, as the CLI prints it: PASS with its advisory failures named, or FAIL with the cause."""
+    state = config.stash.get(_STATE, None)
+    if state is None or state.result is None:
+        return
+    terminalreporter.write_sep("-", "streamconform")
+    terminalreporter.write_line(state.result.verdict())
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

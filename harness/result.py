@@ -44,6 +44,7 @@ class CheckResult:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     reproduce: str | None = None
     description: str = ""
+    applicable: bool = True  # False: the check does not apply to this endpoint (graded out of the maximum)
 
     @property
     def failed_required(self) -> bool:
@@ -62,6 +63,7 @@ class CheckResult:
             "message": self.message,
             "evidence": [_evidence(e) for e in self.evidence],
             "reproduce": self.reproduce,
+            **({} if self.applicable else {"applicable": False}),
         }
 
 

@@ -104,7 +104,7 @@ def build_spec(url: str, profile: Any, options: RunOptions, prompt: str, dialect
 
     extra_body = dict(profile.get("request.extra_body", {}) or {})
     # Counting tokens by the server's usage report means asking for one; only the openai dialect has a way to.
-    wants_usage = profile.get("request.include_usage", False) or profile.token_method == "usage"
+    wants_usage = profile.get("request.include_usage", False) or profile.token_method in ("usage", "auto")
     if dialect == "openai" and wants_usage:
         extra_body.setdefault("stream_options", {"include_usage": True})
     if options.max_tokens:
@@ -285,7 +285,7 @@ def evaluate(ctx: Context, categories: set[str] | None = None,
             id=check_id, category=spec.category, status=outcome.status, required=rule.required,
             weight=rule.weight, measured=outcome.measured, threshold=outcome.threshold, message=outcome.message,
             evidence=list(outcome.evidence), reproduce=outcome.reproduce or primary_curl,
-            description=spec.description,
+            description=spec.description, applicable=outcome.applicable,
         ))
     cap = ctx.primary.capture
     metrics = ctx.primary.metrics

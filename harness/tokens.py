@@ -8,6 +8,7 @@ is a stable, reproducible proxy. The alternatives:
     words     whitespace-separated words                  under-counts BPE tokens by ~25 %
     chunks    content chunks received                     what "tokens/s" means for one-token-per-event servers
     usage     the server's usage.completion_tokens        exact for that server's tokenizer, when it reports one
+    auto      usage when the server reports it, else chars/4  (the result names the method it used)
     tiktoken  cl100k_base, only when tiktoken and a locally cached encoding exist (never downloads)
 
 (Peers: vLLM's benchmark counts with the model's own tokenizer; guidellm likewise, falling back to words.)
@@ -21,7 +22,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-METHODS = ("chars/4", "words", "chunks", "usage", "tiktoken")
+METHODS = ("chars/4", "words", "chunks", "usage", "tiktoken", "auto")
 DEFAULT_METHOD = "chars/4"
 _TIKTOKEN_ENCODING = "cl100k_base"
 _TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
@@ -72,6 +73,9 @@ def token_count(text: str, method: str = DEFAULT_METHOD, *, usage: dict | None =
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return TokenCount(value, method)
         return TokenCount(None, method, "the server reported no usage.completion_tokens")
+    if method == "auto":
+        exact = token_count(text, "usage", usage=usage)
+        return exact if exact.tokens is not None else TokenCount(_chars4(text), "chars/4", "no usage reported")
     if method == "tiktoken":
         encoder = _tiktoken_encoder()
         if encoder is None:

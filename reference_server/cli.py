@@ -8,6 +8,7 @@ import re
 import socket
 import sys
 
+from harness.errors import ConfigError
 from reference_server.config import ServerConfig
 
 
@@ -64,6 +65,18 @@ def _fault(text: str) -> str:
     return text
 
 
+def _api_key(var: str | None) -> str | None:
+    """The key named by --api-key-env (a key on the command line would show in ps and shell history)."""
+    if not var:
+        return None
+    import os
+
+    key = os.environ.get(var)
+    if not key:
+        raise ConfigError(f"--api-key-env {var}: that environment variable is not set")
+    return key
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = ServerConfig()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -89,6 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upstream-key-env", default=d.upstream_key_env, metavar="VAR",
                         help=f"environment variable holding the upstream API key (default {d.upstream_key_env})")
     parser.add_argument("--model", default=d.model, help=f"model name reported in chunks (default {d.model})")
+    parser.add_argument("--api-key-env", metavar="VAR",
+                        help="require the API key held in this environment variable (Authorization: Bearer KEY or "
+                             "x-api-key); a request without it gets 401 with an error object")
     parser.add_argument("--workers", type=_at_least(1), default=1,
                         help="uvicorn worker processes (default 1; more for the scale benchmark)")
     parser.add_argument("--record-lateness", action="store_true",
@@ -112,6 +128,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(ttft_ms=args.ttft_ms, gap_ms=args.gap_ms, target_chars=args.chars,
                         min_chunks=args.min_chunks, fault=args.fault, rate_limit=args.rate_limit,
                         upstream=args.upstream, upstream_key_env=args.upstream_key_env, model=args.model,
+                        api_key=_api_key(args.api_key_env),
                         record_lateness=args.record_lateness, shared_pacer=not args.task_per_stream,
                         header_timeout_s=args.header_timeout)
 

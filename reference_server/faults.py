@@ -116,7 +116,7 @@ async def placeholder_first(s: Stream) -> None:
 
 
 # --- content ---------------------------------------------------------------------------------------------------
-@fault("few-chunks", "the normal text in 4 chunks (below the 20-chunk minimum)")
+@fault("few-chunks", "the normal text in 4 chunks (below tds's minimum of 5)")
 async def few_chunks(s: Stream) -> None:
     pieces = s.split(s.text, min_chunks=4, chunk_chars=max(1, len(s.text) // 4 + 1))
     await s.start()

@@ -69,7 +69,12 @@ def test_token_methods():
     assert tk.method == "tiktoken" and (tk.tokens is None) == (tk.note is not None)
     with pytest.raises(ValueError):
         token_count("x", "bogus")
-    assert set(METHODS) == {"chars/4", "words", "chunks", "usage", "tiktoken"}
+    assert set(METHODS) == {"chars/4", "words", "chunks", "usage", "tiktoken", "auto"}
+    # auto: the server's usage when it reports one, else chars/4, naming the method it used
+    assert token_count("x", "auto", usage={"completion_tokens": 42}) == token_count("x", "usage",
+                                                                                     usage={"completion_tokens": 42})
+    fallback = token_count("abcdefgh", "auto")
+    assert (fallback.tokens, fallback.method) == (2, "chars/4") and "no usage" in fallback.note
 
 
 def test_percentile_interpolates():

@@ -130,3 +130,11 @@ def test_regrade_ids_and_the_option_a_hint_suggests():
     hints = rerun_hints({"submissions": [{"id": "ivan", "status": "timeout"}, {"id": "olga", "status": "unreachable"},
                                          {"id": "petr", "status": "ok"}]})
     assert hints and hints[0].endswith("to try them again later: --regrade ivan,olga")
+
+
+def test_allow_private_hint_only_when_it_would_help():
+    blocked = {"submissions": [{"id": "a", "status": "blocked_address"}]}
+    assert "--allow-private" in rerun_hints(blocked)[0]
+    assert "--allow-private" not in rerun_hints(blocked, allow_private=True)[0]
+    invalid = {"submissions": [{"id": "a", "status": "invalid_url"}]}
+    assert "--allow-private" not in rerun_hints(invalid)[0]  # a malformed URL is not a private address

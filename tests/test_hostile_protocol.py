@@ -64,4 +64,10 @@ def test_run_target_returns_a_schema_valid_failed_result(behaviour):
     doc = result.to_dict()
     jsonschema.validate(doc, load_schema("result.schema"))
     assert doc["passed"] is False
-    assert any(c["status"] == "fail" and c["id"] == "framing.complete" for c in doc["checks"])
+    failed = [c for c in doc["checks"] if c["status"] == "fail"]
+    if behaviour == "reset":  # answered, then cut mid-body: the stream's own checks say so
+        assert any(c["id"] == "framing.complete" for c in failed)
+        return
+    # No HTTP answer: http.status names the cause, everything else is "not run" with it (no cascade).
+    assert [c["id"] for c in failed] == ["http.status"] and doc["root_cause"]["cause"] in failed[0]["message"]
+    assert all(c["message"].startswith("not run:") for c in doc["checks"] if c["id"] != "http.status")

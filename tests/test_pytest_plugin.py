@@ -30,6 +30,7 @@ def test_embedded_reference_server_passes_one_test_per_check(tmp_path):
     jsonschema.validate(doc, load_schema("result.schema.json"))
     # one test item per check that ran
     assert proc.stdout.count("test_check[") >= len(doc["checks"])
+    assert not (tmp_path / ".benchmarks").exists()  # pytest-benchmark's folder, empty: not left behind
 
 
 def test_failing_check_prints_evidence_and_reproduce_command(tmp_path, reference_server):
@@ -38,6 +39,8 @@ def test_failing_check_prints_evidence_and_reproduce_command(tmp_path, reference
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "FAILED" in proc.stdout and "content.chars" in proc.stdout
     assert "evidence:" in proc.stdout and "curl -N" in proc.stdout
+    # the run's verdict line closes the session, as the CLI prints it
+    assert "FAIL: 1 required check failed: content.chars" in proc.stdout
     # -m content selected only content checks
     assert "timing.ttft" not in proc.stdout.split("short test summary")[0].split("FAILURES")[0]
 

@@ -160,3 +160,22 @@ def test_pass_with_advisory_failures_says_so(runs):
     result = runs["interrupt"]
     assert result.passed and result.to_dict()["advisory_failures"] == result.advisory_failures != []
     assert result.verdict().startswith("PASS (")
+
+
+def test_html_report_names_advisory_failures_and_the_root_cause(runs):
+    from reports import render_run
+
+    page = render_run(runs["interrupt"].to_dict())
+    assert 'id="advisory-failures"' in page and "robustness.concurrency" in page
+    refused = render_run(runs["base-url"].to_dict())
+    assert 'id="root-cause"' in refused and "/v1/chat/completions" in refused
+
+
+def test_max_tokens_is_sent_in_the_dialects_field(reference_server):
+    """--max-tokens: the server is asked for at most N tokens (the reference server stops at about N * 4 chars)."""
+    for dialect in ("prompt", "openai"):
+        options = _options(None, dialect=dialect, max_tokens=20, categories={"content"})
+        result = asyncio.run(run_target(reference_server.endpoint, load_profile("tds"), options))
+        body = json.loads(result.captures["primary"].request.body)
+        assert body["max_tokens"] == 20
+        assert 0 < result.metrics["chars"] <= 20 * 4 + 40, result.metrics

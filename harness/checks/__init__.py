@@ -57,6 +57,9 @@ class Outcome:
     message: str = ""
     evidence: list[dict[str, Any]] = field(default_factory=list)
     reproduce: str | None = None  # set only when another request than the primary one reproduces it
+    # False when the check does not apply to this endpoint at all (no credentials to take away, a request that is
+    # valid in this dialect): a skip that says nothing about the endpoint, left out of a grade's maximum.
+    applicable: bool = True
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -77,6 +80,10 @@ class Outcome:
     @classmethod
     def skip(cls, message: str, **kw: Any) -> Outcome:
         return cls("skip", message=message, **kw)
+
+    @classmethod
+    def not_applicable(cls, message: str, **kw: Any) -> Outcome:
+        return cls("skip", message=message, applicable=False, **kw)
 
     @classmethod
     def of(cls, ok: bool, message: str, **kw: Any) -> Outcome:
@@ -138,25 +145,35 @@ class Context:
 CheckFunc = Callable[[Context], Outcome]
 
 
+# Why a check does not apply to an endpoint at all (None when it does): decided from the request alone (the
+# dialect, the credentials sent), never from the answer, so every endpoint of a graded batch has the same maximum.
+AppliesFunc = Callable[[Context], "str | None"]
+
+
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
     id: str
     category: str
     description: str
     func: CheckFunc
+    applies: AppliesFunc | None = None
 
 
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(check_id: str, *, category: str | None = None, description: str = "") -> Callable[[CheckFunc], CheckFunc]:
-    """Register ``func`` under ``check_id`` ("category.name"). Re-registering an id replaces it (module reloads)."""
+def check(check_id: str, *, category: str | None = None, description: str = "",
+          applies: AppliesFunc | None = None) -> Callable[[CheckFunc], CheckFunc]:
+    """Register ``func`` under ``check_id`` ("category.name"). Re-registering an id replaces it (module reloads).
+
+    ``applies(ctx)``: the reason the check does not apply to this endpoint (None when it does); the engine then
+    reports it "not applicable" without running it, whatever the endpoint answered."""
     category = category or check_id.split(".", 1)[0]
     if category not in CATEGORIES:
         raise ValueError(f"check {check_id!r}: unknown category {category!r}")
 
     def register(func: CheckFunc) -> CheckFunc:
-        REGISTRY[check_id] = CheckSpec(check_id, category, description or (func.__doc__ or "").strip(), func)
+        REGISTRY[check_id] = CheckSpec(check_id, category, description or (func.__doc__ or "").strip(), func, applies)
         return func
 
     return register

@@ -202,18 +202,35 @@ def _make_probe_check(probe_id: str) -> None:
 
     def probe_check(ctx: Context) -> Outcome:
         cap = ctx.probes.get(probe_id)
-        dialect = getattr(getattr(getattr(ctx.primary, "capture", None), "request", None), "dialect", None)
-        if cap is None and dialect is not None and not probe.applies_to(dialect):
-            return Outcome.skip(f"not run: {probe.description.split(' (')[0]} is valid input in the {dialect} "
-                                "dialect")
+        if cap is None and (why_not := applies(ctx)) is not None:
+            return Outcome.not_applicable(f"not run: {why_not}")
         if cap is None:
             return Outcome.skip(f"probe {probe_id} not run (not selected by the profile's [errors] section)")
         settings = errors_settings(ctx.profile)
         return judge_bad_request(cap, accepted_codes(settings, probe_id), seed_shape_ok(ctx.profile))
 
+    def applies(ctx: Context) -> str | None:
+        dialect = _dialect(ctx)
+        if dialect is not None and not probe.applies_to(dialect):
+            return f"{probe.description.split(' (')[0]} is valid input in the {dialect} dialect"
+        return None
+
     probe_check.__name__ = f"errors_{probe_id}"
-    check(f"errors.{probe_id}", category="errors",
-          description=f"{probe.description}: expect {probe.expected}")(probe_check)
+    check(f"errors.{probe_id}", category="errors", description=f"{probe.description}: expect {probe.expected}",
+          applies=applies)(probe_check)
+
+
+def _dialect(ctx: Context) -> str | None:
+    return getattr(getattr(getattr(ctx.primary, "capture", None), "request", None), "dialect", None)
+
+
+def _sends_no_credentials(ctx: Context) -> str | None:
+    from harness.diagnosis import sends_credentials
+
+    request = getattr(getattr(ctx.primary, "capture", None), "request", None)
+    if request is not None and not sends_credentials(dict(request.headers)):
+        return "the run sends no credentials (Authorization, x-api-key or api-key)"
+    return None
 
 
 for _probe_id in BAD_REQUEST_PROBES:
@@ -322,11 +339,12 @@ def _judge_auth(cap: Any, what: str, seed_ok: bool) -> tuple[str, str]:
 
 
 @check("errors.auth", category="errors",
-       description="without its credentials, or with a wrong key, the request gets 401/403 with an error object")
+       description="without its credentials, or with a wrong key, the request gets 401/403 with an error object",
+       applies=_sends_no_credentials)
 def auth(ctx: Context) -> Outcome:
     caps = [(name, ctx.probes.get(name)) for name in AUTH_CAPTURES]
     if all(cap is None for _, cap in caps):
-        return Outcome.skip("not run: the run sends no credentials (Authorization, x-api-key or api-key)")
+        return Outcome.not_applicable("not run: the run sends no credentials (Authorization, x-api-key or api-key)")
     seed_ok = seed_shape_ok(ctx.profile)
     labels = {"auth.missing": "without credentials", "auth.wrong": "with a wrong key"}
     verdicts = []
@@ -378,6 +396,11 @@ def rate_limit(ctx: Context) -> Outcome:
 
 # -- CORS -----------------------------------------------------------------------------------------------------------
 
+def _shown(header: str | None) -> str:
+    """A header value for a message: quoted, or "missing" when the response has no such header."""
+    return "missing" if header is None else repr(header)
+
+
 def _listed(header: str | None, wanted: str) -> bool:
     if header is None:
         return False
@@ -404,13 +427,13 @@ def cors(ctx: Context) -> Outcome:
         missing.append(f"status {cap.status} (a browser needs 2xx)")
     allow_origin = cap.header("access-control-allow-origin")
     if allow_origin not in ("*", origin):
-        missing.append(f"Access-Control-Allow-Origin is {allow_origin!r}, not '*' or {origin!r}")
+        missing.append(f"Access-Control-Allow-Origin is {_shown(allow_origin)}, not '*' or {origin!r}")
     methods = cap.header("access-control-allow-methods")
     if not _listed(methods, "POST"):
-        missing.append(f"Access-Control-Allow-Methods {methods!r} does not allow POST")
+        missing.append(f"Access-Control-Allow-Methods is {_shown(methods)}: it does not allow POST")
     allowed_headers = cap.header("access-control-allow-headers")
     if not _listed(allowed_headers, "content-type"):
-        missing.append(f"Access-Control-Allow-Headers {allowed_headers!r} does not allow content-type")
+        missing.append(f"Access-Control-Allow-Headers is {_shown(allowed_headers)}: it does not allow content-type")
     if missing:
         return Outcome.failed("a browser on another origin could not call this endpoint: " + "; ".join(missing),
                               **common)

@@ -22,6 +22,7 @@ from harness.grade.attempt import AttemptPolicy, GradeInput
 from harness.grade.resume import plan_resume
 from harness.grade.roster import Submission, load_roster
 from harness.grade.thresholds import DEFAULT_RANGES, parse_overrides, parse_range, seeded_overrides
+from harness.options import max_tokens_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wait before the one retry after a transport failure (default 5)")
     parser.add_argument("--deadline", type=float, default=60.0, metavar="S",
                         help="total deadline of one attempt at one submission (default 60)")
+    parser.add_argument("--max-tokens", type=max_tokens_arg, default=None, metavar="N",
+                        help="ask each submission for at most N tokens (the dialect's max_tokens), as in run")
     parser.add_argument("--quiet", action="store_true", help="no progress output (CI)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--thresholds-column", metavar="NAME",
@@ -118,7 +121,7 @@ def regrade_option(ids: list[str]) -> str:
     return f"--regrade {shlex.quote(','.join(ids))}"
 
 
-def rerun_hints(summary: dict[str, Any]) -> list[str]:
+def rerun_hints(summary: dict[str, Any], allow_private: bool = False) -> list[str]:
     subs = summary.get("submissions") or []
     hints = []
     transient = [s["id"] for s in subs if s["status"] in TRANSIENT]
@@ -128,9 +131,10 @@ def rerun_hints(summary: dict[str, Any]) -> list[str]:
                      f"{shown}")
     fixable = Counter(s["status"] for s in subs if s["status"] in ("invalid_url", "blocked_address"))
     if fixable:
+        private_hint = "" if allow_private or "blocked_address" not in fixable else (
+            " (--allow-private admits loopback/private addresses, for local testing only)")
         hints.append(f"{' and '.join(f'{n} {k}' for k, n in sorted(fixable.items()))}: a corrected URL in the roster "
-                     "is graded again on rerun (--allow-private admits loopback/private addresses, for local testing "
-                     "only)")
+                     f"is graded again on rerun{private_hint}")
     return hints
 
 
@@ -153,7 +157,8 @@ def main(args: argparse.Namespace) -> int:
     api_key = os.environ.get("STREAMCONFORM_API_KEY") if args.send_api_key else None
     if args.send_api_key and not api_key:
         raise ConfigError("--send-api-key: STREAMCONFORM_API_KEY is not set")
-    runner = EngineRunner(args.profile, allow_private=args.allow_private, deadline_s=args.deadline, api_key=api_key)
+    runner = EngineRunner(args.profile, allow_private=args.allow_private, deadline_s=args.deadline, api_key=api_key,
+                          max_tokens=args.max_tokens)
     check_thresholds(items, runner, args)
 
     out = Path(args.out)
@@ -231,7 +236,7 @@ def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[Gr
         progress.console.print(f"graded {summary['graded']}/{summary['total']}: {summary['passed']} passed; "
                                f"{by_status}; {profile_label(summary)}. Grades: {out / 'grades.csv'}, "
                                f"summary: {out / 'summary.html'}", markup=False)
-        for hint in rerun_hints(summary):
+        for hint in rerun_hints(summary, allow_private=args.allow_private):
             progress.console.print(hint, markup=False)
     failed = summary["by_status"].get("error", 0)
     if failed:

@@ -35,8 +35,9 @@ def classify(end_reason: str | None, http_status: int | None) -> str:
 class EngineRunner:
     def __init__(self, profile: str, *, allow_private: bool = False, deadline_s: float = 60.0,
                  api_key: str | None = None, follow_redirects: bool = False,
-                 categories: set[str] | None = None) -> None:
+                 categories: set[str] | None = None, max_tokens: int | None = None) -> None:
         self._profile_ref = profile
+        self.max_tokens = max_tokens
         self.allow_private = allow_private
         self.deadline_s = deadline_s
         # Never the grader's own STREAMCONFORM_API_KEY: only a key the instructor passed on purpose.
@@ -62,8 +63,17 @@ class EngineRunner:
     def weights(self, overrides: list[str]) -> dict[str, float]:
         key = tuple(overrides)
         if key not in self._weights:  # same memo: weights depend on the profile only
-            self._weights[key] = graded_weights(self.profile(overrides), self.categories)
+            profile = self.profile(overrides)
+            self._weights[key] = graded_weights(profile, self.categories, self.sample_request(profile))
         return dict(self._weights[key])
+
+    def sample_request(self, profile: Any) -> Any:
+        """The request this grader sends every submission (the URL aside): what decides whether a check applies
+        at all (the dialect, the credentials), the same for every student."""
+        from harness.runner import build_spec
+
+        return build_spec("http://submission.invalid/", profile, self.options(), profile.prompts[0],
+                          profile.dialect)
 
     def options(self) -> Any:
         from harness.guard import AddressPolicy
@@ -77,7 +87,7 @@ class EngineRunner:
                         max_bytes=CAPTURE_MAX_BYTES, budget_bytes=RUN_BUDGET_BYTES)
         return RunOptions(headers={}, api_key=self.api_key, limits=limits, follow_redirects=self.follow_redirects,
                           policy=AddressPolicy(allow_private=self.allow_private),
-                          categories=self.categories, evaluate_in_thread=True)
+                          categories=self.categories, evaluate_in_thread=True, max_tokens=self.max_tokens)
 
     async def attempt(self, url: str, overrides: list[str]) -> AttemptOutcome:
         from harness.runner import run_target
@@ -102,7 +112,7 @@ class EngineRunner:
                               duration_s=time.perf_counter() - t0)
 
 
-def graded_weights(profile: Any, categories: set[str] | None = None) -> dict[str, float]:
+def graded_weights(profile: Any, categories: set[str] | None = None, request: Any = None) -> dict[str, float]:
     """Check id -> weight for every enabled check of the profile, in registry order.
 
     A profile that sets no weights at all grades every enabled check equally (weight 1), so such a profile
@@ -111,10 +121,26 @@ def graded_weights(profile: Any, categories: set[str] | None = None) -> dict[str
     from harness.checks import load_checks
 
     rules = {cid: profile.rule(cid) for cid, spec in load_checks().items()
-             if (categories is None or spec.category in categories) and applicable(profile, cid)}
+             if (categories is None or spec.category in categories) and applicable(profile, cid)
+             and applies_to_request(spec, profile, request)}
     enabled = {cid: r for cid, r in rules.items() if r.enabled}
     weights = {cid: float(r.weight) for cid, r in enabled.items() if r.weight > 0}
     return weights or {cid: 1.0 for cid in enabled}
+
+
+def applies_to_request(spec: Any, profile: Any, request: Any) -> bool:
+    """False for a check that cannot apply to the request the grader sends (``errors.auth`` without credentials,
+    a probe of input that is valid in the profile's dialect): no student could earn or lose it."""
+    if request is None or spec.applies is None:
+        return True
+    from harness.checks import Context, Transcript
+    from harness.model import Capture
+
+    stand_in = Transcript(capture=Capture(request=request), parsed=None, chunks=[], metrics=None)
+    try:
+        return spec.applies(Context(profile=profile, primary=stand_in)) is None
+    except Exception:  # a broken rule: grade the check
+        return True
 
 
 def applicable(profile: Any, check_id: str) -> bool:

@@ -59,7 +59,7 @@ def gradescope(record: dict[str, Any], view: dict[str, Any] | None = None) -> di
                 "score": c["points"], "max_score": c["weight"],
                 "status": "passed" if c["points"] >= c["weight"] else "failed",
                 "output": check_text(c), "visibility": "visible"}
-        if c.get("counted") is False:  # cut by the grader's deadline: worth nothing either way (scoring.py)
+        if c.get("counted") is False:  # cut by the grader's deadline, or not applicable: worth nothing (scoring.py)
             test.update(score=0, max_score=0)
             del test["status"]
         tests.append(test)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from harness.grade.scoring import GRADER_DEADLINE
+from harness.grade.scoring import GRADER_DEADLINE, NOT_APPLICABLE
 
 STATUS_TEXT = {
     "ok": "Your endpoint answered and was graded.",
@@ -73,6 +73,10 @@ def student_view(record: dict[str, Any]) -> dict[str, Any]:
         if item.get("reason") == GRADER_DEADLINE:
             entry["message"] = GRADER_DEADLINE_TEXT
             entry["counted"] = False
+        elif item.get("reason") == NOT_APPLICABLE:
+            entry["message"] = f"does not apply to your endpoint, so it does not count: {check.get('message', '')}"
+            entry["counted"] = False
+            entry["not_applicable"] = True
         elif item["status"] == "not_run":
             entry["message"] = NOT_GRADED_TEXT if status != "ok" else "not run: the check did not produce a result"
         elif hidden and item["status"] in ("fail", "warn"):
@@ -118,7 +122,8 @@ def check_text(entry: dict[str, Any], clean: Callable[[str], str] = str) -> str:
     command)."""
     lines = [clean(entry["message"])] if entry.get("message") else []
     if "measured" in entry or "threshold" in entry:
-        measured, threshold = clean(str(entry.get("measured"))), clean(str(entry.get("threshold")))
+        measured, threshold = (clean("missing" if entry.get(k) is None else str(entry.get(k)))
+                               for k in ("measured", "threshold"))
         lines.append(f"measured: {measured}   required: {threshold}")
     for e in entry.get("evidence", []):
         where = [f"byte {e['offset']}" if e.get("offset") is not None else "",
@@ -201,8 +206,13 @@ def render_markdown(view: dict[str, Any]) -> str:
         for c in lost:
             out += [f"### {c['id']} ({c['status']}, {c['points']} / {c['weight']})", "",
                     *code_block(check_text(c, visible)), ""]
-    if uncounted:
-        out += ["", "## Not counted", "", GRADER_DEADLINE_TEXT, "", "Checks: " + ", ".join(c["id"] for c in uncounted)]
+    cut = [c["id"] for c in uncounted if not c.get("not_applicable")]
+    if cut:
+        out += ["", "## Not counted", "", GRADER_DEADLINE_TEXT, "", "Checks: " + ", ".join(cut)]
+    not_applicable = [c["id"] for c in uncounted if c.get("not_applicable")]
+    if not_applicable:
+        out += ["", "## Does not apply", "", "These checks do not apply to your endpoint and are left out of your "
+                "maximum score.", "", "Checks: " + ", ".join(not_applicable)]
     kept = [c["id"] for c in view["checks"] if c["points"] >= c["weight"]]
     if kept:
         out += ["", "## Passed", "", ", ".join(kept)]

@@ -11,6 +11,10 @@ student. It is reported as ``not_run`` with ``reason: grader_deadline`` and ``co
 is left out of that student's maximum, so the grader's own time budget is never charged to a student. Unless the
 student's own stream was too slow (a failed ``timing.*`` check): then the endpoint used up the time itself, and
 the cut checks count as skipped, so slowing down cannot take checks out of the maximum.
+
+Likewise a check that does not apply to the endpoint at all (``applicable: false`` in the result: no credentials
+for ``errors.auth`` to take away, a request that is valid input in the endpoint's dialect) is left out of the
+maximum with ``reason: not_applicable``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 CREDIT = {"pass": 1.0, "warn": 0.5, "fail": 0.0, "skip": 0.0, "not_run": 0.0}
 GRADER_DEADLINE = "grader_deadline"
+NOT_APPLICABLE = "not_applicable"  # e.g. errors.auth when the run sends no credentials: nothing to earn or lose
 # How the harness words a skip caused by the run's own deadline: a probe "not sent: the run's deadline was reached
 # first", a robustness part "... left before the run's deadline ...", "... fitted before the deadline", a stage that
 # "ran out of time (run deadline)", the request after a drop "not sent (run deadline)". Only the categories that
@@ -74,6 +79,8 @@ def score_checks(checks: Iterable[Mapping[str, Any]], weights: Mapping[str, floa
                 "weight": _round(weight), "points": _round(points)}
         if not too_slow and cut_by_grader_deadline(check):
             item.update(status="not_run", points=0, reason=GRADER_DEADLINE, counted=False)
+        elif check and check.get("applicable") is False:
+            item.update(points=0, reason=NOT_APPLICABLE, counted=False)
         items.append(item)
     return Score(score=_round(sum(i["points"] for i in items)),
                  max_score=_round(sum(i["weight"] for i in items if counted(i))), items=items)
