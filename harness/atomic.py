@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 _TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str | Iterable[str], *, durable: bool = True) -> Path:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never a torn one.
 
-    ``durable=False`` skips the fsyncs: for files derived from the records, which a rerun rebuilds anyway.
+    ``text`` may come in pieces (an iterable of str), written as they are made: a large file (a capture bundle)
+    then never sits whole in memory. ``durable=False`` skips the fsyncs: for files derived from the records, which a
+    rerun rebuilds anyway.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +30,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, durable: bool 
     tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         with open(tmp, "x", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+            for piece in [text] if isinstance(text, str) else text:
+                fh.write(piece)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -111,7 +111,7 @@ def prepare_output(option: str, path: str | None) -> None:
         raise ConfigError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
-def write_output(option: str, path: str, text: str) -> str | None:
+def write_output(option: str, path: str, text: str | Iterable[str]) -> str | None:
     """Write one output file atomically; the reason it could not be written (for a usage error), or None.
 
     Checked up front by ``prepare_output``, but the disk can still fill up or a directory vanish during a run:

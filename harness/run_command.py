@@ -63,9 +63,9 @@ def emit_outputs(result: Any, args: argparse.Namespace, console: Console, *, sav
     doc = result.to_dict()
     problems: list[str | None] = []
     if save_capture:
-        from harness.runner import bundle_of
+        from harness.runner import bundle_json
 
-        problems.append(write_output("--save-capture", save_capture, json.dumps(bundle_of(result))))
+        problems.append(write_output("--save-capture", save_capture, bundle_json(result)))
     if args.json_path == "-":
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif args.json_path:

@@ -25,7 +25,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -336,8 +336,8 @@ def _decode_extra(value: Any) -> Any:
     return value
 
 
-def bundle_of(run: RunResult | Run) -> dict[str, Any]:
-    """The capture bundle of a finished run (a RunResult) or of a Run being collected."""
+def _bundle_parts(run: RunResult | Run) -> tuple[Any, Capture, Capture | None]:
+    """(profile name, primary, secondary) of a finished run (a RunResult) or of a Run being collected."""
     if isinstance(run, RunResult):
         primary, secondary = run.captures.get("primary"), run.captures.get("secondary")
         profile = run.profile
@@ -345,6 +345,12 @@ def bundle_of(run: RunResult | Run) -> dict[str, Any]:
         primary, secondary, profile = run.primary, run.secondary, run.profile.name
     if primary is None:
         raise ValueError("the run has no primary capture to save")
+    return profile, primary, secondary
+
+
+def bundle_of(run: RunResult | Run) -> dict[str, Any]:
+    """The capture bundle of a finished run (a RunResult) or of a Run being collected."""
+    profile, primary, secondary = _bundle_parts(run)
     return {
         "format": BUNDLE_FORMAT,
         "profile": profile,
@@ -355,9 +361,22 @@ def bundle_of(run: RunResult | Run) -> dict[str, Any]:
     }
 
 
+def bundle_json(run: RunResult | Run) -> Iterator[str]:
+    """``json.dumps(bundle_of(run))`` in pieces, one capture at a time: written as they come, a bundle near the run's
+    byte budget costs one capture's encoding in memory (base64, then JSON text) instead of the whole bundle's."""
+    profile, primary, secondary = _bundle_parts(run)
+    yield f'{{"format": {json.dumps(BUNDLE_FORMAT)}, "profile": {json.dumps(profile)}, "primary": '
+    yield json.dumps(primary.to_dict())
+    yield ', "secondary": ' + (json.dumps(secondary.to_dict()) if secondary is not None else "null")
+    yield ', "probes": {'
+    for i, (name, cap) in enumerate(run.probes.items()):
+        yield (", " if i else "") + json.dumps(name) + ": " + json.dumps(cap.to_dict())
+    yield '}, "extra": ' + json.dumps(_encode_extra(run.extra)) + "}"
+
+
 def save_bundle(path: str, run: RunResult | Run) -> None:
     """Write the bundle atomically (tmp file then rename): a crash never leaves half a file."""
-    atomic_write_text(path, json.dumps(bundle_of(run)), durable=False)
+    atomic_write_text(path, bundle_json(run), durable=False)
 
 
 def load_bundle(path: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ test_hostile_bounds.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -18,7 +19,7 @@ from harness.model import RUN_BUDGET_BYTES, ByteBudget, Capture, Limits, Read, R
 from harness.parse import DEFAULT_MAX_LINES, ParseAllowance, parse_capture
 from harness.profile import load_profile
 from harness.request import build_request
-from harness.runner import RunOptions, build_context, evaluate, run_target
+from harness.runner import RunOptions, build_context, bundle_json, bundle_of, evaluate, run_target
 from tests.hostile_servers import SSE_HEAD, ValidThenFlood, hostile_server, read_request, send
 
 SSE_HEADERS = [("content-type", "text/event-stream")]
@@ -97,6 +98,14 @@ def test_a_run_keeps_at_most_its_byte_budget_over_all_its_captures():
     assert len(captures) > 15
     assert sum(len(c.body) for c in captures) <= RUN_BUDGET_BYTES
     assert sum(len(c.reads) for c in captures) < 2000
+
+
+def test_a_bundle_is_written_one_capture_at_a_time_as_the_same_json():
+    with hostile_server(ValidThenFlood()) as srv:
+        result = asyncio.run(run_target(srv.url, load_profile("tds"), RunOptions(limits=Limits(deadline_s=20))))
+    pieces = list(bundle_json(result))
+    assert "".join(pieces) == json.dumps(bundle_of(result))
+    assert len(pieces) > len(result.probes)  # one piece per capture (or less), never the whole bundle at once
 
 
 # -- parsing: caps per stream and per evaluation ----------------------------------------------------------------
