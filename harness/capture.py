@@ -524,7 +524,7 @@ async def capture(spec: RequestSpec, limits: Limits | None = None, *, policy: Ad
     finally:
         run.flush_reads()
         cap.t_end = run.now()
-    return cap
+    return cap.rebase_to_request()
 
 
 async def _guarded_exchange(run: _Run, client: httpx.AsyncClient) -> None:

@@ -35,7 +35,7 @@ END_REASONS = (
 class Read:
     """One raw read from the socket, as it arrived."""
 
-    t: float  # seconds since request start
+    t: float  # seconds since the request was sent (see Capture.rebase_to_request)
     data: bytes
 
 
@@ -145,6 +145,22 @@ class Capture:
         # of RSS for a capture at the byte cap.
         return (f"Capture(url={self.request.url!r}, status={self.status!r}, end_reason={self.end_reason!r}, "
                 f"reads={len(self.reads)}, bytes={sum(len(r.data) for r in self.reads)})")
+
+    def rebase_to_request(self) -> Capture:
+        """Shift every time so that 0 is the moment the request was sent: the one clock a user reads everywhere
+        (TTFT, the report's timeline, evidence ``t=``), whatever the connect and TLS set-up took. Idempotent; a
+        capture whose request was never sent keeps its capture-start clock."""
+        shift = self.t_request_sent
+        if not shift:
+            return self
+        self.reads = [Read(r.t - shift, r.data) for r in self.reads]
+        self.t_headers = None if self.t_headers is None else self.t_headers - shift
+        self.t_first_byte = None if self.t_first_byte is None else self.t_first_byte - shift
+        self.t_end -= shift
+        self.t_request_sent = 0.0
+        if self.clock_origin is not None:
+            self.clock_origin += shift
+        return self
 
     def header(self, name: str, default: str | None = None) -> str | None:
         name = name.lower()

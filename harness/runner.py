@@ -218,6 +218,7 @@ def transcript_of(capture: Capture, profile: Any, allowance: Any = None) -> Tran
     """Parse, decode and measure one capture (spending ``allowance``, a harness.parse.ParseAllowance, if given)."""
     from harness.parse import parse_capture
 
+    capture.rebase_to_request()  # a bundle saved before captures were rebased: the same clock as a fresh one
     parsed = parse_capture(capture, allowance=allowance)
     chunks = decode(parsed.events)
     metrics = metrics_from_capture(capture, chunks, token_method=profile.token_method,

@@ -14,6 +14,14 @@ from harness.bench_server import ReferenceServerProcess, free_port
 
 pytest_plugins = ["pytester"]
 
+
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch):
+    """The pytest subprocess must not inherit this run's xdist worker identity: pytest-benchmark reads
+    PYTEST_XDIST_WORKER and disables itself, as if the child ran in parallel."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
 FAST_SERVER = ["--ttft-ms", "20", "--gap-ms", "5", "--chars", "300"]
 
 # What the lead's plugin does: the loaded profile and the runner's options, as `pytest --endpoint` builds them.

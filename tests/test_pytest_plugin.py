@@ -16,6 +16,8 @@ def run_pytest(tmp_path, *args: str) -> subprocess.CompletedProcess:
     # Run from an empty directory so only the installed plugin (entry point) is in play, as for a user.
     env = dict(os.environ, COLUMNS="160")
     env.pop("PYTEST_ADDOPTS", None)
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        env.pop(name, None)  # the child is not one of this run's parallel workers (pytest-benchmark reads it)
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=tmp_path,
                           capture_output=True, text=True, timeout=180, env=env)
 

@@ -210,6 +210,11 @@ def test_a_real_run_of_the_reference_server_as_a_report(browser: Browser, shots:
     first_check = seen.text.index("http.content_type")
     assert all(first_check < seen.text.index(c["id"]) for c in result["checks"] if c["status"] == "pass")
     assert all(c["id"] in seen.text for c in result["checks"])  # every check is listed
+    # One clock: the stream's first event is its first text, so the timeline's first point sits on the TTFT line
+    # (both are times since the request was sent; the screenshot in SHOTS shows them together).
+    data = json.loads(page.read_text().split('id="report-data">', 1)[1].split("</script>", 1)[0])
+    assert abs(data["timeline"][0][0] - data["ttft_ms"]) < 0.01, (data["timeline"][0], data["ttft_ms"])
+    assert abs(result["timeline"][0]["t"] * 1000 - result["metrics"]["ttft_ms"]) < 0.01
 
 
 def test_a_real_bench_of_the_reference_server_as_a_report(browser: Browser, shots: Path, tmp_path: Path) -> None:
