@@ -152,6 +152,8 @@ def _messages_prompt(messages: object, limit: int) -> tuple[str, int]:
         role = m.get("role")
         if not isinstance(role, str) or role not in _ROLES:
             raise _bad(f"'{where}.role' must be one of {sorted(_ROLES)}", f"{where}.role")
+        if role == "assistant" and m.get("tool_calls") and m.get("content") is None:
+            continue  # a tool-call turn sent back with the results: no text (see protocols/chat_extras.py)
         if "content" not in m:
             raise _bad(f"'{where}.content' is required", f"{where}.content", "missing_required_parameter")
         text = _text_of(m["content"])
@@ -169,8 +171,8 @@ def _messages_prompt(messages: object, limit: int) -> tuple[str, int]:
     return prompt, total
 
 
-def parse_request(body: bytes, config: ServerConfig) -> ChatRequest:
-    """Validate a chat-completions body (already within the size limit) in either dialect."""
+def decode_body(body: bytes, config: ServerConfig) -> dict:
+    """The body as a JSON object, else an ApiError saying what is wrong (every protocol's first step)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -190,7 +192,12 @@ def parse_request(body: bytes, config: ServerConfig) -> ChatRequest:
         if where is not None:
             raise _bad("a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
                        "which is not a Unicode character", where, "invalid_encoding")
+    return data
 
+
+def parse_request(body: bytes, config: ServerConfig) -> ChatRequest:
+    """Validate a chat-completions body (already within the size limit) in either dialect."""
+    data = decode_body(body, config)
     stream = data.get("stream", False)
     if stream is None:
         stream = False
