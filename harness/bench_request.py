@@ -49,7 +49,7 @@ def record_from_capture(capture: Any, *, token_method: str = "chars/4", index: i
     from harness.parse import parse_capture
 
     cpu0 = time.thread_time()
-    chunks = decode(parse_capture(capture).events)
+    chunks = decode(parse_capture(capture).events, capture.request.dialect)
     m = metrics_from_capture(capture, chunks, token_method)
     content = [c for c in chunks if c.has_text]
     tokens = m.tokens or 0

@@ -98,7 +98,9 @@ def metrics_line(metrics: dict[str, Any]) -> str:
     else:
         itl_text = f"ITL p50 {shown(itl.get('p50'), '{:.1f}')} p99 {shown(itl.get('p99'), '{:.1f}')} ms"
     return (
-        f"TTFB {ms('ttfb_ms')} | TTFT {ms('ttft_ms')} | e2e {ms('e2e_ms')} | "
+        f"TTFB {ms('ttfb_ms')} | TTFT {ms('ttft_ms')} | "
+        + (f"first reasoning {ms('ttfr_ms')} | " if metrics.get("ttfr_ms") is not None else "")
+        + f"e2e {ms('e2e_ms')} | "
         f"{shown(metrics.get('chunks'))} chunks | {shown(metrics.get('chars'))} chars | "
         f"{shown(metrics.get('tokens'))} tokens ({metrics.get('token_method') or '?'}) | "
         f"{shown(metrics.get('tokens_per_s'), '{:.1f}')} tokens/s | {itl_text}"

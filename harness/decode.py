@@ -3,8 +3,9 @@
 One Chunk per event, whatever it carries, so checks can point at any event by offset. Decoding never raises:
 invalid JSON becomes ``json_error``; an unknown shape becomes a chunk with ``content is None``.
 
-Where the text lives depends on the server family, so extraction walks a short list of known shapes (first
-match wins):
+Where the text lives depends on the wire protocol: the request's dialect (harness/dialects/) reads each event.
+For the chat family (the seed, OpenAI Chat Completions, and the lenient ``minimal`` family) extraction walks a
+short list of known shapes (first match wins):
 
     choices[0].delta.content    OpenAI chat.completion.chunk (and the seed's minimal delta)
     choices[0].text             OpenAI legacy completions, vLLM /v1/completions
@@ -19,6 +20,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from harness.dialects import Dialect
+from harness.dialects import get as get_dialect
+from harness.dialects.chat import chat_fields
 
 DONE_SENTINEL = "[DONE]"
 
@@ -42,6 +47,8 @@ class Chunk:
     usage: dict | None = None
     error: Any = None  # the error payload when the event carries a truthy "error"
     event: str = "message"  # SSE event type
+    reasoning: str | None = None  # reasoning/thinking delta: not answer text (TTFT ignores it)
+    tool_calls: list | None = None  # Chat Completions delta.tool_calls fragments, as sent
 
     @property
     def json(self) -> Any:
@@ -59,39 +66,9 @@ class Chunk:
         return bool(self.content)
 
 
-def _fields(obj: dict) -> tuple[str | None, str | None, str | None]:
-    """(content, role, finish_reason) of one decoded object, by the shapes listed in the module docstring."""
-    choices = obj.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        choice = choices[0]
-        finish = choice.get("finish_reason")
-        delta = choice.get("delta")
-        holder = delta if isinstance(delta, dict) else choice.get("message")
-        content = role = None
-        if isinstance(holder, dict):
-            content, role = holder.get("content"), holder.get("role")
-        if not isinstance(content, str):
-            text = choice.get("text")
-            content = text if isinstance(text, str) else None
-        return content, role if isinstance(role, str) else None, finish if isinstance(finish, str) else None
-    finish = obj.get("finish_reason", obj.get("done_reason"))
-    finish = finish if isinstance(finish, str) else None
-    message = obj.get("message")
-    if isinstance(message, dict):
-        content, role = message.get("content"), message.get("role")
-        return (content if isinstance(content, str) else None, role if isinstance(role, str) else None, finish)
-    for key in ("response", "content", "text", "token"):
-        value = obj.get(key)
-        if isinstance(value, str):
-            return value, None, finish
-    delta = obj.get("delta")
-    if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-        return delta["content"], None, finish
-    return (delta if isinstance(delta, str) else None), None, finish
-
-
-def decode_event(data: str, t: float = 0.0, offset: int = 0, event: str = "message") -> Chunk:
-    """Decode one event's data text."""
+def decode_event(data: str, t: float = 0.0, offset: int = 0, event: str = "message",
+                 dialect: Dialect | None = None) -> Chunk:
+    """Decode one event's data text, reading its fields the way ``dialect`` (harness/dialects/) says."""
     if data == DONE_SENTINEL or (len(data) < 16 and data.strip() == DONE_SENTINEL):
         return Chunk(t, offset, data, None, True, event=event)
     try:
@@ -100,14 +77,15 @@ def decode_event(data: str, t: float = 0.0, offset: int = 0, event: str = "messa
         return Chunk(t, offset, data, str(exc) or type(exc).__name__, event=event)
     if not isinstance(obj, dict):
         return Chunk(t, offset, data, event=event)
-    content, role, finish = _fields(obj)
-    usage = obj.get("usage")
-    return Chunk(t, offset, data, None, obj.get("done") is True,  # "done": Ollama-style NDJSON end marker
-                 content, role, finish, usage if isinstance(usage, dict) else None, obj.get("error") or None, event)
+    f = (dialect.fields(obj, event) if dialect is not None and not dialect.chat_family else chat_fields(obj))
+    return Chunk(t, offset, data, None, f.terminal, f.content, f.role, f.finish_reason, f.usage, f.error or None,
+                 event, f.reasoning, f.tool_calls)
 
 
-def decode(events: Iterable[Any]) -> list[Chunk]:
+def decode(events: Iterable[Any], dialect: str | Dialect | None = None) -> list[Chunk]:
     """One Chunk per parsed event (SSEEvent or NDJSON event: anything with data, t, offset)."""
+    if isinstance(dialect, str):
+        dialect = get_dialect(dialect)
     chunks = []
     for ev in events:
         t = getattr(ev, "t", None)
@@ -116,6 +94,7 @@ def decode(events: Iterable[Any]) -> list[Chunk]:
             t=0.0 if t is None else float(t),
             offset=int(getattr(ev, "offset", 0) or 0),
             event=getattr(ev, "event", "message") or "message",
+            dialect=dialect,
         ))
     return chunks
 

@@ -77,6 +77,9 @@ class Metrics:
     burst: Burst = field(default_factory=Burst)
     gaps_ms: list[float] = field(default_factory=list)  # every inter-chunk gap, for bench and reports
     first_content_index: int | None = None  # index (in the chunk list) of the chunk that stopped the TTFT clock
+    # Time to the first reasoning/thinking delta (reasoning models): reported beside TTFT, which stays the first
+    # *answer* text. None when the stream carried no reasoning.
+    ttfr_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result JSON's ``metrics`` object (gaps left out: unbounded)."""
@@ -85,6 +88,8 @@ class Metrics:
         d.pop("first_content_index")
         if d["token_note"] is None:
             d.pop("token_note")
+        if d["ttfr_ms"] is None:
+            d.pop("ttfr_ms")
         return d
 
 
@@ -126,6 +131,9 @@ def compute_metrics(chunks: Sequence[Chunk], *, t_request_sent: float | None = 0
                 tokens=counted.tokens, token_method=counted.method, token_note=counted.note)
     first = next((i for i, c in enumerate(chunks) if is_meaningful(c.content)), None)
     m.first_content_index = first
+    reasoning = next((c for c in chunks if getattr(c, "reasoning", None)), None)
+    if reasoning is not None:
+        m.ttfr_ms = _ms(reasoning.t, t0)
     if first is not None:
         t_first = chunks[first].t
         m.ttft_ms = _ms(t_first, t0)

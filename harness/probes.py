@@ -76,11 +76,18 @@ def _dump(obj: Any) -> bytes:
 
 
 def _valid(inp: BodyInputs, prompt: Any = None, *, stream: Any = True) -> dict[str, Any]:
-    """A valid body for the dialect, with the prompt (or its content) replaced by ``prompt`` when given."""
+    """A valid body for the dialect (harness/dialects/), with the prompt replaced by ``prompt`` when given."""
+    from harness.dialects import get
+
     text = inp.prompt if prompt is None else prompt
-    if inp.dialect == "openai":
-        return {"model": inp.model, "messages": [{"role": "user", "content": text}], "stream": stream}
-    return {"prompt": text, "stream": stream}
+    dialect = get(inp.dialect)
+    return dialect.body(text, model=inp.model, stream=stream)
+
+
+def _prompt_key(inp: BodyInputs) -> str:
+    from harness.dialects import get
+
+    return get(inp.dialect).prompt_key
 
 
 def _invalid_json(inp: BodyInputs) -> bytes:
@@ -97,16 +104,16 @@ def _not_object(inp: BodyInputs) -> bytes:
 
 def _missing_prompt(inp: BodyInputs) -> bytes:
     body = _valid(inp)
-    body.pop("messages" if inp.dialect == "openai" else "prompt")
+    body.pop(_prompt_key(inp), None)
     return _dump(body)
 
 
 def _empty_prompt(inp: BodyInputs) -> bytes:
-    if inp.dialect == "openai":
-        body = _valid(inp)
-        body["messages"] = []  # an empty conversation: nothing to answer
-        return _dump(body)
-    return _dump(_valid(inp, ""))
+    body = _valid(inp)
+    key = _prompt_key(inp)
+    # An empty conversation (messages: [], contents: []) or an empty prompt string: nothing to answer.
+    body[key] = [] if isinstance(body.get(key), list) else ""
+    return _dump(body)
 
 
 def _blank_prompt(inp: BodyInputs) -> bytes:
@@ -114,11 +121,20 @@ def _blank_prompt(inp: BodyInputs) -> bytes:
 
 
 def _wrong_types(inp: BodyInputs) -> bytes:
-    if inp.dialect == "openai":
-        body = _valid(inp)
-        body["messages"] = inp.prompt  # a string where a list of messages belongs
-        return _dump(body)
-    return _dump(_valid(inp, 42))
+    body = _valid(inp)
+    key = _prompt_key(inp)
+    # A string where a list of messages belongs, or a number where the prompt string belongs.
+    body[key] = inp.prompt if isinstance(body.get(key), list) else 42
+    return _dump(body)
+
+
+def _missing_required(inp: BodyInputs) -> bytes:
+    from harness.dialects import get
+
+    body = _valid(inp)
+    for key in get(inp.dialect).extra_required:
+        body.pop(key, None)
+    return _dump(body)
 
 
 def _prompt_too_long(inp: BodyInputs) -> bytes:
@@ -164,7 +180,10 @@ PROBES: dict[str, Probe] = {p.id: p for p in (
     Probe("wrong_types", "a number as the prompt / a string as messages", "4xx with an error object", _wrong_types),
     Probe("prompt_too_long", "a prompt 500 characters over the profile's prompt_limit",
           "4xx (400/413/422) with an error object", _prompt_too_long),
-    Probe("stream_not_bool", 'stream given as the string "yes"', "4xx with an error object", _stream_not_bool),
+    Probe("stream_not_bool", 'stream given as the string "yes"', "4xx with an error object", _stream_not_bool,
+          dialects=("prompt", "openai", "openai-responses", "anthropic", "ollama")),
+    Probe("missing_required", "a required body field other than the prompt left out (Anthropic: max_tokens)",
+          "4xx with an error object", _missing_required, dialects=("anthropic",)),
     Probe("wrong_method", "GET instead of POST", "405 (or 404) with an error object", method="GET", kind="method"),
     Probe("cors", "a CORS preflight: OPTIONS with Origin, Access-Control-Request-Method: POST and "
           "Access-Control-Request-Headers: content-type",
@@ -224,7 +243,9 @@ def accepted_codes(settings: dict[str, Any], probe_id: str) -> tuple[int, ...]:
 
 def body_inputs(base: RequestSpec, prompt_limit: int | None = None) -> BodyInputs:
     """Dialect, model and prompt of the request that worked, so each probe differs from it in one way only."""
-    dialect = base.dialect if base.dialect in ("prompt", "openai") else "prompt"
+    from harness.dialects import NAMES
+
+    dialect = base.dialect if base.dialect in NAMES else "prompt"
     model = "streamconform-test"
     try:
         payload = json.loads(base.body or b"{}")

@@ -34,7 +34,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised by tox on 3.10
     import tomli as tomllib
 
-DIALECTS = ("prompt", "openai")
+from harness.dialects import NAMES as DIALECTS  # noqa: E402 - every wire protocol a profile may name
+
 FORMATS = ("sse", "ndjson")
 _RULE_FIELDS = {"required": bool, "weight": float, "enabled": bool}
 _TRUE = {"true", "yes", "on", "1"}

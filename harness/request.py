@@ -1,8 +1,10 @@
 """Request building: what the harness sends, and a `curl -N` command that sends exactly the same.
 
-Dialects:
-    prompt  ``{"prompt": ..., "stream": true}`` (the seed's request shape)
-    openai  ``{"model": ..., "messages": [{"role": "user", "content": ...}], "stream": true}``
+Dialects (harness/dialects/: one module per wire protocol builds its own body, URL and protocol headers):
+    prompt            ``{"prompt": ..., "stream": true}`` (the seed's request shape)
+    openai            ``{"model": ..., "messages": [{"role": "user", "content": ...}], "stream": true}``
+    openai-responses  ``{"model", "input", "stream"}``;  anthropic ``{"model", "max_tokens", "messages", "stream"}``
+    ollama            ``{"model", "messages" | "prompt", "stream"}``;  gemini ``{"contents": [{"parts": ...}]}``
 
 Every request asks for ``Accept-Encoding: identity``: the capture records raw bytes and never decodes a body,
 so a compressed reply is the server ignoring the request (a failed check), not something to inflate.
@@ -15,10 +17,11 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from harness.dialects import NAMES as DIALECTS  # re-exported: callers import it from here
+from harness.dialects import get as get_dialect
 from harness.errors import ConfigError
 from harness.model import RequestSpec
 
-DIALECTS = ("prompt", "openai")
 DEFAULT_MODEL = "streamconform-test"
 # The name curl users put their key in; the reproduce command refers to it instead of printing the secret.
 API_KEY_ENV = "STREAMCONFORM_API_KEY"
@@ -37,16 +40,19 @@ def _merge_headers(base: dict[str, str], extra: Mapping[str, str] | None) -> dic
 
 
 def build_payload(dialect: str, prompt: str, *, model: str | None = None, stream: bool = True,
-                  extra_body: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON body for a dialect; ``extra_body`` keys are added last (e.g. ``max_tokens``, ``stream_options``)."""
-    if dialect == "prompt":
-        payload: dict[str, Any] = {"prompt": prompt, "stream": stream}
-    elif dialect == "openai":
-        payload = {"model": model or DEFAULT_MODEL, "messages": [{"role": "user", "content": prompt}],
-                   "stream": stream}
-    else:
+                  extra_body: Mapping[str, Any] | None = None, url: str = "") -> dict[str, Any]:
+    """The JSON body for a dialect; ``extra_body`` keys are added last (e.g. ``max_tokens``, ``stream_options``).
+
+    ``max_tokens`` in ``extra_body`` is given to the dialect, which sends it as its own field."""
+    if dialect not in DIALECTS:
         raise ConfigError(f"unknown dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
-    payload.update(extra_body or {})
+    extra = dict(extra_body or {})
+    max_tokens = extra.pop("max_tokens", None) if dialect not in ("prompt", "openai") else None
+    spec = get_dialect(dialect)
+    body_for = getattr(spec, "body_for", None)
+    kwargs = {"model": model or DEFAULT_MODEL, "stream": stream, "max_tokens": max_tokens}
+    payload = body_for(url, prompt, **kwargs) if body_for is not None else spec.body(prompt, **kwargs)
+    payload.update(extra)
     return payload
 
 
@@ -54,10 +60,13 @@ def build_request(url: str, dialect: str, prompt: str, *, model: str | None = No
                   headers: Mapping[str, str] | None = None, api_key: str | None = None, stream: bool = True,
                   extra_body: Mapping[str, Any] | None = None, accept: str | None = None) -> RequestSpec:
     """A streaming POST for ``dialect``. User ``headers`` override the defaults, except Accept-Encoding."""
-    payload = build_payload(dialect, prompt, model=model, stream=stream, extra_body=extra_body)
-    base = {"Content-Type": "application/json", "Accept": accept or "text/event-stream"}
-    if api_key:
-        base["Authorization"] = f"Bearer {api_key}"
+    spec = get_dialect(dialect) if dialect in DIALECTS else None
+    if spec is not None:
+        url = spec.url(url, model or DEFAULT_MODEL)
+    payload = build_payload(dialect, prompt, model=model, stream=stream, extra_body=extra_body, url=url)
+    base = {"Content-Type": "application/json", "Accept": accept or (spec.accept() if spec else "text/event-stream")}
+    if spec is not None:
+        base.update(spec.headers(api_key))
     merged = _merge_headers(base, headers)
     # Always identity: the capture keeps raw bytes and must not be handed a compressed body it did not ask for.
     merged = _merge_headers(merged, {"Accept-Encoding": "identity"})

@@ -220,7 +220,7 @@ def transcript_of(capture: Capture, profile: Any, allowance: Any = None) -> Tran
 
     capture.rebase_to_request()  # a bundle saved before captures were rebased: the same clock as a fresh one
     parsed = parse_capture(capture, allowance=allowance)
-    chunks = decode(parsed.events)
+    chunks = decode(parsed.events, capture.request.dialect)
     metrics = metrics_from_capture(capture, chunks, token_method=profile.token_method,
                                    burst_window_ms=float(profile.get("timing.burst_window_ms",
                                                                      DEFAULT_BURST_WINDOW_MS)))
@@ -247,6 +247,16 @@ def planned_checks(profile: Any, categories: set[str] | None = None) -> list[tup
 
 # When the main request is refused, these run and every other check is "not run": the refusal is the one finding.
 ROOT_CAUSE_CHECKS = frozenset({"http.status"})
+
+
+def _not_applicable(spec: Any, ctx: Context) -> str | None:
+    """Why the check does not apply to this endpoint (its ``applies`` rule), or None."""
+    if spec.applies is None:
+        return None
+    try:
+        return spec.applies(ctx)
+    except Exception:  # a broken rule must not hide the check: run it
+        return None
 
 
 def _run_one(spec: Any, ctx: Context) -> Outcome:
@@ -276,7 +286,10 @@ def evaluate(ctx: Context, categories: set[str] | None = None,
         rule = profile.rule(check_id)
         if stopped is None and stop is not None:
             stopped = stop()
-        if stopped is not None:
+        why_not = _not_applicable(spec, ctx)
+        if why_not is not None:  # decided from the request alone: the same whatever the endpoint answered
+            outcome = Outcome.not_applicable(f"not run: {why_not}")
+        elif stopped is not None:
             outcome = Outcome.failed(f"not evaluated: {stopped}")
         elif refused is not None and check_id not in ROOT_CAUSE_CHECKS:
             outcome = Outcome.skip(f"not run: {refused.cause}")

@@ -116,7 +116,57 @@ def context(cap: Capture, profile="tds", secondary: Capture | None = None, overr
 
 
 def run_check(check_id: str, ctx: Context) -> Outcome:
-    return load_checks()[check_id].func(ctx)
+    """As the engine runs a check: one whose ``applies`` rule says it does not apply here is not run."""
+    spec = load_checks()[check_id]
+    why_not = spec.applies(ctx) if spec.applies is not None else None
+    return Outcome.not_applicable(why_not) if why_not is not None else spec.func(ctx)
+
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+
+
+def _tool_call_capture(args: list[str], *, first: dict | None = None) -> Capture:
+    """A chat stream answering with one tool call whose arguments arrive as ``args`` fragments."""
+    head = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+    head.update(first or {})
+    reads = [Read(0.1, sse_event(delta(None, delta_extra={"role": "assistant", "tool_calls": [head]})))]
+    for i, piece in enumerate(args):
+        frag = {"index": 0, "function": {"arguments": piece}}
+        reads.append(Read(0.2 + 0.05 * i, sse_event(delta(None, delta_extra={"tool_calls": [frag]}))))
+    reads.append(Read(0.9, sse_event(delta(None, finish_reason="tool_calls"))))
+    reads.append(Read(0.95, sse_event("[DONE]")))
+    return make_capture(reads, body={"model": "m", "messages": [{"role": "user", "content": PROMPT}],
+                                     "stream": True, "tools": TOOLS})
+
+
+def _responses_capture(sequence: list[int]) -> Capture:
+    """An OpenAI Responses stream whose events carry these sequence numbers."""
+    names = ["response.created"] + ["response.output_text.delta"] * (len(sequence) - 2) + ["response.completed"]
+    reads = []
+    for i, (name, seq) in enumerate(zip(names, sequence, strict=True)):
+        obj: dict = {"type": name, "sequence_number": seq}
+        if name == "response.output_text.delta":
+            obj.update(item_id="msg_1", output_index=0, content_index=0, delta=f"Magma rises ({i}). ")
+        else:
+            obj["response"] = {"id": "resp_1", "status": "completed" if i else "in_progress"}
+        reads.append(Read(0.1 + 0.05 * i, f"event: {name}\ndata: {json.dumps(obj)}\n\n".encode()))
+    cap = make_capture(reads)
+    cap.request = RequestSpec(url=cap.request.url, body=b'{"model": "m", "input": "x", "stream": true}',
+                              prompt=PROMPT, dialect="openai-responses")
+    return cap
+
+
+def test_tool_call_stream_passes_and_without_tools_the_check_does_not_apply():
+    good = _tool_call_capture(['{"city": ', '"Paris"}'])
+    assert run_check("stream.tool_calls", context(good, "openai")).status == "pass"
+    plain = context(make_capture(stream_reads()), "openai")
+    out = run_check("stream.tool_calls", plain)
+    assert out.status == "skip" and not out.applicable
+
+
+def test_responses_stream_in_order_passes_the_protocol_check():
+    assert run_check("stream.protocol", context(_responses_capture([0, 1, 2, 3, 4]), "openai-responses")).status \
+        == "pass"
 
 
 MY_CATEGORIES = ("http", "framing", "schema", "stream", "content", "timing")
@@ -135,6 +185,8 @@ def test_clean_stream_passes_every_check_of_mine(clean):
         if spec.category not in MY_CATEGORIES:
             continue
         outcome = run_check(check_id, clean)
+        if not outcome.applicable:  # a rule of another protocol (its own tests above show it passing there)
+            continue
         assert outcome.status == "pass", (check_id, outcome)
 
 
@@ -194,6 +246,9 @@ CASES = [
     ("stream.done", "fail", lambda: make_capture(stream_reads() + [Read(1.0, sse_event("[DONE]"))]), "tds", ()),
     ("stream.done_last", "fail", lambda: make_capture(stream_reads() + [Read(1.0, sse_event(delta("late")))]),
      "tds", ()),
+    ("stream.tool_calls", "fail", lambda: _tool_call_capture(['{"city": ', '"Paris"']), "openai", ()),
+    ("stream.tool_calls", "fail", lambda: _tool_call_capture(['{}'], first={"id": None}), "openai", ()),
+    ("stream.protocol", "fail", lambda: _responses_capture([0, 1, 3, 2, 4]), "openai-responses", ()),
     ("stream.finish_reason", "fail", lambda: make_capture(stream_reads(finish=False)), "openai", ()),
     ("stream.finish_reason", "fail", lambda: make_capture(_reads_with(
         lambda r: r.insert(3, Read(r[3].t, sse_event(delta("x", finish_reason="stop")))))), "openai", ()),

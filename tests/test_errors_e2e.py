@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 from harness.model import Limits
-from harness.probes import BAD_REQUEST_PROBES
+from harness.probes import BAD_REQUEST_PROBES, PROBES
 from harness.profile import load_profile
 from harness.runner import RunOptions, evaluate_bundle, load_bundle, run_target, save_bundle
 
 OUR_CATEGORIES = ("errors", "robustness")
-BODY_PROBES = {f"errors.{p}" for p in BAD_REQUEST_PROBES if p != "wrong_method"}
+BODY_PROBES = {f"errors.{p}" for p in BAD_REQUEST_PROBES if p != "wrong_method" and PROBES[p].applies_to("prompt")}
 
 
 def run(url: str, profile: str, fault: str | None = None, categories=None):
@@ -34,8 +34,9 @@ def test_reference_server_passes_every_errors_and_robustness_check_tds(reference
     assert result.passed, [(c.id, c.message) for c in result.checks if c.status == "fail"]
     assert got.pop("errors.rate_limit") == "skip"  # off in tds
     assert got.pop("errors.auth") == "skip"  # no credentials sent
+    assert got.pop("errors.missing_required") == "skip"  # an Anthropic probe: not this dialect's
     assert set(got.values()) == {"pass"}, got
-    assert len(got) == len(BAD_REQUEST_PROBES) + 2 + 3  # probes, midstream, cors, three robustness checks
+    assert len(got) == len(BAD_REQUEST_PROBES) - 1 + 2 + 3  # probes, midstream, cors, three robustness checks
 
 
 def test_offline_recheck_of_a_saved_bundle_gives_the_same_verdicts(reference_server, tmp_path):
@@ -53,6 +54,7 @@ def test_reference_server_passes_every_errors_and_robustness_check_ops(make_refe
     got = statuses(result)
     assert result.passed, [(c.id, c.message) for c in result.checks if c.status == "fail"]
     assert got.pop("errors.auth") == "skip"  # no credentials sent
+    assert got.pop("errors.missing_required") == "skip"  # an Anthropic probe: not this dialect's
     assert set(got.values()) == {"pass"}, {k: v for k, v in got.items() if v != "pass"}
     required = {c.id for c in result.checks if c.required and c.category in OUR_CATEGORIES}
     assert "errors.rate_limit" in required and "robustness.concurrency" in required

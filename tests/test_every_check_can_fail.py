@@ -38,7 +38,7 @@ import pytest
 from harness.capture import capture
 from harness.checks import Context, load_checks
 from harness.model import Capture, Limits, Read, RequestSpec
-from harness.probes import BAD_REQUEST_PROBES
+from harness.probes import BAD_REQUEST_PROBES, PROBES
 from harness.profile import builtin_profiles, load_profile
 from harness.runner import RunOptions, build_context, build_spec, evaluate, planned_checks, run_target
 from tests.hostile_servers import HostileServer, read_head, send
@@ -229,6 +229,64 @@ def timed_stream(times: list[float], t_end: float) -> Callable[[dict[str, Any], 
     return build
 
 
+def responses_out_of_order() -> Callable[[dict[str, Any], Any], Context]:
+    """An OpenAI Responses stream whose sequence numbers go back (3 then 2): no fault server speaks it yet."""
+
+    def build(runs: dict[str, Any], profile: Any) -> Context:
+        reads, names = [], ["response.created"] + ["response.output_text.delta"] * 3 + ["response.completed"]
+        for i, (name, seq) in enumerate(zip(names, [0, 1, 3, 2, 4], strict=True)):
+            obj: dict = {"type": name, "sequence_number": seq}
+            if name == "response.output_text.delta":
+                obj.update(item_id="msg_1", output_index=0, content_index=0, delta=f"Magma rises ({i}). ")
+            else:
+                obj["response"] = {"id": "resp_1", "status": "completed" if i else "in_progress"}
+            reads.append(Read(0.1 + 0.05 * i, f"event: {name}\ndata: {json.dumps(obj)}\n\n".encode()))
+        request = RequestSpec(url="http://127.0.0.1:9/v1/responses", prompt=PROMPT, dialect="openai-responses",
+                              body=json.dumps({"model": "m", "input": PROMPT, "stream": True}).encode())
+        cap = Capture(request=request, status=200, headers=[("content-type", "text/event-stream")], reads=reads,
+                      t_request_sent=0.0, t_headers=0.05, t_first_byte=0.1, t_end=0.4, end_reason="eof")
+        return build_context(profile, cap)
+
+    return build
+
+
+def tool_call_with_broken_arguments() -> Callable[[dict[str, Any], Any], Context]:
+    """A chat stream answering the offered tool with arguments that do not join into JSON (vLLM #34887)."""
+
+    def build(runs: dict[str, Any], profile: Any) -> Context:
+        head = {"index": 0, "id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": ""}}
+        frames = [{"role": "assistant", "tool_calls": [head]},
+                  {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+                  {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"'}}]}]
+        reads = [Read(0.1 + 0.05 * i, b"data: " + json.dumps({"choices": [{"index": 0, "delta": d}]}).encode()
+                      + b"\n\n") for i, d in enumerate(frames)]
+        reads.append(Read(0.4, b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\n'
+                               b"data: [DONE]\n\n"))
+        tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+        request = RequestSpec(url="http://127.0.0.1:9/v1/chat/completions", prompt=PROMPT, dialect="openai",
+                              body=json.dumps({"model": "m", "messages": [{"role": "user", "content": PROMPT}],
+                                               "stream": True, "tools": tools}).encode())
+        cap = Capture(request=request, status=200, headers=[("content-type", "text/event-stream")], reads=reads,
+                      t_request_sent=0.0, t_headers=0.05, t_first_byte=0.1, t_end=0.45, end_reason="eof")
+        return build_context(profile, cap)
+
+    return build
+
+
+def anthropic_probe_answered_500() -> Callable[[dict[str, Any], Any], Context]:
+    """An Anthropic-dialect run whose max_tokens-less request got the error-500 fault's real 500 page."""
+
+    def build(runs: dict[str, Any], profile: Any) -> Context:
+        from dataclasses import replace
+
+        clean = primary(runs, "clean")
+        main = replace(clean, request=replace(clean.request, dialect="anthropic"))
+        return build_context(profile, main, probes={"missing_required": runs["error-500"].probes["missing_prompt"]})
+
+    return build
+
+
 # -- the table ------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -257,7 +315,7 @@ BODY_PROBE_CASES = {
     # error-500: bad input gets a 500 HTML page. GET is refused before the fault's validation path, so
     # errors.wrong_method has its own row (the careless server).
     f"errors.{p}": Case("error-500", where="any", words="server error 500")
-    for p in BAD_REQUEST_PROBES if p != "wrong_method"
+    for p in BAD_REQUEST_PROBES if p != "wrong_method" and PROBES[p].applies_to("prompt")
 }
 
 TABLE: dict[str, Case | list[Case]] = {
@@ -283,6 +341,10 @@ TABLE: dict[str, Case | list[Case]] = {
     # stream
     "stream.done": Case("no-done", words="no [DONE]"),
     "stream.done_last": Case("data-after-done", words="after [DONE]"),
+    # Hand-made until the reference server speaks these protocols' faults (sequence-gap, tool-args-invalid-json).
+    "stream.protocol": Case(responses_out_of_order(), words="not increasing", label="responses-sequence-back"),
+    "stream.tool_calls": Case(tool_call_with_broken_arguments(), words="not valid JSON",
+                              label="tool-arguments-not-json"),
     "stream.finish_reason": Case("truncated", words="no chunk sets finish_reason"),
     "stream.usage": Case("schema-mismatch", "openai", words="no usage chunk"),
     # content
@@ -320,6 +382,8 @@ TABLE: dict[str, Case | list[Case]] = {
     **BODY_PROBE_CASES,
     "errors.wrong_method": Case("careless", "ops", where="any", words="bad input accepted"),
     "errors.midstream": Case("error-midstream", words="error event"),
+    "errors.missing_required": Case(anthropic_probe_answered_500(), where="any", words="server error 500",
+                                    label="anthropic-no-max-tokens-500"),
     "errors.auth": Case("auth-500", where="any", words="server error 500"),
     "errors.rate_limit": Case("careless", "ops", where="any", words="no Retry-After"),
     "errors.cors": Case("careless", "ops", where="any", words="Access-Control-Allow-Origin"),

@@ -124,17 +124,21 @@ def test_reference_server_passes_every_probe(reference_server, dialect):
         expected.discard("blank_prompt")  # a whitespace-only message is valid input in the openai dialect
     assert expected <= set(run.probes)
     for cid, out in results.items():
-        if cid in ("errors.rate_limit", "errors.auth") or (cid == "errors.blank_prompt" and dialect == "openai"):
+        if cid in ("errors.rate_limit", "errors.auth", "errors.missing_required") or (
+                cid == "errors.blank_prompt" and dialect == "openai"):
             assert out.status == "skip"
             continue
         assert out.status == "pass", (cid, out.message, out.evidence)
         assert out.reproduce.startswith("curl ") or out.reproduce.startswith("printf ")
 
 
+PROMPT_DIALECT_PROBES = [p for p in probes.BAD_REQUEST_PROBES if probes.PROBES[p].applies_to("prompt")]
+
+
 def test_error_500_fault_fails_every_body_probe(reference_server):
     run = collect_probes(reference_server.endpoint, headers={"X-Fault": "error-500"})
     results = verdicts(run)
-    for pid in probes.BAD_REQUEST_PROBES:
+    for pid in PROMPT_DIALECT_PROBES:
         out = results[f"errors.{pid}"]
         if pid == "wrong_method":  # the method is refused before the fault's validation path
             assert out.status == "pass", out.message
@@ -147,7 +151,7 @@ def test_error_500_fault_fails_every_body_probe(reference_server):
 def test_no_validation_fault_fails_as_accepted_bad_input(reference_server):
     run = collect_probes(reference_server.endpoint, headers={"X-Fault": "no-validation"})
     results = verdicts(run)
-    for pid in probes.BAD_REQUEST_PROBES:
+    for pid in PROMPT_DIALECT_PROBES:
         out = results[f"errors.{pid}"]
         if pid == "wrong_method":
             assert out.status == "pass", out.message

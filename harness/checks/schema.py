@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from harness.checks import Context, Outcome, check, evidence
+from harness.checks.stream import not_chat_family
 
 _MAX_EVIDENCE = 5
 # Validation costs ~50 us an event; a hostile stream of a million tiny events must not stall the verdict.
@@ -23,19 +24,28 @@ def validator(name: str):
     return cls(schema)
 
 
-def _problem(chunk, schema_name: str) -> str | None:
-    """Why one chunk is invalid, or None."""
+def _problem(chunk, schema_name: str, errors_apart: bool = True) -> str | None:
+    """Why one chunk is invalid, or None. ``errors_apart``: an object with "error" is judged by schemas/error.json
+    (the chat family); a protocol's own event schema describes its error events itself."""
     if chunk.done and chunk.json is None:
         return None  # [DONE]
     if chunk.json_error is not None:
         return f"not JSON: {chunk.json_error}"
     obj = chunk.json
-    target = "error" if isinstance(obj, dict) and "error" in obj else schema_name
+    target = "error" if errors_apart and isinstance(obj, dict) and "error" in obj else schema_name
     error = next(iter(validator(target).iter_errors(obj)), None)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     return f"{target}: at {where}: {error.message[:200]}"
+
+
+def event_schema(ctx: Context) -> str:
+    """The protocol's own event schema (Responses, Anthropic, Ollama, Gemini), else the profile's (chat family)."""
+    from harness.dialects import get
+
+    dialect = get(getattr(ctx.primary.capture.request, "dialect", None))
+    return dialect.event_schema or ctx.profile.schema
 
 
 @check("schema.events", description="every event is valid JSON of the profile's chunk schema (or an error object)")
@@ -45,9 +55,10 @@ def events(ctx: Context) -> Outcome:
         cap = ctx.primary.capture
         return Outcome.failed("no events to validate" + ("" if cap.status is not None else f" ({cap.end_reason})"),
                               measured=0, threshold="> 0 events")
-    schema_name = ctx.profile.schema
+    schema_name = event_schema(ctx)
     checked = chunks[:MAX_VALIDATED]
-    bad = [(c, p) for c in checked if (p := _problem(c, schema_name)) is not None]
+    errors_apart = schema_name == ctx.profile.schema
+    bad = [(c, p) for c in checked if (p := _problem(c, schema_name, errors_apart)) is not None]
     scope = f"{len(checked)}" + ("" if len(checked) == len(chunks) else f" (the first, of {len(chunks)})")
     if bad:
         return Outcome.failed(f"{len(bad)} of {scope} events invalid; first: {bad[0][1]}",
@@ -57,7 +68,8 @@ def events(ctx: Context) -> Outcome:
     return Outcome.passed(f"{scope} events valid against {schema_name}", measured=0, threshold=0)
 
 
-@check("schema.consistent_id", description="every chunk carries the same id (and created), as OpenAI's do")
+@check("schema.consistent_id", description="every chunk carries the same id (and created), as OpenAI's do",
+       applies=not_chat_family)
 def consistent_id(ctx: Context) -> Outcome:
     keyed = [(c, obj) for c in ctx.primary.chunks if isinstance(obj := c.json, dict) and "error" not in obj]
     with_id = [c for c, obj in keyed if "id" in obj]

@@ -1,4 +1,5 @@
-"""stream checks: how the stream ends ([DONE] once and last) and the OpenAI finish_reason / usage rules."""
+"""stream checks: how the stream ends (the protocol's own end, once and last: [DONE], a terminal event, or a clean
+end of body) and the OpenAI finish_reason / usage rules (chat family only)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,39 @@ def _kind(ctx: Context) -> str:
     return getattr(ctx.primary.parsed, "kind", "sse")
 
 
+def _dialect(ctx: Context):
+    from harness.dialects import get
+
+    return get(getattr(ctx.primary.capture.request, "dialect", None))
+
+
+def not_chat_family(ctx: Context) -> str | None:
+    """Why the chat-family rules (finish_reason on choices, the usage chunk, one chunk id) do not apply."""
+    dialect = _dialect(ctx)
+    return None if dialect.chat_family else f"the {dialect.name} protocol has no chat chunks"
+
+
+def _terminal_event_end(ctx: Context, names: tuple[str, ...]) -> Outcome:
+    """Responses and Anthropic end with exactly one event of a terminal type; no [DONE]."""
+    chunks = ctx.primary.chunks
+    ends = [c for c in chunks if c.done]
+    wanted = " | ".join(names)
+    last = chunks[-1] if chunks else None
+    if not ends:
+        cap = ctx.primary.capture
+        how = "" if cap.end_reason == "eof" else f" (the capture ended by {cap.end_reason})"
+        return Outcome.failed(f"no terminal event ({wanted}){how}: SDK clients wait for it or raise",
+                              measured=0, threshold=f"one {wanted}",
+                              evidence=[evidence(last.offset, "last event: " + last.raw[:120], last.t)] if last else [])
+    if len(ends) > 1:
+        return Outcome.failed(f"{len(ends)} terminal events", measured=len(ends), threshold=1,
+                              evidence=[evidence(c.offset, c.raw[:120], c.t) for c in ends[:5]])
+    end = ends[0]
+    kind = (end.json or {}).get("type", end.event) if isinstance(end.json, dict) else end.event
+    return Outcome.passed(f"one terminal event ({kind})", measured=1, threshold=1,
+                          evidence=[evidence(end.offset, end.raw[:120], end.t)])
+
+
 def _ndjson_end(ctx: Context) -> Outcome:
     """NDJSON (JSON Lines) has no end marker: the HTTP body ending cleanly is the end of the stream. A reset, an
     unterminated chunked body or a cut by the harness leaves the answer unfinished. A final ``"done": true``
@@ -22,12 +56,12 @@ def _ndjson_end(ctx: Context) -> Outcome:
     where = [evidence(last.offset, "last line: " + last.raw[:120], last.t)] if last else []
     if cap.end_reason != "eof":
         detail = cap.end_reason + (f": {cap.error}" if cap.error else "")
-        return Outcome.failed(f"the NDJSON body did not end cleanly ({detail}): the answer may be cut",
+        return Outcome.failed(f"the body did not end cleanly ({detail}): the answer may be cut",
                               measured=cap.end_reason, threshold="clean end of body", evidence=where)
     if not chunks:
-        return Outcome.failed("the NDJSON body ended without a single line", measured=0, threshold="clean end of body")
-    marker = "; the last line says done" if last.done else ""
-    return Outcome.passed(f"the NDJSON body ended cleanly after {len(chunks)} lines{marker}", measured="eof",
+        return Outcome.failed("the body ended without a single event", measured=0, threshold="clean end of body")
+    marker = "; the last one marks the end" if last.done else ""
+    return Outcome.passed(f"the body ended cleanly after {len(chunks)} events{marker}", measured="eof",
                           threshold="clean end of body", evidence=where)
 
 
@@ -36,7 +70,10 @@ def done(ctx: Context) -> Outcome:
     chunks = ctx.primary.chunks
     dones = [c for c in chunks if c.done]
     last = chunks[-1] if chunks else None
-    if _kind(ctx) == "ndjson":
+    dialect = _dialect(ctx)
+    if dialect.end == "terminal-event":
+        return _terminal_event_end(ctx, dialect.terminal_events)
+    if _kind(ctx) == "ndjson" or dialect.end == "clean-eof":
         return _ndjson_end(ctx)
     if not dones:
         return Outcome.failed("no [DONE] event: OpenAI-style clients wait for it (some hang until a timeout)",
@@ -56,8 +93,11 @@ def done_last(ctx: Context) -> Outcome:
     if first_done is None:
         return Outcome.skip("no end marker (see stream.done)")
     after = chunks[first_done + 1:]
+    # A ping or an unknown event after the end is still something a client never reads: it is counted too.
+    marker = "[DONE]" if chunks[first_done].json is None else "the end marker"
     if after:
-        return Outcome.failed(f"{len(after)} event(s) after [DONE]: clients stop reading at [DONE] and lose them",
+        return Outcome.failed(f"{len(after)} event(s) after {marker}: clients stop reading at {marker} and lose "
+                              "them",
                               measured=len(after), threshold=0,
                               evidence=[evidence(c.offset, c.raw[:120], c.t) for c in after[:5]])
     return Outcome.passed("the end marker is the last event", measured=0, threshold=0)
@@ -80,7 +120,8 @@ def _choice_chunks(ctx: Context) -> list[tuple]:
     return out
 
 
-@check("stream.finish_reason", description="exactly one finish_reason, on the last choice chunk, with a known value")
+@check("stream.finish_reason", description="exactly one finish_reason, on the last choice chunk, with a known value",
+       applies=not_chat_family)
 def finish_reason(ctx: Context) -> Outcome:
     choice_chunks = _choice_chunks(ctx)
     if not choice_chunks:
@@ -121,7 +162,8 @@ def _asked_for_usage(ctx: Context) -> bool:
     return isinstance(opts, dict) and opts.get("include_usage") is True
 
 
-@check("stream.usage", description="usage: one chunk after the content, before [DONE], with consistent counts")
+@check("stream.usage", description="usage: one chunk after the content, before [DONE], with consistent counts",
+       applies=not_chat_family)
 def usage(ctx: Context) -> Outcome:
     chunks = ctx.primary.chunks
     with_usage = [(i, c) for i, c in enumerate(chunks) if c.usage is not None]
@@ -156,3 +198,87 @@ def usage(ctx: Context) -> Outcome:
                               evidence=[evidence(c.offset, c.raw[:160], c.t) for c, _ in problems[:5]])
     return Outcome.passed(f"usage {values}", measured=values, threshold="OpenAI usage rules",
                           evidence=[evidence(chunk.offset, None, chunk.t)])
+
+
+def _no_protocol_rules(ctx: Context) -> str | None:
+    dialect = _dialect(ctx)
+    return None if dialect.protocol_problems([]) is not None else f"the {dialect.name} protocol has no event order"
+
+
+@check("stream.protocol", description="the protocol's event order and numbering (Responses: sequence_number "
+       "increasing, type = event name; Anthropic: deltas only inside started blocks)", applies=_no_protocol_rules)
+def protocol(ctx: Context) -> Outcome:
+    dialect = _dialect(ctx)
+    chunks = ctx.primary.chunks
+    if not chunks:
+        return Outcome.failed("no events", measured=0, threshold="> 0 events")
+    problems = dialect.protocol_problems(chunks) or []
+    if problems:
+        return Outcome.failed(f"{len(problems)} breach(es) of the {dialect.name} event rules; first: "
+                              f"{problems[0][1]}", measured=len(problems), threshold=0,
+                              evidence=[evidence(c.offset, f"{why} | {c.raw[:100]}", c.t) for c, why in problems[:5]])
+    return Outcome.passed(f"{len(chunks)} events in the {dialect.name} order", measured=0, threshold=0)
+
+
+def _asked_for_tools(ctx: Context) -> str | None:
+    import json
+
+    try:
+        body = json.loads(ctx.primary.capture.request.body or b"{}")
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("tools"):
+        return None
+    return "the request offers no tools"
+
+
+@check("stream.tool_calls", description="tool-call deltas: an id, type and name on each call's first fragment and "
+       "never changed; arguments that concatenate to valid JSON; finish_reason tool_calls", applies=_asked_for_tools)
+def tool_calls(ctx: Context) -> Outcome:
+    import json
+
+    calls: dict[int, dict] = {}
+    problems: list[tuple] = []
+    for chunk in _until_done(ctx):
+        for frag in chunk.tool_calls or []:
+            index = frag.get("index") if isinstance(frag, dict) else None
+            if not isinstance(index, int) or isinstance(index, bool):
+                problems.append((chunk, f"a tool_calls fragment without an integer index: {str(frag)[:80]}"))
+                continue
+            function = frag.get("function") if isinstance(frag.get("function"), dict) else {}
+            call = calls.get(index)
+            if call is None:
+                calls[index] = call = {"id": frag.get("id"), "name": function.get("name"), "args": [], "at": chunk}
+                if not isinstance(call["id"], str) or not call["id"]:
+                    problems.append((chunk, f"tool call {index}: its first fragment has no id"))
+                if frag.get("type") != "function":
+                    problems.append((chunk, f"tool call {index}: type is {frag.get('type')!r}, not 'function'"))
+                if not isinstance(call["name"], str) or not call["name"]:
+                    problems.append((chunk, f"tool call {index}: its first fragment has no function.name"))
+            else:
+                for key, value in (("id", frag.get("id")), ("name", function.get("name"))):
+                    if value not in (None, "", call[key]):
+                        problems.append((chunk, f"tool call {index}: {key} re-sent as {value!r} "
+                                                f"(was {call[key]!r})"))
+            args = function.get("arguments")
+            if args is None and "arguments" in function:
+                problems.append((chunk, f"tool call {index}: arguments is null"))
+            elif isinstance(args, str):
+                call["args"].append(args)
+    if not calls:
+        return Outcome.failed("tools were offered but no tool_calls delta came", measured=0, threshold=">= 1 call")
+    for index, call in sorted(calls.items()):
+        text = "".join(call["args"])
+        try:
+            json.loads(text or "")
+        except ValueError as exc:
+            problems.append((call["at"], f"tool call {index}: arguments {text[:80]!r} are not valid JSON ({exc})"))
+    finals = [c.finish_reason for c in _until_done(ctx) if c.finish_reason]
+    if finals and finals[-1] != "tool_calls":
+        last = [c for c in _until_done(ctx) if c.finish_reason][-1]
+        problems.append((last, f"finish_reason {finals[-1]!r}, not 'tool_calls'"))
+    if problems:
+        return Outcome.failed("; ".join(why for _, why in problems[:3]), measured=len(problems), threshold=0,
+                              evidence=[evidence(c.offset, f"{why} | {c.raw[:100]}", c.t) for c, why in problems[:5]])
+    return Outcome.passed(f"{len(calls)} tool call(s), each with an id, a name and JSON arguments",
+                          measured=len(calls), threshold=">= 1 call")
