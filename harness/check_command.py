@@ -8,20 +8,22 @@ from harness.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("capture", help="a capture bundle saved with `streamconform run --save-capture PATH`")
-    parser.add_argument("--profile", default=None,
-                        help="profile name or TOML path (default: the profile recorded in the capture)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a profile setting, repeatable")
-    parser.add_argument("--json", dest="json_path", default=None, metavar="PATH|-", help="write the result JSON")
-    parser.add_argument("--html", dest="html_path", default=None, metavar="PATH", help="write an HTML report")
-    parser.add_argument("--quiet", action="store_true",
-                        help="list only failing and warning checks (passed and skipped ones are counted, not "
-                             "listed), then the verdict")
+    from harness.options import add_html, add_json, add_profile, add_quiet, add_set, add_token_method
+    from harness.run_command import QUIET_CHECKS, RESULT_JSON
+
+    add = parser.add_argument
+    add("capture", help="a capture bundle saved with `streamconform run --save-capture PATH`")
+    add_profile(add, default=None, default_text="the profile recorded in the capture")
+    add_set(add)
+    add_token_method(add)
+    add_json(add, RESULT_JSON)
+    add_html(add, "the run report")
+    add_quiet(add, QUIET_CHECKS)
 
 
 def main(args: argparse.Namespace) -> int:
     from harness.console import make_console
+    from harness.options import profile_overrides
     from harness.profile import load_profile
     from harness.run_command import check_output_paths, emit_outputs
     from harness.runner import evaluate_bundle, load_bundle
@@ -30,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
         bundle = load_bundle(args.capture)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read capture {args.capture!r}: {exc}") from exc
-    profile = load_profile(args.profile or bundle.get("profile") or "tds", args.overrides)
+    profile = load_profile(args.profile or bundle.get("profile") or "tds", profile_overrides(args))
     check_output_paths(args)
     result = evaluate_bundle(bundle, profile)
     emit_outputs(result, args, make_console(stderr=args.json_path == "-"))

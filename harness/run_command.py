@@ -16,29 +16,32 @@ from typing import Any
 from rich.console import Console
 
 from harness.errors import ConfigError
-from harness.options import add_run_options, run_options_from
+from harness.options import add_run_options, profile_overrides, run_options_from
 
-# The whole run is bounded by --timeout; this margin covers tearing down captures after the deadline fires.
+# The whole run is bounded by --deadline; this margin covers tearing down captures after the deadline fires.
 _TEARDOWN_MARGIN_S = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", nargs="?", default=None,
-                        help="full endpoint URL, e.g. http://host:8080/v1/chat/completions "
-                             "(default: an embedded reference server)")
-    parser.add_argument("--profile", default="tds", help="profile name or path to a TOML file (default: tds)")
-    add_run_options(parser.add_argument)
-    parser.add_argument("--json", dest="json_path", default=None, metavar="PATH|-",
-                        help="write the result JSON to PATH, or to stdout with '-' (the table then goes to stderr)")
-    parser.add_argument("--save-capture", dest="save_capture", default=None, metavar="PATH",
-                        help="save the raw captures so `streamconform check PATH` can re-check them offline")
-    parser.add_argument("--html", dest="html_path", default=None, metavar="PATH",
-                        help="write a self-contained HTML report")
-    parser.add_argument("--fault", default=None, metavar="NAME",
-                        help="with no URL: start the reference server with this fault mode (see `serve --list-faults`)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="list only failing and warning checks (passed and skipped ones are counted, not "
-                             "listed), then the verdict")
+    from harness.options import add_fault, add_html, add_json, add_profile, add_quiet, add_token_method
+
+    add = parser.add_argument
+    add("url", nargs="?", default=None,
+        help="full endpoint URL, e.g. http://host:8080/v1/chat/completions (default: an embedded reference server)")
+    add_profile(add)
+    add_run_options(add)
+    add_token_method(add)
+    add_json(add, RESULT_JSON)
+    add("--save-capture", dest="save_capture", default=None, metavar="PATH",
+        help="save the raw captures so `streamconform check PATH` can re-check them offline")
+    add_html(add, "the run report")
+    add_fault(add, "only with no URL: the embedded server started for this run")
+    add_quiet(add, QUIET_CHECKS)
+
+
+# Shared with `check`, which prints the same table.
+RESULT_JSON = "the result (schemas/result.schema.json)"
+QUIET_CHECKS = "failing and warning checks are listed, the others counted, then the verdict"
 
 
 def check_output_paths(args: argparse.Namespace) -> None:
@@ -110,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.profile import load_profile
 
     console = make_console(stderr=args.json_path == "-")
-    profile = load_profile(args.profile, args.overrides)
+    profile = load_profile(args.profile, profile_overrides(args))
     options = run_options_from(args)
     if args.fault and args.url:
         raise ConfigError("--fault applies to the embedded reference server: give no URL with it")

@@ -78,13 +78,14 @@ def _api_key(var: str | None) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.options import add_fault, add_model  # the same spelling and meaning as in run and bench
+
     d = ServerConfig()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8080,
                         help="port to listen on (default 8080; 0 = any free)")
-    parser.add_argument("--fault", type=_fault, metavar="NAME",
-                        help="fault mode for every request (see --list-faults); "
-                        "without it, a request can pick one with the X-Fault header")
+    add_fault(parser.add_argument, "applied to every request; without it, a request can pick one with the X-Fault "
+              "header", type=_fault)
     parser.add_argument("--list-faults", action="store_true", help="print the fault modes and exit")
     parser.add_argument("--ttft-ms", type=_positive(float), default=d.ttft_ms,
                         help=f"delay before the first content chunk (default {d.ttft_ms:g})")
@@ -101,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "do not apply; the key comes from --upstream-key-env)")
     parser.add_argument("--upstream-key-env", default=d.upstream_key_env, metavar="VAR",
                         help=f"environment variable holding the upstream API key (default {d.upstream_key_env})")
-    parser.add_argument("--model", default=d.model, help=f"model name reported in chunks (default {d.model})")
+    add_model(parser.add_argument, detail=f"reported in every chunk; default {d.model}", default=d.model)
     parser.add_argument("--api-key-env", metavar="VAR",
                         help="require the API key held in this environment variable (Authorization: Bearer KEY or "
                              "x-api-key); a request without it gets 401 with an error object")

@@ -13,13 +13,14 @@ from harness.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("json_path", metavar="RESULT.json",
-                        help="a saved run result, grade record (OUT/results/*.json), grading summary "
-                             "(summary.json) or bench result")
-    parser.add_argument("--html", dest="html_path", metavar="OUT.html", default=None,
-                        help="where to write the page (default: RESULT.html beside the JSON)")
-    parser.add_argument("--previous", metavar="PREVIOUS.json", default=None,
-                        help="bench results only: a previous bench JSON to show side by side")
+    from harness.options import add_html
+
+    add = parser.add_argument
+    add("json_path", metavar="RESULT.json",
+        help="a saved run result, grade record (OUT/results/*.json), grading summary (summary.json) or bench result")
+    add_html(add, "default: RESULT.html beside the JSON", metavar="OUT.html")
+    add("--previous", metavar="PREVIOUS.json", default=None,
+        help="bench results only: a previous bench JSON to show side by side")
 
 
 def main(args: argparse.Namespace) -> int:

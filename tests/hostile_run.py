@@ -1,4 +1,4 @@
-"""Run `streamconform run URL --timeout S` (or any subcommand) in a child process and measure it: exit code, output, time, peak memory.
+"""Run `streamconform run URL --deadline S` (or any subcommand) in a child process and measure it: exit code, output, time, peak memory.
 
 The pipeline runs in its own process so its memory is measured alone (the hostile server lives in the test
 process): ``os.wait4`` returns the child's peak RSS (``ru_maxrss``), and a psutil sampler cross-checks it while the
@@ -76,10 +76,10 @@ class ChildRun:
 
 
 def run_cli(url: str, timeout_s: float, *args: str, profile: str = "tds") -> ChildRun:
-    """``streamconform run URL --timeout S --profile P --json FILE *args`` in a child process, measured."""
+    """``streamconform run URL --deadline S --profile P --json FILE *args`` in a child process, measured."""
     with tempfile.TemporaryDirectory() as tmp:
         json_path = os.path.join(tmp, "result.json")
-        child = run_streamconform(["run", url, "--timeout", str(timeout_s), "--profile", profile, "--json", json_path,
+        child = run_streamconform(["run", url, "--deadline", str(timeout_s), "--profile", profile, "--json", json_path,
                                    "--quiet", *args], timeout_s)
         if os.path.exists(json_path):
             with open(json_path, encoding="utf-8") as fh:

@@ -73,7 +73,7 @@ def test_usage_errors_exit_2_with_one_clear_line():
 
 
 def test_unreachable_endpoint_is_a_failure_with_a_clear_message():
-    proc = cli("run", "http://127.0.0.1:9/v1/chat/completions", "--timeout", "10")
+    proc = cli("run", "http://127.0.0.1:9/v1/chat/completions", "--deadline", "10")
     assert proc.returncode == 1
     assert "connect" in proc.stdout.lower()
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -81,7 +81,7 @@ def test_unreachable_endpoint_is_a_failure_with_a_clear_message():
 
 def test_a_hanging_endpoint_ends_within_the_deadline(reference_server):
     started = time.monotonic()
-    proc = cli("run", reference_server.endpoint, "-H", "X-Fault: hang", "--timeout", "6", timeout=60)
+    proc = cli("run", reference_server.endpoint, "-H", "X-Fault: hang", "--deadline", "6", timeout=60)
     elapsed = time.monotonic() - started
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert elapsed < 6 + 2 + 3, elapsed  # deadline + 2 s, plus interpreter start-up

@@ -164,7 +164,7 @@ def test_an_embedded_run_says_how_to_restart_the_server_for_its_reproduce_comman
 
 
 def test_quiet_lists_failures_and_warnings_and_counts_the_rest(reference_server):
-    proc = cli("run", reference_server.endpoint, "-H", "X-Fault: hang", "--timeout", "3", "--quiet")
+    proc = cli("run", reference_server.endpoint, "-H", "X-Fault: hang", "--deadline", "3", "--quiet")
     assert proc.returncode == 1
     # stdout is a pipe: one plain line per listed check, its status first
     rows = [line for line in proc.stdout.splitlines() if line[:4] in ("FAIL", "WARN", "PASS", "SKIP")

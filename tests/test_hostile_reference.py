@@ -1,4 +1,4 @@
-"""The reference server's hostile fault modes, end to end: `streamconform run URL -H 'X-Fault: NAME' --timeout S`.
+"""The reference server's hostile fault modes, end to end: `streamconform run URL -H 'X-Fault: NAME' --deadline S`.
 
 The server runs in the test process and the pipeline in a child, so the child's peak RSS is the harness's alone.
 Same bounds as test_hostile_servers.py: deadline + 2 s, < 150 MB, exit 1, no traceback, the cause named.

@@ -1,4 +1,4 @@
-"""Hostile endpoints that stall or flood, end to end: `streamconform run URL --timeout S` in a child process.
+"""Hostile endpoints that stall or flood, end to end: `streamconform run URL --deadline S` in a child process.
 
 Each run must end within its deadline + 2 s, peak under 150 MB RSS, exit 1 (a failed run, not a crash), print no
 traceback, and name what happened in a failed check. Servers: tests/hostile_servers.py.
