@@ -110,7 +110,7 @@ def graded(tmp_path_factory):
         assert cli_main(argv) == 0
         assert records(out) == first
         # --regrade redoes exactly the chosen id.
-        assert cli_main(argv + ["--regrade", "good", "--html"]) == 0
+        assert cli_main(argv + ["--regrade", "good", "--submission-reports"]) == 0
         again = records(out)
     return {"out": out, "first": first, "again": again, "rows": rows, "elapsed": elapsed}
 

@@ -120,6 +120,7 @@ def build_record(item: GradeInput, runner: Runner, attempts: list[AttemptOutcome
         "scoring": score.items,
         "profile": runner.profile_name(),
         **_address_policy(runner),
+        **_request_options(runner),
         "thresholds": dict(o.split("=", 1) for o in item.overrides),
         "roster": sub.extra,
         "started_at": started_at,
@@ -132,6 +133,13 @@ def build_record(item: GradeInput, runner: Runner, attempts: list[AttemptOutcome
         ],
         "result": result,
     }
+
+
+def _request_options(runner: Runner) -> dict[str, Any]:
+    """The grader's --set, -H names, --dialect, --model and --max-tokens, when the runner says: a rerun with
+    other ones then knows the results it must grade again (resume.py)."""
+    options = getattr(runner, "request_options", None)
+    return {"request_options": options()} if callable(options) else {}
 
 
 def _address_policy(runner: Runner) -> dict[str, str]:

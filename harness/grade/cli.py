@@ -22,44 +22,64 @@ from harness.grade.attempt import AttemptPolicy, GradeInput
 from harness.grade.resume import plan_resume
 from harness.grade.roster import Submission, load_roster
 from harness.grade.thresholds import DEFAULT_RANGES, parse_overrides, parse_range, seeded_overrides
-from harness.options import max_tokens_arg
+from harness.options import (
+    add_concurrency,
+    add_deadline,
+    add_deprecated,
+    add_dialect,
+    add_header,
+    add_json,
+    add_max_tokens,
+    add_model,
+    add_profile,
+    add_quiet,
+    add_set,
+    add_token_method,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("roster", help="CSV with id,url columns (others are carried to the outputs) or JSON lines")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder; rerunning with the same folder resumes (finished ids are skipped, "
-                             "unless their URL, thresholds or address policy changed)")
-    parser.add_argument("--profile", default="tds", help="profile name or TOML path (default: tds; 'grading' adds the anti-gaming checks)")
-    parser.add_argument("--concurrency", type=int, default=64, metavar="N",
-                        help="submissions graded at once (default 64)")
-    parser.add_argument("--allow-private", action="store_true",
-                        help="allow loopback/private addresses (local testing only; refused by default)")
+    add = parser.add_argument
+    add("roster", help="CSV with id,url columns (others are carried to the outputs) or JSON lines")
+    add("--out", required=True, metavar="DIR",
+        help="output folder; rerunning with the same folder resumes (finished ids are skipped, unless their URL, "
+             "thresholds, request options or address policy changed)")
+    add_profile(add, detail="grading adds credit for CORS and robustness")
+    add_concurrency(add, "here: N submissions graded at once; default 64", type=int, default=64, metavar="N")
+    add("--allow-private", action="store_true",
+        help="allow loopback/private addresses (local testing only; refused by default)")
     # One value per use: a list of values (nargs) would swallow ROSTER given after it.
-    parser.add_argument("--regrade", action="append", default=[], metavar="ID[,ID...]",
-                        help="grade this id again even if it already has a result; repeatable, or a comma list "
-                             "(--regrade alice --regrade bob, or --regrade alice,bob)")
-    parser.add_argument("--retry-delay", type=float, default=5.0, metavar="S",
-                        help="wait before the one retry after a transport failure (default 5)")
-    parser.add_argument("--deadline", type=float, default=60.0, metavar="S",
-                        help="total deadline of one attempt at one submission (default 60)")
-    parser.add_argument("--max-tokens", type=max_tokens_arg, default=None, metavar="N",
-                        help="ask each submission for at most N tokens (the dialect's max_tokens), as in run")
-    parser.add_argument("--quiet", action="store_true", help="no progress output (CI)")
+    add("--regrade", action="append", default=[], metavar="ID[,ID...]",
+        help="grade this id again even if it already has a result; repeatable, or a comma list "
+             "(--regrade alice --regrade bob, or --regrade alice,bob)")
+    add("--retry-delay", type=float, default=5.0, metavar="S",
+        help="wait before the one retry after a transport failure (default 5)")
+    add_deadline(add, detail="here: each attempt at each submission")
+    add_header(add, detail="sent to every submission, so a credential given here reaches every student's server; "
+                           "only Authorization, x-api-key, api-key and Cookie values are hidden in feedback")
+    add_set(add, detail="applied to every submission's profile, before its per-student thresholds")
+    add_dialect(add, detail="auto is decided per submission")
+    add_model(add)
+    add_max_tokens(add)
+    add_token_method(add)
+    add_json(add, "the grading summary (also written to OUT/summary.json)")
+    add_quiet(add, "no closing summary either; warnings and errors still print")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--thresholds-column", metavar="NAME",
-                       help="roster column with per-student overrides, e.g. content.min_chars=1625;timing.ttft_ms=2000")
+                       help="roster column with per-student overrides, e.g. "
+                            "content.min_chars=1625;timing.ttft_ms=2000")
     group.add_argument("--thresholds-seed", metavar="SEED",
                        help="draw per-student thresholds from a generator seeded with SEED#id (reproducible)")
-    parser.add_argument("--thresholds-range", action="append", default=[], metavar="KEY=LOW..HIGH[/STEP]",
-                        help="with --thresholds-seed: a setting and its range, repeatable (default: "
-                             + ", ".join(f"{k}={lo:g}..{hi:g}/{st:g}" for k, (lo, hi, st) in DEFAULT_RANGES.items())
-                             + ")")
-    parser.add_argument("--send-api-key", action="store_true",
-                        help="send $STREAMCONFORM_API_KEY to every submission (never done unless asked)")
-    parser.add_argument("--html", action="store_true",
-                        help="also render each submission's HTML run report beside its record (summary.html "
-                             "always renders, linking them)")
+    add("--thresholds-range", action="append", default=[], metavar="KEY=LOW..HIGH[/STEP]",
+        help="with --thresholds-seed: a setting and its range, repeatable (default: "
+             + ", ".join(f"{k}={lo:g}..{hi:g}/{st:g}" for k, (lo, hi, st) in DEFAULT_RANGES.items()) + ")")
+    add("--send-api-key", action="store_true",
+        help="send $STREAMCONFORM_API_KEY to every submission (never done unless asked)")
+    add("--submission-reports", action="store_true",
+        help="also render each submission's HTML run report beside its record (summary.html always renders, "
+             "linking them)")
+    # Its old name: --html takes a PATH in every other subcommand.
+    add_deprecated(add, "--html", "--submission-reports", "submission_reports", flag=True)
 
 
 def build_inputs(subs: list[Submission], args: argparse.Namespace) -> list[GradeInput]:
@@ -141,6 +161,7 @@ def rerun_hints(summary: dict[str, Any], allow_private: bool = False) -> list[st
 def main(args: argparse.Namespace) -> int:
     from harness.grade.engine import EngineRunner
     from harness.grade.lock import hold
+    from harness.options import parse_headers, prepare_output, profile_overrides
 
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
@@ -157,8 +178,10 @@ def main(args: argparse.Namespace) -> int:
     api_key = os.environ.get("STREAMCONFORM_API_KEY") if args.send_api_key else None
     if args.send_api_key and not api_key:
         raise ConfigError("--send-api-key: STREAMCONFORM_API_KEY is not set")
+    prepare_output("--json", args.json_path)  # a typo in the path must not cost a whole batch
     runner = EngineRunner(args.profile, allow_private=args.allow_private, deadline_s=args.deadline, api_key=api_key,
-                          max_tokens=args.max_tokens)
+                          max_tokens=args.max_tokens, headers=parse_headers(args.headers),
+                          overrides=profile_overrides(args), dialect=args.dialect, model=args.model)
     check_thresholds(items, runner, args)
 
     out = Path(args.out)
@@ -180,7 +203,7 @@ def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[Gr
     store = ResultStore(out)
     store.prepare()
     plan = plan_resume(items, store, regrade=set(regrade), allow_private=args.allow_private,
-                       profile_name=runner.profile_name())
+                       profile_name=runner.profile_name(), request_options=runner.request_options())
     pending = plan.pending
     if plan.other_profile:  # kept as they are (a rerun that forgot --profile must not regrade a batch): say so
         print(f"streamconform: warning: {len(plan.other_profile)} finished result(s) in {out} were graded with "
@@ -227,7 +250,7 @@ def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[Gr
         write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name(), unsaved)
         raise
     summary = write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name(), unsaved)
-    if args.html:
+    if args.submission_reports:
         from reports import write_grading
 
         write_grading(summary, out)  # per-submission reports, then summary.html again with links to them
@@ -238,11 +261,28 @@ def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[Gr
                                f"summary: {out / 'summary.html'}", markup=False)
         for hint in rerun_hints(summary, allow_private=args.allow_private):
             progress.console.print(hint, markup=False)
+    problem = write_summary_json(args.json_path, summary)
     failed = summary["by_status"].get("error", 0)
     if failed:
         progress.console.print(failure_text(failed, len(unsaved)), markup=False)
-        return 1
-    return 0
+    if problem:  # the grades are saved; only this copy of the summary is missing
+        raise ConfigError(f"{problem} (the grades are in {out}; exit code 2 is for the output)")
+    return 1 if failed else 0
+
+
+def write_summary_json(path: str | None, summary: dict[str, Any]) -> str | None:
+    """--json: the summary to PATH or stdout ('-'); why it could not be written, or None."""
+    import json
+
+    from harness.options import write_output
+
+    if not path:
+        return None
+    text = json.dumps(summary, indent=1, ensure_ascii=False)
+    if path == "-":
+        sys.stdout.write(text + "\n")
+        return None
+    return write_output("--json", path, text)
 
 
 def failure_text(failed: int, unsaved: int) -> str:

@@ -35,9 +35,15 @@ def classify(end_reason: str | None, http_status: int | None) -> str:
 class EngineRunner:
     def __init__(self, profile: str, *, allow_private: bool = False, deadline_s: float = 60.0,
                  api_key: str | None = None, follow_redirects: bool = False,
-                 categories: set[str] | None = None, max_tokens: int | None = None) -> None:
+                 categories: set[str] | None = None, max_tokens: int | None = None,
+                 headers: dict[str, str] | None = None, overrides: list[str] | None = None,
+                 dialect: str | None = None, model: str | None = None) -> None:
         self._profile_ref = profile
         self.max_tokens = max_tokens
+        self.headers = dict(headers or {})  # the instructor's -H: sent to every submission
+        self.overrides = list(overrides or [])  # --set for every submission, before per-student thresholds
+        self.dialect = dialect  # None: the profile's; "auto": decided per submission (run_target)
+        self.model = model
         self.allow_private = allow_private
         self.deadline_s = deadline_s
         # Never the grader's own STREAMCONFORM_API_KEY: only a key the instructor passed on purpose.
@@ -54,11 +60,18 @@ class EngineRunner:
         if key not in self._profiles:
             from harness.profile import load_profile
 
-            self._profiles[key] = load_profile(self._profile_ref, list(overrides))
+            # The batch's --set first, so a student's own thresholds win over it.
+            self._profiles[key] = load_profile(self._profile_ref, self.overrides + list(overrides))
         return self._profiles[key]
 
     def profile_name(self) -> str:
         return self.base.name
+
+    def request_options(self) -> dict[str, Any]:
+        """What the grader's options change in the question every submission is asked, recorded with each grade so
+        a rerun with other options grades it again (resume.py). Header names only: a value may be a credential."""
+        return {"set": list(self.overrides), "headers": sorted(self.headers, key=str.lower),
+                "dialect": self.dialect, "model": self.model, "max_tokens": self.max_tokens}
 
     def weights(self, overrides: list[str]) -> dict[str, float]:
         key = tuple(overrides)
@@ -72,8 +85,10 @@ class EngineRunner:
         at all (the dialect, the credentials), the same for every student."""
         from harness.runner import build_spec
 
-        return build_spec("http://submission.invalid/", profile, self.options(), profile.prompts[0],
-                          profile.dialect)
+        # With auto, the checks graded are those that apply to the profile's dialect (the first request's); one
+        # that does not apply to the dialect a submission answered in is left out of its maximum (not_applicable).
+        dialect = self.dialect if self.dialect and self.dialect != "auto" else profile.dialect
+        return build_spec("http://submission.invalid/", profile, self.options(), profile.prompts[0], dialect)
 
     def options(self) -> Any:
         from harness.guard import AddressPolicy
@@ -85,7 +100,8 @@ class EngineRunner:
         limits = Limits(deadline_s=self.deadline_s, idle_timeout_s=min(Limits().idle_timeout_s, self.deadline_s),
                         connect_timeout_s=min(Limits().connect_timeout_s, self.deadline_s),
                         max_bytes=CAPTURE_MAX_BYTES, budget_bytes=RUN_BUDGET_BYTES)
-        return RunOptions(headers={}, api_key=self.api_key, limits=limits, follow_redirects=self.follow_redirects,
+        return RunOptions(headers=dict(self.headers), api_key=self.api_key, model=self.model, dialect=self.dialect,
+                          limits=limits, follow_redirects=self.follow_redirects,
                           policy=AddressPolicy(allow_private=self.allow_private),
                           categories=self.categories, evaluate_in_thread=True, max_tokens=self.max_tokens)
 

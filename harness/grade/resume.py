@@ -6,6 +6,11 @@ are graded. A result is stale when the run that produced it asked a different qu
 
 - the roster's URL for the id changed (the student resubmitted): the old grade is for another endpoint;
 - the per-student thresholds changed: the old grade judged other limits;
+- the grader's request options changed (``--set``, ``--token-method``, the names of ``-H`` headers, ``--dialect``,
+  ``--model``, ``--max-tokens``): the old grade judged other settings or sent another request. A header's *value*
+  is not recorded (it may be a credential), so a new value under the same name keeps the results. Records written
+  before these options were recorded count as graded with none of them, and with whatever ``--max-tokens`` the
+  rerun gives (grade took it before it was recorded);
 - the address policy changed in a way that decides the result: a ``blocked_address`` refusal when private
   addresses are now allowed, or anything contacted under ``--allow-private`` when they no longer are.
   (A public endpoint graded without ``--allow-private`` would be graded the same with it: it is kept.)
@@ -24,18 +29,32 @@ from harness.grade.attempt import ALLOW_PRIVATE, PUBLIC_ONLY, GradeInput
 from harness.grade.store import RETRY_ON_RESUME, ResultStore
 
 URL_CHANGED, THRESHOLDS_CHANGED, POLICY_CHANGED = "URL changed", "thresholds changed", "address policy changed"
+OPTIONS_CHANGED = "request options changed"
 
 
 def address_policy(allow_private: bool) -> str:
     return ALLOW_PRIVATE if allow_private else PUBLIC_ONLY
 
 
-def stale_reason(record: dict[str, Any], item: GradeInput, policy: str) -> str | None:
-    """Why ``record`` does not answer the current run's question for ``item``; None when it still does."""
+def recorded_options(record: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The request options a record was graded with; for an older record, none (grade had no -H, --set,
+    --dialect or --model then) and the current --max-tokens (which it did not record)."""
+    recorded = record.get("request_options")
+    if isinstance(recorded, dict):
+        return recorded
+    return {"set": [], "headers": [], "dialect": None, "model": None, "max_tokens": current.get("max_tokens")}
+
+
+def stale_reason(record: dict[str, Any], item: GradeInput, policy: str,
+                 request_options: dict[str, Any] | None = None) -> str | None:
+    """Why ``record`` does not answer the current run's question for ``item``; None when it still does.
+    ``request_options``: the grader's (EngineRunner.request_options); None leaves them out of the comparison."""
     if record.get("url") != item.submission.url:
         return URL_CHANGED
     if (record.get("thresholds") or {}) != dict(o.split("=", 1) for o in item.overrides):
         return THRESHOLDS_CHANGED
+    if request_options is not None and recorded_options(record, request_options) != request_options:
+        return OPTIONS_CHANGED
     # Records written before the policy was recorded: a refusal can only have come from the strict policy.
     graded_under = record.get("address_policy") or (PUBLIC_ONLY if record.get("status") == "blocked_address"
                                                     else None)
@@ -65,7 +84,7 @@ class ResumePlan:
 
 
 def plan_resume(items: Iterable[GradeInput], store: ResultStore, *, regrade: set[str], allow_private: bool,
-                profile_name: str) -> ResumePlan:
+                profile_name: str, request_options: dict[str, Any] | None = None) -> ResumePlan:
     plan = ResumePlan()
     policy = address_policy(allow_private)
     for item in items:
@@ -74,7 +93,7 @@ def plan_resume(items: Iterable[GradeInput], store: ResultStore, *, regrade: set
         if record is None or record.get("status") in RETRY_ON_RESUME:
             plan.pending.append(item)
             continue
-        reason = stale_reason(record, item, policy)
+        reason = stale_reason(record, item, policy, request_options)
         if reason:
             plan.stale.setdefault(reason, []).append(ident)
             plan.pending.append(item)
