@@ -23,7 +23,20 @@ from typing import Any
 
 from harness.bench_stats import LevelSpec, compare_levels, comparison_notes, parse_slos
 from harness.errors import ConfigError
-from harness.options import max_tokens_arg
+from harness.options import (
+    add_concurrency,
+    add_deprecated,
+    add_dialect,
+    add_fault,
+    add_header,
+    add_html,
+    add_json,
+    add_max_tokens,
+    add_model,
+    add_profile,
+    add_set,
+    add_token_method,
+)
 
 BENCH_SCHEMA_VERSION = 1
 DEFAULT_CONCURRENCY = "1,4,16,64"
@@ -43,48 +56,40 @@ DEFAULT_PROMPTS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", nargs="?", default=None,
                         help="full endpoint URL (default: the reference server, started in a child process)")
-    load = parser.add_argument_group("load")
-    load.add_argument("--concurrency", default=None, metavar="N,N,...",
-                      help=f"closed-loop levels: requests kept in flight (default {DEFAULT_CONCURRENCY}, "
-                           "or none when --rate is given)")
-    load.add_argument("--rate", default=None, metavar="R,R,...",
-                      help="open-loop levels: Poisson arrivals per second (requests start whatever the server's state)")
-    load.add_argument("--requests", type=int, default=None, metavar="N",
-                      help="requests per level (default 4 x concurrency, at least 8; open loop: 10 x rate, at least 8)")
-    load.add_argument("--duration", type=float, default=None, metavar="S",
-                      help="seconds per level; with --requests, whichever ends first")
-    load.add_argument("--prompts", default=None, metavar="FILE",
-                      help="prompts, one per line (or JSON lines with a 'prompt' field), used in turn")
-    load.add_argument("--seed", type=int, default=0, help="seed of the open-loop arrival times (default 0)")
-    req = parser.add_argument_group("request")
-    req.add_argument("--profile", default="tds", help="profile name or TOML path: dialect and prompts (default tds)")
-    req.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a profile setting, repeatable, as in run (bench reads dialect, prompts, "
-                          "token_method)")
-    req.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
-                     help="extra request header, repeatable")
-    req.add_argument("--dialect", choices=["prompt", "openai"], default=None,
-                     help="request body dialect (default: the profile's)")
-    req.add_argument("--model", default=None, help="model name sent in the openai dialect")
-    req.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                     help="deadline of each request (default 60): a request past it is an error, never a hang")
-    req.add_argument("--max-tokens", type=max_tokens_arg, default=None, metavar="N",
-                     help="ask for at most N tokens (the dialect's max_tokens), as in run")
-    req.add_argument("--token-method", default=None, choices=["chars/4", "words", "chunks", "usage", "tiktoken", "auto"],
-                     help="how output tokens are counted (default: the profile's, else chars/4)")
-    req.add_argument("--fault", default=None, metavar="NAME",
-                     help="with no URL: start the reference server with this fault mode")
-    out = parser.add_argument_group("output")
-    out.add_argument("--slo", action="append", default=[], metavar="NAME=MS",
-                     help="a service-level objective, repeatable: ttft_ms, tpot_ms, e2e_ms, ttfb_ms, itl_ms "
-                          "(worst gap); goodput counts requests meeting all of them")
-    out.add_argument("--json", dest="json_path", default=None, metavar="PATH|-",
-                     help="write the bench JSON (schemas/bench.schema.json) to PATH, or stdout with '-'")
-    out.add_argument("--html", dest="html_path", default=None, metavar="PATH", help="write an HTML report")
-    out.add_argument("--compare", default=None, metavar="PREVIOUS.json",
-                     help="show deltas against a previous bench JSON")
-    out.add_argument("--no-records", action="store_true",
-                     help="leave the per-request records out of the JSON (keeps it small)")
+    load = parser.add_argument_group("load").add_argument
+    add_concurrency(load, f"here: N requests, a comma list giving one closed-loop level per number; default "
+                          f"{DEFAULT_CONCURRENCY}, or none when --rate is given", default=None, metavar="N,N,...")
+    load("--rate", default=None, metavar="R,R,...",
+         help="open-loop levels: Poisson arrivals per second (requests start whatever the server's state)")
+    load("--requests", type=int, default=None, metavar="N",
+         help="requests per level (default 4 x concurrency, at least 8; open loop: 10 x rate, at least 8)")
+    load("--duration", type=float, default=None, metavar="S",
+         help="seconds per level; with --requests, whichever ends first")
+    load("--prompts", default=None, metavar="FILE",
+         help="prompts, one per line (or JSON lines with a 'prompt' field), used in turn")
+    load("--seed", type=int, default=0, help="seed of the open-loop arrival times (default 0)")
+    req = parser.add_argument_group("request").add_argument
+    add_profile(req)
+    add_set(req, detail="bench reads only dialect, prompts, token_method and request.model")
+    add_header(req)
+    add_dialect(req, detail="auto is decided once, by one request before the levels")
+    add_model(req)
+    req("--request-timeout", dest="request_timeout", type=float, default=60.0, metavar="S",
+        help="deadline of each request (default 60): a request past it is an error, never a hang")
+    add_deprecated(req, "--timeout", "--request-timeout", "request_timeout", type=float, metavar="S")
+    add_max_tokens(req)
+    add_token_method(req)
+    add_fault(req, "only with no URL: the reference server started for this benchmark")
+    out = parser.add_argument_group("output").add_argument
+    out("--slo", action="append", default=[], metavar="NAME=MS",
+        help="a service-level objective, repeatable: ttft_ms, tpot_ms, e2e_ms, ttfb_ms, itl_ms "
+             "(worst gap); goodput counts requests meeting all of them")
+    add_json(out, "the bench document (schemas/bench.schema.json)")
+    add_html(out, "the bench report")
+    out("--compare", default=None, metavar="PREVIOUS.json",
+        help="show deltas against a previous bench JSON")
+    out("--no-records", action="store_true",
+        help="leave the per-request records out of the JSON (keeps it small)")
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -157,13 +162,14 @@ def load_previous(path: str) -> dict[str, Any]:
     return doc
 
 
-def _resolve_profile(name: str, overrides: list[str]) -> tuple[str, str, list[str], str]:
-    """(profile name, dialect, prompts, token method) from the profile, after the --set overrides."""
+def _resolve_profile(name: str, overrides: list[str]) -> tuple[str, str, list[str], str, str | None]:
+    """(profile name, dialect, prompts, token method, model) from the profile, after the --set overrides."""
     from harness.profile import load_profile
 
     profile = load_profile(name, overrides)
     prompts = [p for p in profile.prompts if isinstance(p, str)]
-    return profile.name, profile.dialect or "prompt", prompts or list(DEFAULT_PROMPTS), profile.token_method
+    return (profile.name, profile.dialect or "prompt", prompts or list(DEFAULT_PROMPTS), profile.token_method,
+            profile.get("request.model"))
 
 
 def _progress_line(lvl: dict[str, Any]) -> str:
@@ -185,7 +191,7 @@ async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dia
     if any(s.mode == "open" for s in specs):
         peak = max(peak, OPEN_LOOP_CONNECTIONS)
     async with BenchClient(url, dialect=dialect, prompts=prompts, headers=headers, model=args.model,
-                           timeout_s=args.timeout, token_method=args.token_method, max_tokens=args.max_tokens,
+                           timeout_s=args.request_timeout, token_method=args.token_method, max_tokens=args.max_tokens,
                            max_connections=max(peak, 10)) as client:
         levels = []
         for spec in specs:
@@ -195,6 +201,37 @@ async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dia
             levels.append(await run_level(plan, client.request, slos, finish=client.finish))
             console.print(_progress_line(levels[-1]), highlight=False)  # a sweep can take minutes: show each level
         return levels
+
+
+async def resolve_auto_dialect(url: str, first: str, prompt: str, args: argparse.Namespace,
+                               headers: dict[str, str]) -> tuple[str, str]:
+    """--dialect auto, decided once before the levels the way run decides it (runner.run_target): one request in
+    the profile's dialect; when that is refused with a 4xx, one in the other, which is used only if it is not
+    refused. Returns the dialect and a line saying what was tried."""
+    other = "openai" if first == "prompt" else "prompt"
+    status = await _status_in(url, first, prompt, args, headers)
+    if status is None or not 400 <= status < 500:
+        return first, f"dialect auto: {first} {_answered(status)}: using {first}"
+    second = await _status_in(url, other, prompt, args, headers)
+    if second is not None and second < 400:
+        return other, f"dialect auto: {first} was refused with {status}, {other} {_answered(second)}: using {other}"
+    return first, (f"dialect auto: {first} was refused with {status} and {other} {_answered(second)}: "
+                   f"using {first}")
+
+
+async def _status_in(url: str, dialect: str, prompt: str, args: argparse.Namespace,
+                     headers: dict[str, str]) -> int | None:
+    """The HTTP status of one request in ``dialect`` (None: no answer), sent as the levels send theirs."""
+    from harness.bench_request import BenchClient
+
+    async with BenchClient(url, dialect=dialect, prompts=[prompt], headers=headers, model=args.model,
+                           timeout_s=args.request_timeout, token_method=args.token_method,
+                           max_tokens=args.max_tokens) as client:
+        return client.finish(await client.request(0, 0.0))["status"]
+
+
+def _answered(status: int | None) -> str:
+    return "got no answer" if status is None else f"answered {status}"
 
 
 def build_document(target: str, profile: str, dialect: str, token_method: str, slos: dict[str, float],
@@ -230,7 +267,14 @@ def build_document(target: str, profile: str, dialect: str, token_method: str, s
 def main(args: argparse.Namespace) -> int:
     from harness.bench_render import print_bench
     from harness.console import make_console
-    from harness.options import parse_headers, prepare_output, require_fault, require_url, write_output
+    from harness.options import (
+        parse_headers,
+        prepare_output,
+        profile_overrides,
+        require_fault,
+        require_url,
+        write_output,
+    )
 
     specs = level_specs(args.concurrency, args.rate)
     slos = parse_slos(args.slo)
@@ -239,8 +283,8 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--requests must be at least 1")
     if args.duration is not None and not args.duration > 0:
         raise ConfigError("--duration must be a positive number of seconds")
-    if not args.timeout > 0:
-        raise ConfigError("--timeout must be positive")
+    if not args.request_timeout > 0:
+        raise ConfigError("--request-timeout must be positive")
     if args.fault and args.url:
         raise ConfigError("--fault applies to the reference server started when no URL is given")
     require_fault(args.fault)
@@ -250,9 +294,14 @@ def main(args: argparse.Namespace) -> int:
     prepare_output("--json", args.json_path)
     prepare_output("--html", args.html_path)
     previous = load_previous(args.compare) if args.compare else None
-    profile_name, dialect, prompts, profile_tokens = _resolve_profile(args.profile, args.overrides)
-    args.token_method = args.token_method or profile_tokens or "chars/4"
-    dialect = args.dialect or (dialect if dialect in ("prompt", "openai") else "prompt")
+    # --token-method is --set token_method=... (last, so it wins): the profile then names the method.
+    profile_name, dialect, prompts, profile_tokens, profile_model = _resolve_profile(args.profile,
+                                                                                     profile_overrides(args))
+    args.token_method = profile_tokens or "chars/4"
+    args.model = args.model or profile_model  # as run sends it
+    profile_dialect = dialect if dialect in ("prompt", "openai") else "prompt"
+    dialect = args.dialect if args.dialect and args.dialect != "auto" else profile_dialect
+    auto_note = None
     if args.prompts:
         prompts = read_prompts(args.prompts)
 
@@ -267,13 +316,18 @@ def main(args: argparse.Namespace) -> int:
             url = server.endpoint
             console.print(f"no URL given: benchmarking the reference server at {url} (child process)",
                           highlight=False)
+        if args.dialect == "auto":
+            dialect, auto_note = asyncio.run(resolve_auto_dialect(url, profile_dialect, prompts[0], args, headers))
+            console.print(auto_note, highlight=False)
         levels = asyncio.run(_bench(url, specs, args, dialect, prompts, slos, headers, console))
 
     options = {"concurrency": [s.concurrency for s in specs if s.mode == "closed"],
                "rate": [s.rate for s in specs if s.mode == "open"],
-               "requests": args.requests, "duration_s": args.duration, "timeout_s": args.timeout,
+               "requests": args.requests, "duration_s": args.duration, "timeout_s": args.request_timeout,
                "seed": args.seed, "prompts": len(prompts), "cpu_count": os.cpu_count(),
                "reference_server": args.url is None}  # (its port differs per run: not "another target")
+    if auto_note:
+        options["dialect_auto"] = auto_note
     doc = build_document(url, profile_name, dialect, args.token_method, slos, levels, started_at, options,
                          previous, args.compare, keep_records=not args.no_records)
     if args.json_path == "-":

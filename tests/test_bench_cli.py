@@ -106,7 +106,7 @@ def test_compare_shows_deltas_against_a_previous_run(server, tmp_path, capsys):
 
 def test_unreachable_target_is_reported_not_raised(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1/chat/completions"  # nothing listens there
-    code, doc = bench(tmp_path, url, "--concurrency", "2", "--requests", "2", "--timeout", "5")
+    code, doc = bench(tmp_path, url, "--concurrency", "2", "--requests", "2", "--request-timeout", "5")
     assert code == 1  # a level with no successful request describes nothing
     lvl = doc["levels"][0]
     assert lvl["completed"] == 0 and lvl["error_rate"] == 1.0 and lvl["errors"] == {"connect_error": 2}
