@@ -31,6 +31,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "run": (
         "streamconform run                                  # the embedded reference server: a passing run",
         "streamconform run --fault few-chunks --quiet       # see how a defect is reported",
+        "streamconform run http://localhost:8000/v1/chat/completions --deadline 30 --token-method words",
         "streamconform run http://localhost:8000/v1/chat/completions --profile grading --html report.html",
         'streamconform run https://api.example.com/v1/chat/completions -H "Authorization: Bearer $OPENAI_API_KEY" '
         "--json result.json",
@@ -49,11 +50,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "streamconform grade roster.csv --out grades/ --profile grading",
         "streamconform grade roster.csv --out grades/ --regrade alice,bob     # grade two ids again",
         "streamconform grade roster.csv --out grades/ --allow-private --concurrency 8   # local testing only",
-        "streamconform grade roster.csv --out g/ --thresholds-seed exam1 --html",
+        "streamconform grade roster.csv --out g/ --thresholds-seed exam1 --submission-reports",
+        "streamconform grade roster.csv --out g/ --dialect auto --set timing.ttft_ms=3000 --json - > summary.json",
     ),
     "bench": (
         "streamconform bench                                # the reference server at concurrency 1,4,16,64",
         "streamconform bench http://localhost:8000/v1/chat/completions --concurrency 1,8 --slo ttft_ms=500",
+        "streamconform bench http://localhost:8000/v1/chat/completions --dialect auto --request-timeout 30",
         "streamconform bench --rate 5,20 --duration 30 --json bench.json --compare previous.json",
     ),
     "report": (
