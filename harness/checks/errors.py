@@ -72,8 +72,15 @@ def _is_seed_error(obj: Any) -> bool:
             and isinstance(obj.get("code"), int) and not isinstance(obj.get("code"), bool))
 
 
-def error_shape(obj: Any, seed_ok: bool) -> tuple[bool, str]:
-    """(well-formed?, what it is) for one decoded error payload holder."""
+def error_shape(obj: Any, seed_ok: bool, dialect: str | None = None) -> tuple[bool, str]:
+    """(well-formed?, what it is) for one decoded error payload holder. The protocol's own error shape counts
+    (Ollama's {"error": "text"}, Anthropic's {"type": "error", "error": {...}}), as does OpenAI's."""
+    if dialect is not None:
+        from harness.dialects import get
+
+        own = get(dialect).error_ok(obj)
+        if own:
+            return True, f"{dialect} error object"
     problem = _error_schema_problem(obj)
     if problem is None:
         return True, "OpenAI error object"
@@ -99,7 +106,7 @@ def _event_payloads(text: str) -> list[Any]:
     return values
 
 
-def classify_reply(cap: Any, seed_ok: bool) -> tuple[str, str]:
+def classify_reply(cap: Any, seed_ok: bool, dialect: str | None = None) -> tuple[str, str]:
     """What kind of body a reply has: (kind, detail).
 
     kinds: ``error`` (well-formed error body), ``error_event`` (well-formed error inside an event stream),
@@ -121,7 +128,7 @@ def classify_reply(cap: Any, seed_ok: bool) -> tuple[str, str]:
     else:
         parsed = True
     if parsed:
-        ok, what = error_shape(whole, seed_ok)
+        ok, what = error_shape(whole, seed_ok, dialect)
         if ok:
             return "error", what
         if isinstance(whole, dict) and "error" in whole:
@@ -131,7 +138,7 @@ def classify_reply(cap: Any, seed_ok: bool) -> tuple[str, str]:
     if payloads:
         for obj in payloads:
             if isinstance(obj, dict) and obj.get("error"):
-                ok, what = error_shape(obj, seed_ok)
+                ok, what = error_shape(obj, seed_ok, dialect)
                 return ("error_event", f"error event: {what}") if ok else ("malformed_error", f"error event: {what}")
         return "stream", f"{len(payloads)} event(s) without an error"
     if "html" in ctype or text.lstrip()[:1] == "<":
@@ -157,7 +164,7 @@ def not_sent(cap: Any) -> bool:
 
 # -- bad-request probes ---------------------------------------------------------------------------------------------
 
-def judge_bad_request(cap: Any, codes: tuple[int, ...], seed_ok: bool) -> Outcome:
+def judge_bad_request(cap: Any, codes: tuple[int, ...], seed_ok: bool, dialect: str | None = None) -> Outcome:
     """The verdict on one bad-request probe's reply (see the module docstring's table)."""
     threshold = "/".join(str(c) for c in codes) + " + error object"
     common = {"threshold": threshold, **probe_refs(cap)}
@@ -167,7 +174,7 @@ def judge_bad_request(cap: Any, codes: tuple[int, ...], seed_ok: bool) -> Outcom
             return Outcome.skip(cap.error, **common)
         return Outcome.failed(f"no HTTP answer to a bad request ({cap.end_reason}: {cap.error or 'no detail'})",
                               measured=cap.end_reason, **common)
-    kind, detail = classify_reply(cap, seed_ok)
+    kind, detail = classify_reply(cap, seed_ok, dialect)
     common["measured"] = status
     if status == 429:
         return Outcome.warned("rate-limited (429) before the input was validated: the probe learned nothing",
@@ -207,7 +214,7 @@ def _make_probe_check(probe_id: str) -> None:
         if cap is None:
             return Outcome.skip(f"probe {probe_id} not run (not selected by the profile's [errors] section)")
         settings = errors_settings(ctx.profile)
-        return judge_bad_request(cap, accepted_codes(settings, probe_id), seed_shape_ok(ctx.profile))
+        return judge_bad_request(cap, accepted_codes(settings, probe_id), seed_shape_ok(ctx.profile), _dialect(ctx))
 
     def applies(ctx: Context) -> str | None:
         dialect = _dialect(ctx)
@@ -239,7 +246,8 @@ for _probe_id in BAD_REQUEST_PROBES:
 
 # -- mid-stream errors ----------------------------------------------------------------------------------------------
 
-def midstream_problems(transcript: Any, seed_ok: bool) -> tuple[list[str], list[dict[str, Any]], bool]:
+def midstream_problems(transcript: Any, seed_ok: bool, dialect: str | None = None
+                       ) -> tuple[list[str], list[dict[str, Any]], bool]:
     """(problems, evidence, saw_error) for one transcript's error events."""
     problems: list[str] = []
     items: list[dict[str, Any]] = []
@@ -250,7 +258,7 @@ def midstream_problems(transcript: Any, seed_ok: bool) -> tuple[list[str], list[
             continue
         saw = True
         holder = chunk.json if isinstance(chunk.json, dict) else {"error": chunk.error}
-        ok, what = error_shape(holder, seed_ok)
+        ok, what = error_shape(holder, seed_ok, dialect)
         after = chunks[i + 1:]
         later_content = [c for c in after if c.has_text]
         done_follows = any(c.done for c in after)
@@ -290,7 +298,7 @@ def midstream(ctx: Context) -> Outcome:
     errored: list[str] = []
     hints: list[tuple[str, dict[str, Any]]] = []
     for name, tr in transcripts:
-        found, ev, saw = midstream_problems(tr, seed_ok)
+        found, ev, saw = midstream_problems(tr, seed_ok, _dialect(ctx))
         problems += [f"{name}: {p}" for p in found]
         items += ev
         if saw:
@@ -317,12 +325,12 @@ def midstream(ctx: Context) -> Outcome:
 
 # -- credentials ----------------------------------------------------------------------------------------------------
 
-def _judge_auth(cap: Any, what: str, seed_ok: bool) -> tuple[str, str]:
+def _judge_auth(cap: Any, what: str, seed_ok: bool, dialect: str | None = None) -> tuple[str, str]:
     """(status, message) for one request sent without valid credentials."""
     status = cap.status
     if status is None:
         return "fail", f"{what}: no HTTP answer ({cap.end_reason}: {cap.error or 'no detail'})"
-    kind, detail = classify_reply(cap, seed_ok)
+    kind, detail = classify_reply(cap, seed_ok, dialect)
     if 200 <= status < 300:
         return "fail", (f"{what}: answered {status} (it does not check credentials; if the endpoint is meant to be "
                         "open, run without them)")
@@ -351,7 +359,7 @@ def auth(ctx: Context) -> Outcome:
     for name, cap in caps:
         if cap is None or not_sent(cap):
             continue
-        status, message = _judge_auth(cap, labels[name], seed_ok)
+        status, message = _judge_auth(cap, labels[name], seed_ok, _dialect(ctx))
         verdicts.append((status, message, cap))
     if not verdicts:
         return Outcome.skip(next(cap.error for _, cap in caps if cap is not None))

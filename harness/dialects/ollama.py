@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.dialects.base import CLEAN_EOF, Dialect, Fields, usage_of
+from harness.dialects.base import TERMINAL_EVENT, Dialect, Fields, usage_of
 from harness.dialects.chat import DEFAULT_MODEL
 
 
@@ -52,5 +52,7 @@ class OllamaDialect(Dialect):
         return isinstance(obj, dict) and isinstance(obj.get("error"), str) and bool(obj["error"].strip())
 
 
+# Ollama always ends with a done: true line (with the eval counts); a body that stops before it was cut. (Plain
+# NDJSON in the seed's dialect has no such line: there a clean end of body is the end.)
 OLLAMA = OllamaDialect("ollama", "Ollama native /api/chat and /api/generate (NDJSON)", stream_format="ndjson",
-                       end=CLEAN_EOF, event_schema="event.ollama", default_path="/api/chat", prompt_key="messages")
+                       end=TERMINAL_EVENT, terminal_events=('"done": true',), event_schema="event.ollama", default_path="/api/chat", prompt_key="messages")
