@@ -24,6 +24,9 @@ from reference_server.config import ServerConfig
 from reference_server.faults import FAULTS, CutConnection, normal
 from reference_server.lateness import LatenessHistogram
 from reference_server.pacer import Pacer
+from reference_server.protocols import chat_extras
+from reference_server.protocols import match as match_protocol
+from reference_server.protocols.faults import PROTOCOL_FAULTS
 from reference_server.stream import Stream
 from reference_server.validate import ApiError, ChatRequest, parse_request
 
@@ -102,6 +105,9 @@ _HTML_500 = (b"<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</ti
 class ChatCompletions:
     """ASGI endpoint for /v1/chat/completions."""
 
+    protocols: Any = None
+    """The endpoint of the other protocols (protocols/endpoint.py); it serves tool calls and reasoning too."""
+
     def __init__(self, config: ServerConfig, state: ServerState):
         self.config = config
         self.state = state
@@ -123,7 +129,7 @@ class ChatCompletions:
                     429, f"rate limit of {self.config.rate_limit:g} requests/s exceeded; retry later",
                     type="requests", code="rate_limit_exceeded", headers={"Retry-After": str(max(1, round(wait + .5)))}))
         fault_name = headers.get("x-fault", "").strip() or self.config.fault
-        if fault_name and fault_name not in FAULTS:
+        if fault_name and fault_name not in FAULTS and fault_name not in PROTOCOL_FAULTS:
             return await send_error(send, ApiError(
                 400, f"unknown fault {fault_name!r}; known: {', '.join(FAULTS)}", param="X-Fault", code="unknown_fault"))
 
@@ -137,14 +143,19 @@ class ChatCompletions:
         if body is None:
             return await send_error(send, ApiError(
                 413, f"the request body exceeds {self.config.max_body_bytes} bytes", code="request_too_large"))
+        extras = None
         try:
             request = parse_request(body, self.config)
+            if not self.config.upstream:  # tool calls or reasoning asked for: reference_server/protocols/
+                extras = chat_extras.call_for(body, request, headers, fault_name)
         except ApiError as err:
             if fault_name == "error-500":
                 return await _send_bytes(send, 500, _HTML_500, "text/html; charset=utf-8")
             if fault_name != "no-validation":
                 return await send_error(send, err)
             request = ChatRequest(prompt=_NO_VALIDATION_PROMPT, dialect="prompt", stream=True)
+        if extras is not None:
+            return await self.protocols.serve_chat(receive, send, extras, headers, fault_name)
 
         if not request.stream:
             return await self._complete(send, request)
@@ -296,10 +307,16 @@ class ReferenceApp(Starlette):
     chat_paths: frozenset[str] = frozenset({"/v1/chat/completions", "/chat/completions"})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] in self.chat_paths:
-            scope["app"] = self
-            await self.chat(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            if scope["path"] in self.chat_paths:
+                scope["app"] = self
+                await self.chat(scope, receive, send)
+                return
+            route = match_protocol(scope["path"])  # Responses, Anthropic, Ollama, Gemini: the same direct way
+            if route is not None:
+                scope["app"] = self
+                await self.chat.protocols(scope, receive, send, route)
+                return
         await super().__call__(scope, receive, send)
 
 
@@ -331,7 +348,10 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         extra = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
         return JSONResponse(err.payload(), status_code=status, headers={**extra, "Access-Control-Allow-Origin": "*"})
 
-    chat = ChatCompletions(config, state)  # one instance: the rate limit is shared by both paths
+    from reference_server.protocols.endpoint import ProtocolEndpoint  # it imports this module
+
+    chat = ChatCompletions(config, state)  # one instance: the rate limit is shared by all paths
+    chat.protocols = ProtocolEndpoint(chat)
     app = ReferenceApp(
         routes=[
             Route("/v1/chat/completions", chat),

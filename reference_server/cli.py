@@ -59,8 +59,9 @@ def _port(text: str) -> int:
 
 def _fault(text: str) -> str:
     from reference_server.faults import FAULTS  # imported on use: building the CLI parser stays cheap
+    from reference_server.protocols.faults import PROTOCOL_FAULTS  # one protocol's own (sequence-gap, ...)
 
-    if text not in FAULTS:
+    if text not in FAULTS and text not in PROTOCOL_FAULTS:
         raise argparse.ArgumentTypeError(f"unknown fault {text!r}; see --list-faults")
     return text
 
