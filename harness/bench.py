@@ -34,8 +34,10 @@ from harness.options import (
     add_max_tokens,
     add_model,
     add_profile,
+    add_ray,
     add_set,
     add_token_method,
+    add_workers,
 )
 
 BENCH_SCHEMA_VERSION = 1
@@ -68,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load("--prompts", default=None, metavar="FILE",
          help="prompts, one per line (or JSON lines with a 'prompt' field), used in turn")
     load("--seed", type=int, default=0, help="seed of the open-loop arrival times (default 0)")
+    add_ray(load, "here: each level's load is split over --workers Ray actors")
+    add_workers(load, "here: Ray actors spread over the cluster's nodes, each sending its share of every level "
+                      "(closed loop: of the concurrency; open loop: of the rate); only with --ray; default: one per "
+                      "node", type=int, default=None)
     req = parser.add_argument_group("request").add_argument
     add_profile(req)
     add_set(req, detail="bench reads only dialect, prompts, token_method and request.model")
@@ -195,12 +201,39 @@ async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dia
                            max_connections=max(peak, 10)) as client:
         levels = []
         for spec in specs:
-            requests = args.requests if args.requests is not None else (
-                None if args.duration is not None else default_requests(spec))
-            plan = LevelPlan(spec, requests=requests, duration_s=args.duration, seed=args.seed)
+            plan = LevelPlan(spec, requests=level_requests(spec, args), duration_s=args.duration, seed=args.seed)
             levels.append(await run_level(plan, client.request, slos, finish=client.finish))
             console.print(_progress_line(levels[-1]), highlight=False)  # a sweep can take minutes: show each level
         return levels
+
+
+def level_requests(spec: LevelSpec, args: argparse.Namespace) -> int | None:
+    """The level's request count: --requests, else none with --duration alone, else the default for the level."""
+    if args.requests is not None:
+        return args.requests
+    return None if args.duration is not None else default_requests(spec)
+
+
+def _bench_on_ray(url: str, specs: list[LevelSpec], args: argparse.Namespace, dialect: str, prompts: list[str],
+                  slos: dict[str, float], headers: dict[str, str], console: Any) -> list[dict[str, Any]]:
+    """The sweep on Ray actors (harness/distributed/bench_workers.py), merged into the same level summaries."""
+    from harness.distributed.bench_workers import run_levels_on_ray, worker_lines
+
+    client = {"url": url, "dialect": dialect, "prompts": prompts, "headers": headers, "model": args.model,
+              "api_key": os.environ.get("STREAMCONFORM_API_KEY") or None, "timeout_s": args.request_timeout,
+              "token_method": args.token_method, "max_tokens": args.max_tokens}
+    plans = [(spec, level_requests(spec, args), args.duration, args.seed) for spec in specs]
+
+    def ready(located: list[dict[str, Any]]) -> None:
+        nodes = len({w["node"] for w in located})
+        console.print(f"Ray: {len(located)} bench worker(s) on {nodes} node(s)", highlight=False)
+
+    def done(level: dict[str, Any]) -> None:
+        console.print(_progress_line(level), highlight=False)
+        for line in worker_lines(level):
+            console.print(line, highlight=False)
+
+    return run_levels_on_ray(args.ray, args.workers, client, plans, slos, on_level=done, on_ready=ready)
 
 
 async def resolve_auto_dialect(url: str, first: str, prompt: str, args: argparse.Namespace,
@@ -290,6 +323,11 @@ def main(args: argparse.Namespace) -> int:
     require_fault(args.fault)
     if args.url is not None:
         require_url(args.url)
+    if args.workers is not None and (args.workers < 1 or not args.ray):
+        raise ConfigError("--workers needs --ray (the actors run on a Ray cluster) and a count of at least 1")
+    from harness.distributed.ray_backend import check_ray_option
+
+    args.ray = check_ray_option(args.ray)  # Ray missing: exit 2 with the install hint, before any work
     # Checked before the load runs (directories created, as run does): a benchmark must not be lost to a typo.
     prepare_output("--json", args.json_path)
     prepare_output("--html", args.html_path)
@@ -319,7 +357,10 @@ def main(args: argparse.Namespace) -> int:
         if args.dialect == "auto":
             dialect, auto_note = asyncio.run(resolve_auto_dialect(url, profile_dialect, prompts[0], args, headers))
             console.print(auto_note, highlight=False)
-        levels = asyncio.run(_bench(url, specs, args, dialect, prompts, slos, headers, console))
+        if args.ray:
+            levels = _bench_on_ray(url, specs, args, dialect, prompts, slos, headers, console)
+        else:
+            levels = asyncio.run(_bench(url, specs, args, dialect, prompts, slos, headers, console))
 
     options = {"concurrency": [s.concurrency for s in specs if s.mode == "closed"],
                "rate": [s.rate for s in specs if s.mode == "open"],
@@ -328,6 +369,9 @@ def main(args: argparse.Namespace) -> int:
                "reference_server": args.url is None}  # (its port differs per run: not "another target")
     if auto_note:
         options["dialect_auto"] = auto_note
+    if args.ray:
+        options["ray"] = args.ray
+        options["workers"] = max(len(lvl.get("workers") or []) for lvl in levels)
     doc = build_document(url, profile_name, dialect, args.token_method, slos, levels, started_at, options,
                          previous, args.compare, keep_records=not args.no_records)
     if args.json_path == "-":

@@ -73,6 +73,10 @@ SHARED_OPTIONS: tuple[SharedOption, ...] = (
     SharedOption(("--concurrency",), "how many are kept in flight at once", ("grade", "bench")),
     SharedOption(("--fault",), "a fault mode of the reference server (the names: serve --list-faults)",
                  ("run", "serve", "bench")),
+    SharedOption(("--ray",), "run the work on a Ray cluster: auto (the cluster in RAY_ADDRESS, else a local Ray "
+                 "started for this command) or HOST:PORT of a running one; needs pip install 'streamconform[ray]'",
+                 ("grade", "bench")),
+    SharedOption(("--workers",), "how many worker processes share the load", ("serve", "bench")),
 )
 _SHARED_BY_FLAG = {flag: option for option in SHARED_OPTIONS for flag in option.flags}
 
@@ -204,6 +208,15 @@ def add_concurrency(add: Add, detail: str, **kwargs: Any) -> None:
 def add_fault(add: Add, detail: str, **kwargs: Any) -> None:
     kwargs.setdefault("default", None)
     add("--fault", metavar="NAME", help=shared_help("--fault", detail), **kwargs)
+
+
+def add_ray(add: Add, detail: str) -> None:
+    add("--ray", default=None, metavar="auto|HOST:PORT", help=shared_help("--ray", detail))
+
+
+def add_workers(add: Add, detail: str, **kwargs: Any) -> None:
+    """serve: uvicorn processes; bench: Ray actors. The same idea, processes that split the work."""
+    add("--workers", metavar="N", help=shared_help("--workers", detail), **kwargs)
 
 
 def add_run_options(add: Add, prefix: str = "") -> None:

@@ -79,7 +79,7 @@ def _api_key(var: str | None) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.options import add_fault, add_model  # the same spelling and meaning as in run and bench
+    from harness.options import add_fault, add_model, add_workers  # one spelling and meaning everywhere
 
     d = ServerConfig()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -107,8 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", metavar="VAR",
                         help="require the API key held in this environment variable (Authorization: Bearer KEY or "
                              "x-api-key); a request without it gets 401 with an error object")
-    parser.add_argument("--workers", type=_at_least(1), default=1,
-                        help="uvicorn worker processes (default 1; more for the scale benchmark)")
+    add_workers(parser.add_argument, "here: uvicorn worker processes; default 1 (more for the scale benchmark)",
+                type=_at_least(1), default=1)
     parser.add_argument("--record-lateness", action="store_true",
                         help="record emission lateness of paced events (GET /debug/emission; for benchmarks)")
     parser.add_argument("--task-per-stream", action="store_true",

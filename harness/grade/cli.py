@@ -33,6 +33,7 @@ from harness.options import (
     add_model,
     add_profile,
     add_quiet,
+    add_ray,
     add_set,
     add_token_method,
 )
@@ -45,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder; rerunning with the same folder resumes (finished ids are skipped, unless their URL, "
              "thresholds, request options or address policy changed)")
     add_profile(add, detail="grading adds credit for CORS and robustness")
-    add_concurrency(add, "here: N submissions graded at once; default 64", type=int, default=64, metavar="N")
+    add_concurrency(add, "here: N submissions graded at once (with --ray: on each node); default 64", type=int,
+                    default=64, metavar="N")
+    add_ray(add, "here: a submission per Ray task, --concurrency at once on each node; the records are written here")
     add("--allow-private", action="store_true",
         help="allow loopback/private addresses (local testing only; refused by default)")
     # One value per use: a list of values (nargs) would swallow ROSTER given after it.
@@ -167,6 +170,9 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--concurrency must be at least 1")
     if args.deadline <= 0 or args.retry_delay < 0:
         raise ConfigError("--deadline must be positive and --retry-delay not negative")
+    from harness.distributed.ray_backend import check_ray_option
+
+    args.ray = check_ray_option(args.ray)  # Ray missing: exit 2 with the install hint, before any work
     subs = load_roster(args.roster)
     items = build_inputs(subs, args)
     known = {s.id for s in subs}
@@ -242,9 +248,15 @@ def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[Gr
     extra_columns = list(dict.fromkeys(c for s in subs for c in s.extra))
     try:
         with progress:
-            asyncio.run(grade_all(pending, runner, persist, concurrency=args.concurrency,
-                                  policy=AttemptPolicy(retry_delay_s=args.retry_delay), on_done=progress.done,
-                                  on_unsaved=on_unsaved))
+            policy = AttemptPolicy(retry_delay_s=args.retry_delay)
+            if getattr(args, "ray", None):  # the same attempts on a Ray cluster, written here (distributed/)
+                from harness.distributed.grade_tasks import grade_all_on_ray
+
+                grade_all_on_ray(pending, runner, persist, address=args.ray, concurrency=args.concurrency,
+                                 policy=policy, on_done=progress.done, on_unsaved=on_unsaved)
+            else:
+                asyncio.run(grade_all(pending, runner, persist, concurrency=args.concurrency, policy=policy,
+                                      on_done=progress.done, on_unsaved=on_unsaved))
     except KeyboardInterrupt:
         # What finished is on disk; export it so the partial grades are usable, then stop as interrupted.
         write_batch_exports(out, [s.id for s in subs], store, extra_columns, runner.profile_name(), unsaved)
