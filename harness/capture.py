@@ -202,6 +202,9 @@ class _Run:
         self.line_run = 0    # bytes since the last CR or LF, across reads
         self.head = b""      # the first bytes of the reply, until its headers are parsed
         self.arrival: float | None = None  # perf_counter time the latest socket read arrived (from the tap)
+        self.kernel_reads = 0  # reads stamped by the kernel (harness/netstream.py), and by userspace
+        self.userspace_reads = 0
+        self.max_lag = 0.0  # how late userspace saw a kernel-stamped read, at worst (seconds)
         # The read being joined (see the module docstring), its time, and whether it holds a line break.
         self.joined: bytes | bytearray = b""
         self.joined_t = 0.0
@@ -214,9 +217,15 @@ class _Run:
         kind = "" if self.head.startswith(b"HTTP/"[: len(self.head)]) else " (not HTTP)"
         return f"; the reply so far{kind}: {self.head[:80]!r}"
 
-    def tap(self, data: bytes, arrival: float) -> None:
-        """Sees every raw socket read of this capture's connection, with the time it arrived."""
+    def tap(self, data: bytes, arrival: float, lag: float | None = None) -> None:
+        """Sees every raw socket read of this capture's connection, with the time it arrived (and, for a kernel
+        stamp, how late userspace saw it)."""
         self.arrival = arrival
+        if lag is None:
+            self.userspace_reads += 1
+        else:
+            self.kernel_reads += 1
+            self.max_lag = max(self.max_lag, lag)
         if self.cap.status is None and len(self.head) < _HEAD_EXCERPT_BYTES:
             self.head += data[: _HEAD_EXCERPT_BYTES - len(self.head)]
 
@@ -524,6 +533,9 @@ async def capture(spec: RequestSpec, limits: Limits | None = None, *, policy: Ad
     finally:
         run.flush_reads()
         cap.t_end = run.now()
+        cap.clock = "kernel" if run.kernel_reads and not run.userspace_reads else (
+            "mixed" if run.kernel_reads else "userspace")
+        cap.read_lag_ms_max = round(run.max_lag * 1000.0, 3) if run.kernel_reads else None
     return cap.rebase_to_request()
 
 

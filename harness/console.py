@@ -104,6 +104,8 @@ def metrics_line(metrics: dict[str, Any]) -> str:
         f"{shown(metrics.get('chunks'))} chunks | {shown(metrics.get('chars'))} chars | "
         f"{shown(metrics.get('tokens'))} tokens ({metrics.get('token_method') or '?'}) | "
         f"{shown(metrics.get('tokens_per_s'), '{:.1f}')} tokens/s | {itl_text}"
+        + (f" | clock {metrics['clock']}" if metrics.get("clock") else "")
+        + (f" (TTFT +0/-{metrics['ttft_error_bound_ms']:g} ms)" if metrics.get("ttft_error_bound_ms") else "")
     )
 
 

@@ -80,6 +80,12 @@ class Metrics:
     # Time to the first reasoning/thinking delta (reasoning models): reported beside TTFT, which stays the first
     # *answer* text. None when the stream carried no reasoning.
     ttfr_ms: float | None = None
+    # Where the times come from (harness/netstream.py): "kernel" receive stamps or "userspace" loop readings, and
+    # how far off TTFT can be: with kernel stamps, a read that carried several events gives them all its last
+    # segment's stamp, so the first text may have come up to (its read - the read before) earlier; userspace
+    # stamps are late by however long the loop was busy, which cannot be known (None).
+    clock: str | None = None
+    ttft_error_bound_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The result JSON's ``metrics`` object (gaps left out: unbounded)."""
@@ -88,8 +94,9 @@ class Metrics:
         d.pop("first_content_index")
         if d["token_note"] is None:
             d.pop("token_note")
-        if d["ttfr_ms"] is None:
-            d.pop("ttfr_ms")
+        for key in ("ttfr_ms", "clock", "ttft_error_bound_ms"):
+            if d[key] is None:
+                d.pop(key)
         return d
 
 
@@ -178,6 +185,20 @@ def spread_of(values: Sequence[float | None], *, higher_is_better: bool = False)
 
 def metrics_from_capture(capture: Any, chunks: Sequence[Chunk], token_method: str = DEFAULT_METHOD,
                          burst_window_ms: float = DEFAULT_BURST_WINDOW_MS) -> Metrics:
-    """``compute_metrics`` with the times taken from a Capture."""
-    return compute_metrics(chunks, t_request_sent=capture.t_request_sent, t_first_byte=capture.t_first_byte,
-                           t_end=capture.t_end, token_method=token_method, burst_window_ms=burst_window_ms)
+    """``compute_metrics`` with the times taken from a Capture, plus its clock and TTFT's error bound."""
+    m = compute_metrics(chunks, t_request_sent=capture.t_request_sent, t_first_byte=capture.t_first_byte,
+                        t_end=capture.t_end, token_method=token_method, burst_window_ms=burst_window_ms)
+    m.clock = getattr(capture, "clock", None)
+    if m.clock == "kernel" and m.first_content_index is not None:
+        m.ttft_error_bound_ms = _coalescing_bound_ms(capture, chunks, chunks[m.first_content_index].t)
+    return m
+
+
+def _coalescing_bound_ms(capture: Any, chunks: Sequence[Chunk], t: float) -> float:
+    """How much earlier than ``t`` the event stamped ``t`` may have arrived: 0 when its read carried it alone,
+    else the time since the read before (or since the request was sent)."""
+    if sum(1 for c in chunks if c.t == t) <= 1:
+        return 0.0
+    earlier = [r.t for r in capture.reads if r.t < t]
+    before = max(earlier) if earlier else (capture.t_request_sent or 0.0)
+    return round(max(0.0, t - before) * 1000.0, 3)

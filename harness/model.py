@@ -134,6 +134,10 @@ class Capture:
     # time.perf_counter() at t == 0: lines up captures made in one process (or one machine, where the clock is
     # CLOCK_MONOTONIC) on a common timeline. Meaningless across machines or reboots.
     clock_origin: float | None = None
+    # Where the read times come from: "kernel" (SO_TIMESTAMPNS receive stamps), "userspace" (the event loop's
+    # reading of the socket: late by however long the loop was busy), "mixed" (TLS after a kernel-read start).
+    clock: str = "userspace"
+    read_lag_ms_max: float | None = None  # kernel clock: how late userspace saw a read, at worst
 
     @property
     def body(self) -> bytes:
@@ -187,6 +191,8 @@ class Capture:
             "remote_addr": self.remote_addr,
             "redirects": list(self.redirects),
             "clock_origin": self.clock_origin,
+            "clock": self.clock,
+            "read_lag_ms_max": self.read_lag_ms_max,
         }
 
     @classmethod
@@ -207,6 +213,8 @@ class Capture:
             remote_addr=d.get("remote_addr"),
             redirects=list(d.get("redirects", [])),
             clock_origin=d.get("clock_origin"),
+            clock=d.get("clock", "userspace"),
+            read_lag_ms_max=d.get("read_lag_ms_max"),
         )
 
     def to_json(self) -> str:

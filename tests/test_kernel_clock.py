@@ -1,0 +1,62 @@
+"""Kernel receive timestamps: a read's time is when the kernel received it, not when a busy event loop got round to
+the socket (harness/netstream.py). Real loopback sockets; the server writes at known times."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import pytest
+
+from harness import netstream
+from harness.capture import capture
+from harness.model import Limits
+from harness.request import build_request
+from tests.hostile_servers import SSE_HEAD, HostileServer, read_request, send
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
+FIRST_EVENT_S = 0.10  # the server's first event, after the headers
+LOOP_BLOCKED = (0.05, 0.45)  # the client's event loop is busy (a blocking call) from 50 ms to 450 ms
+
+
+async def _late_event(reader, writer) -> None:
+    await read_request(reader)
+    writer.write(SSE_HEAD)
+    await writer.drain()
+    await asyncio.sleep(FIRST_EVENT_S)
+    await send(writer, b'data: {"choices":[{"delta":{"content":"Magma rises."}}]}\n\ndata: [DONE]\n\n')
+
+
+def _capture_with_a_busy_loop(url: str):
+    async def go():
+        loop = asyncio.get_running_loop()
+        start, stop = LOOP_BLOCKED
+        loop.call_later(start, time.sleep, stop - start)  # the loop runs nothing else meanwhile
+        return await capture(build_request(url, "prompt", "hi"), Limits(deadline_s=5.0))
+
+    return asyncio.run(go())
+
+
+def test_reference_capture_names_the_kernel_clock(reference_server):
+    cap = asyncio.run(capture(build_request(reference_server.endpoint, "prompt", "hi"), Limits(deadline_s=10.0)))
+    assert cap.status == 200 and cap.clock == "kernel" and cap.read_lag_ms_max is not None
+    assert cap.to_dict()["clock"] == "kernel"
+
+
+def test_a_busy_loop_is_not_measured_as_server_latency():
+    with HostileServer(_late_event) as srv:
+        cap = _capture_with_a_busy_loop(srv.url)
+    assert cap.clock == "kernel" and cap.status == 200
+    # The bytes arrived ~100 ms after the request; the loop only saw them at ~450 ms.
+    assert cap.t_first_byte < FIRST_EVENT_S + 0.1, cap.t_first_byte
+    assert cap.read_lag_ms_max > 200
+
+
+def test_userspace_clock_is_late_by_the_loops_delay(monkeypatch):
+    """The same exchange with kernel stamps off: the measurement then carries the loop's delay (and says so)."""
+    monkeypatch.setattr(netstream, "_USERSPACE_ONLY", True)
+    with HostileServer(_late_event) as srv:
+        cap = _capture_with_a_busy_loop(srv.url)
+    assert cap.clock == "userspace" and cap.read_lag_ms_max is None
+    assert cap.t_first_byte > LOOP_BLOCKED[1] - 0.05, cap.t_first_byte
