@@ -11,7 +11,7 @@ Servers (tests/hostile_servers.py), each in its own process so the measured proc
     valid-then-flood  valid answers to the first two requests (main and second prompt), then floods
                       (the repeats, probes and robustness streams)
 
-Run cases: ``streamconform run URL --timeout T --save-capture B --html H --json J`` as a child process (`run`
+Run cases: ``streamconform run URL --deadline T --save-capture B --html H --json J`` as a child process (`run`
 admits loopback addresses; grade needs ``--allow-private``). Printed: wall time from spawn to exit (interpreter
 start-up included), peak RSS (the child's VmHWM, cross-checked by psutil samples of the child and its children),
 the size of the saved bundle, and the verdict against the bounds: wall <= T + 2 s, RSS <= 150 MB.
@@ -145,7 +145,7 @@ def measure(argv: list[str], kill_after_s: float) -> Measured:
 
 def run_case(name: str, url: str, timeout_s: float, tmp: Path) -> bool:
     bundle, html, js = tmp / f"{name}.bundle.json", tmp / f"{name}.html", tmp / f"{name}.json"
-    argv = [sys.executable, "-m", "harness", "run", url, "--timeout", f"{timeout_s:g}", "--quiet",
+    argv = [sys.executable, "-m", "harness", "run", url, "--deadline", f"{timeout_s:g}", "--quiet",
             "--save-capture", str(bundle), "--html", str(html), "--json", str(js)]
     m = measure(argv, timeout_s + 60)
     bound_s = timeout_s + RUN_MARGIN_S

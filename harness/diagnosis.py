@@ -86,7 +86,7 @@ def _no_answer(capture) -> Refusal:
     if reason in ("idle_timeout", "deadline"):
         return Refusal(f"the main request got no answer in time: {detail}",
                        "the server accepted the connection but sent no response headers; check it is not stuck, "
-                       "or raise --timeout")
+                       "or raise --deadline")
     return Refusal(f"the main request got no HTTP answer: {detail}", None)
 
 

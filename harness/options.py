@@ -337,7 +337,8 @@ def require_fault(name: str | None) -> None:
     if name is None:
         return
     from reference_server.faults import FAULTS
+    from reference_server.protocols.faults import PROTOCOL_FAULTS
 
-    if name not in FAULTS:
-        raise ConfigError(f"unknown fault {name!r}; the fault modes are: {', '.join(FAULTS)} "
+    if name not in FAULTS and name not in PROTOCOL_FAULTS:
+        raise ConfigError(f"unknown fault {name!r}; the fault modes are: {', '.join([*FAULTS, *PROTOCOL_FAULTS])} "
                           "(`streamconform serve --list-faults` describes each)")

@@ -107,6 +107,16 @@ async def _run(url: str, profile: Any, options: Any) -> Any:
     return await asyncio.wait_for(run_target(url, profile, options), options.limits.deadline_s + _TEARDOWN_MARGIN_S)
 
 
+def _embedded_route(endpoint: str, dialect: str) -> str:
+    """The embedded server's route for the dialect: it speaks every protocol, each at its usual path."""
+    from harness.dialects import REGISTRY
+
+    spec = REGISTRY.get(dialect)
+    if spec is None or spec.default_path in ("", "/v1/chat/completions") or "MODEL" in spec.default_path:
+        return endpoint if spec is None or spec.name != "gemini" else endpoint.rsplit("/v1/", 1)[0] + "/"
+    return endpoint.rsplit("/v1/", 1)[0] + spec.default_path
+
+
 def main(args: argparse.Namespace) -> int:
     from harness.console import make_console
     from harness.options import require_fault, require_url
@@ -129,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
             from reference_server.embedded import EmbeddedServer
 
             server = stack.enter_context(EmbeddedServer(ServerConfig(fault=args.fault)))
-            url = server.endpoint
+            url = _embedded_route(server.endpoint, options.dialect or profile.dialect)
             console.print(f"no URL given: checking the embedded reference server at {url}"
                           + (f" (fault: {args.fault})" if args.fault else ""), highlight=False)
         try:

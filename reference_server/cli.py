@@ -180,7 +180,10 @@ def main(args: argparse.Namespace) -> int:
     from reference_server.faults import describe
 
     if args.list_faults:
+        from reference_server.protocols.faults import describe as describe_protocol_faults
+
         print(describe())
+        print(describe_protocol_faults())
         return 0
     import os
 

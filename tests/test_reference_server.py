@@ -355,14 +355,15 @@ def test_upstream_relay_passes_the_stream_through(make_reference_server, monkeyp
 @pytest.mark.parametrize("how", ["python -m harness", "console script"])
 def test_list_faults_prints_one_line_per_fault(how):
     from reference_server.faults import FAULTS
+    from reference_server.protocols.faults import PROTOCOL_FAULTS
     from tests.commands import console_script
 
     argv = [sys.executable, "-m", "harness"] if how == "python -m harness" else [console_script("streamconform")]
     out = subprocess.run([*argv, "serve", "--list-faults"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert len(lines) == len(FAULTS)
-    assert {line.split()[0] for line in lines} == set(FAULTS)
+    assert len(lines) == len(FAULTS) + len(PROTOCOL_FAULTS)
+    assert {line.split()[0] for line in lines} == set(FAULTS) | set(PROTOCOL_FAULTS)
 
 
 def test_python_m_reference_server_serves(tmp_path):
