@@ -28,7 +28,10 @@ LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def ray_installed() -> bool:
-    return importlib.util.find_spec("ray") is not None
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a half-removed install, or ray blocked in sys.modules
+        return False
 
 
 def check_ray_option(address: str | None) -> str | None:
