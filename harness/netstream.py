@@ -291,8 +291,19 @@ class KernelStream(AsyncioStream):
             return
         if self._closed or self._protocol.error is not None:
             raise httpcore.WriteError("the connection is closed")
+        # Send at once, in this task: the request's send time is stamped just before this call, and handing the
+        # bytes to another task (wait_for makes one) would send them a loop iteration later, behind every other
+        # stream's callbacks. Only what the socket buffer cannot take now waits.
         try:
-            await asyncio.wait_for(self._loop.sock_sendall(self._sock, buffer), timeout)
+            sent = self._sock.send(buffer)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+        if sent >= len(buffer):
+            return
+        try:
+            await asyncio.wait_for(self._loop.sock_sendall(self._sock, memoryview(buffer)[sent:]), timeout)
         except (TimeoutError, asyncio.TimeoutError) as exc:
             raise httpcore.WriteTimeout(f"could not write for {timeout} s") from exc
         except OSError as exc:
