@@ -28,6 +28,12 @@ async def _late_event(reader, writer) -> None:
     await send(writer, b'data: {"choices":[{"delta":{"content":"Magma rises."}}]}\n\ndata: [DONE]\n\n')
 
 
+@pytest.fixture(autouse=True)
+def _kernel_clock_on(monkeypatch):
+    """Kernel stamps are opt-in (STREAMCONFORM_CLOCK=kernel); these tests turn them on."""
+    monkeypatch.setattr(netstream, "_USERSPACE_ONLY", False)
+
+
 def _capture_with_a_busy_loop(url: str):
     async def go():
         loop = asyncio.get_running_loop()
