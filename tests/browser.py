@@ -1,9 +1,9 @@
 """Drive Debian's headless Chromium from tests, to look at reports the way a person would.
 
-Why the DevTools protocol over a pipe (``--remote-debugging-pipe``): it needs no websocket client and no port, and
-it gives exactly what the report tests assert on: console messages and uncaught exceptions, every network request
-the page tried to make, a full-page screenshot, and script evaluation (were the charts drawn?). Messages are JSON
-objects terminated by NUL bytes; Chromium reads commands on fd 3 and writes replies and events on fd 4.
+The driver itself (process, DevTools pipe, commands, pages) is the package's: harness/clients/browser.py,
+which ``clients.browser`` uses too. This module adds what the report tests assert on: console messages and
+uncaught exceptions, every network request the page tried to make, a full-page screenshot and whether the
+charts were drawn, and installs Debian's ``chromium`` when it is missing.
 
 The network is off three ways: DevTools emulates an offline connection, every host name resolves to nothing, and a
 proxy on a closed loopback port catches anything that still tries. A request that leaves the page therefore fails,
@@ -13,42 +13,27 @@ but it is still *recorded* (``Network.requestWillBeSent``) so a test can assert 
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+from harness.clients import browser as driver
+from harness.clients.browser import BrowserError, find_chromium
 
-# Flags from the lead's brief plus the ones that keep a test run quiet, deterministic and offline.
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-default-apps",
-    "--disable-dev-shm-usage",
-    "--mute-audio",
-    "--hide-scrollbars",
+__all__ = ["CHART_PROBE", "FLAGS", "Browser", "BrowserError", "PageReport", "ensure_chromium",
+           "find_chromium"]
+
+# The driver's flags plus the ones that keep a report test offline.
+OFFLINE_FLAGS = (
     "--host-resolver-rules=MAP * ~NOTFOUND",
     "--proxy-server=http://127.0.0.1:9",
     "--proxy-bypass-list=<-loopback>",
-    "--remote-debugging-pipe",
 )
+FLAGS = (*driver.BASE_FLAGS, *OFFLINE_FLAGS)
 
 # Returns one entry per canvas/svg: how big it is and whether anything was painted on it.
 CHART_PROBE = """
@@ -69,18 +54,6 @@ CHART_PROBE = """
   return JSON.stringify(out);
 })()
 """
-
-
-def find_chromium() -> str | None:
-    """The Chromium executable to use: $STREAMCONFORM_CHROMIUM, else the first of CANDIDATES on PATH."""
-    explicit = os.environ.get("STREAMCONFORM_CHROMIUM")
-    if explicit:
-        return explicit if Path(explicit).exists() else None
-    for name in CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 def ensure_chromium() -> str | None:
@@ -107,10 +80,6 @@ def ensure_chromium() -> str | None:
     return None
 
 
-class BrowserError(RuntimeError):
-    """Chromium could not be started, stopped answering, or a DevTools command failed."""
-
-
 @dataclass
 class PageReport:
     """What a person (and a test) would notice about one page."""
@@ -128,136 +97,12 @@ class PageReport:
         return [c for c in self.charts if c["painted"] > 0 and c["width"] > 0 and c["height"] > 0]
 
 
-def _high_fd(fd: int) -> int:
-    """Move a descriptor to >= 10 so the child can dup2 onto 3 and 4 without clobbering it."""
-    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
-    os.close(fd)
-    return moved
-
-
-class Browser:
-    """One headless Chromium process; ``open(path)`` loads a file in a fresh tab and reports on it."""
+class Browser(driver.Browser):
+    """The package's driver, network off; ``open(path)`` loads a file in a fresh tab and reports on it."""
 
     def __init__(self, executable: str | None = None, *, timeout: float = 30.0, width: int = 1280,
                  height: int = 900) -> None:
-        self.executable = executable or find_chromium()
-        if not self.executable:
-            raise BrowserError("chromium not found (install Debian's `chromium` package)")
-        self.timeout = timeout
-        self.width, self.height = width, height
-        self._next_id = 0
-        self._events: queue.Queue[dict] = queue.Queue()
-        self._replies: dict[int, dict] = {}
-        self._lock = threading.Condition()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._profile = tempfile.mkdtemp(prefix="streamconform-chromium-")
-
-    # -- process and pipe ------------------------------------------------------------------------------------
-    def __enter__(self) -> Browser:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def start(self) -> None:
-        cmd_r, cmd_w = (_high_fd(fd) for fd in os.pipe())
-        res_r, res_w = (_high_fd(fd) for fd in os.pipe())
-
-        def wire_fds() -> None:  # runs in the child, before exec
-            os.dup2(cmd_r, 3)
-            os.dup2(res_w, 4)
-
-        argv = [self.executable, *FLAGS, f"--user-data-dir={self._profile}",
-                f"--window-size={self.width},{self.height}", "about:blank"]
-        try:
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                pass_fds=(3, 4), preexec_fn=wire_fds,
-                start_new_session=True,  # its own process group: a forced stop takes its helpers down too
-            )
-        finally:
-            os.close(cmd_r)
-            os.close(res_w)
-        self._out = os.fdopen(cmd_w, "wb", buffering=0)
-        self._in = os.fdopen(res_r, "rb", buffering=0)
-        self._reader = threading.Thread(target=self._read_loop, daemon=True)
-        self._reader.start()
-        self.send("Browser.getVersion")  # fails fast if the pipe is not wired
-
-    def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            try:
-                self._send_raw({"id": self._new_id(), "method": "Browser.close"})
-            except OSError:
-                pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the group we created at start: Chromium and its helpers
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
-            for f in (self._out, self._in):
-                try:
-                    f.close()
-                except OSError:
-                    pass
-        shutil.rmtree(self._profile, ignore_errors=True)
-
-    def _read_loop(self) -> None:
-        buf = b""
-        while True:
-            try:
-                data = self._in.read(65536)
-            except (OSError, ValueError):
-                data = b""
-            if not data:
-                with self._lock:
-                    self._replies[-1] = {"error": {"message": "chromium closed the pipe"}}
-                    self._lock.notify_all()
-                return
-            buf += data
-            *messages, buf = buf.split(b"\0")
-            for raw in messages:
-                msg = json.loads(raw)
-                if "id" in msg:
-                    with self._lock:
-                        self._replies[msg["id"]] = msg
-                        self._lock.notify_all()
-                else:
-                    self._events.put(msg)
-
-    def _new_id(self) -> int:
-        self._next_id += 1
-        return self._next_id
-
-    def _send_raw(self, msg: dict) -> None:
-        self._out.write(json.dumps(msg).encode() + b"\0")
-
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float | None = None) -> dict:
-        """Send one DevTools command and wait for its reply; raise BrowserError on error or timeout."""
-        msg_id = self._new_id()
-        msg: dict = {"id": msg_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        self._send_raw(msg)
-        deadline = time.monotonic() + (timeout or self.timeout)
-        with self._lock:
-            while msg_id not in self._replies:
-                if -1 in self._replies:
-                    raise BrowserError(self._replies[-1]["error"]["message"])
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise BrowserError(f"no reply to {method} within {timeout or self.timeout} s")
-                self._lock.wait(left)
-            reply = self._replies.pop(msg_id)
-        if "error" in reply:
-            raise BrowserError(f"{method}: {reply['error'].get('message')}")
-        return reply.get("result", {})
+        super().__init__(executable, timeout=timeout, width=width, height=height, flags=OFFLINE_FLAGS)
 
     # -- one page ----------------------------------------------------------------------------------------------
     def open(self, path: str | Path, *, screenshot: str | Path | None = None,
@@ -290,27 +135,6 @@ class Browser:
             self.send("Target.closeTarget", {"targetId": target})
         return report
 
-    def evaluate(self, expression: str, session: str):
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": True}, session=session)
-        if "exceptionDetails" in result:
-            raise BrowserError(f"evaluation failed: {result['exceptionDetails'].get('text')}")
-        return result["result"].get("value")
-
-    def _wait_ready(self, session: str, expression: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.evaluate(f"!!({expression})", session):
-                    # Two animation frames: whatever the load handlers drew has reached the canvas.
-                    self.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
-                                  session)
-                    return
-            except BrowserError:
-                pass  # the navigation replaced the context mid-evaluation; ask again
-            time.sleep(0.05)
-        raise BrowserError(f"page not ready within {self.timeout} s: {expression}")
-
     def _full_page_png(self, session: str) -> bytes:
         metrics = self.send("Page.getLayoutMetrics", session=session)
         size = metrics.get("cssContentSize") or metrics["contentSize"]
@@ -323,11 +147,7 @@ class Browser:
         return base64.b64decode(data)
 
     def _drain(self, session: str, report: PageReport) -> None:
-        while True:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                return
+        for event in self.events():
             if event.get("sessionId") != session:
                 continue
             method, params = event.get("method"), event.get("params", {})
