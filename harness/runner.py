@@ -58,6 +58,10 @@ class RunOptions:
     follow_redirects: bool = False
     max_tokens: int | None = None  # sent as the dialect's own field (max_tokens in both dialects today)
     categories: set[str] | None = None  # only run checks of these categories (None: all)
+    # Real clients to read the endpoint with (harness/clients): "all" or names; None: the profile's
+    # [clients] names.
+    clients: str | list[str] | None = None
+    chromium: str | None = None  # the browser client's executable (None: STREAMCONFORM_CHROMIUM, then PATH)
     # Parse and check in a worker thread, so a busy batch (grade) keeps timestamping other streams' reads on time.
     evaluate_in_thread: bool = False
 
@@ -142,6 +146,10 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
     """Capture ``url`` as ``profile`` asks and evaluate every enabled check. Never raises for endpoint behaviour."""
     options = options or RunOptions()
     started = time.monotonic()
+    if options.clients:
+        from harness.clients import with_clients
+
+        profile = with_clients(profile, options.clients)
     dialect = options.dialect or profile.dialect
     auto = dialect == "auto"
     if auto:
@@ -190,8 +198,10 @@ async def _collect_more(run: Run, secondary_prompt: str) -> None:
     The measured streams (main, second prompt, timing repeats) never share the wire with the error probes, the
     CORS preflight or the robustness streams: a server that serves one request at a time, or (llama-cpp-python's
     default) ends a running stream when another request arrives, would otherwise be measured as cut or slow.
+    The real clients come last, one at a time, and only when the profile or --clients names some.
     """
     from harness import probes, robustness
+    from harness.clients import requested
 
     if run.remaining() >= _MIN_CAPTURE_S and _needs_secondary(run.profile, run.options):
         await _secondary(run, secondary_prompt)
@@ -201,6 +211,10 @@ async def _collect_more(run: Run, secondary_prompt: str) -> None:
         await _bounded(probes.collect(run), run, "probes")
     if run.wants("robustness"):
         await _bounded(robustness.collect_load(run), run, "robustness")
+    if run.wants("clients") and requested(run.profile):
+        from harness.clients.collect import collect as collect_clients
+
+        await _bounded(collect_clients(run), run, "clients")
 
 
 async def _secondary(run: Run, prompt: str) -> None:
@@ -239,10 +253,16 @@ def build_context(profile: Any, primary: Capture, secondary: Capture | None = No
                    probes=dict(probes or {}), extra=dict(extra or {}), allowance=allowance)
 
 
-def planned_checks(profile: Any, categories: set[str] | None = None) -> list[tuple[str, str]]:
-    """(check id, category) of every check the profile enables, in report order."""
+def planned_checks(profile: Any, categories: set[str] | None = None,
+                   extra: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """(check id, category) of every check the profile enables, in report order. A ``clients.<name>`` check
+    is planned only when its client is asked for: by the profile (``[clients] names``, which --clients sets)
+    or, for a saved run re-judged offline, by the run that read it (``extra``)."""
+    from harness.clients import is_selected
+
     return [(cid, spec.category) for cid, spec in load_checks().items()
-            if profile.enabled(cid) and (categories is None or spec.category in categories)]
+            if profile.enabled(cid) and (categories is None or spec.category in categories)
+            and (spec.category != "clients" or is_selected(cid, profile, extra))]
 
 
 # When the main request is refused, these run and every other check is "not run": the refusal is the one finding.
@@ -281,7 +301,7 @@ def evaluate(ctx: Context, categories: set[str] | None = None,
     refused = refusal(ctx.primary.capture, ctx.primary.capture.request.dialect)
     checks = []
     stopped: str | None = None
-    for check_id, _category in planned_checks(profile, categories):
+    for check_id, _category in planned_checks(profile, categories, ctx.extra):
         spec = registry[check_id]
         rule = profile.rule(check_id)
         if stopped is None and stop is not None:

@@ -29,7 +29,7 @@ from typing import Any
 from harness.decode import content_chunks, text_of
 
 STATUSES = ("pass", "fail", "warn", "skip")
-CATEGORIES = ("http", "framing", "schema", "stream", "content", "timing", "errors", "robustness")
+CATEGORIES = ("http", "framing", "schema", "stream", "content", "timing", "errors", "robustness", "clients")
 # Modules whose import registers checks, in the order results are listed.
 CHECK_MODULES = tuple(f"harness.checks.{c}" for c in CATEGORIES)
 EXCERPT_LIMIT = 200

@@ -31,8 +31,9 @@ NOT_APPLICABLE = "not_applicable"  # e.g. errors.auth when the run sends no cred
 # first", a robustness part "... left before the run's deadline ...", "... fitted before the deadline", a stage that
 # "ran out of time (run deadline)", the request after a drop "not sent (run deadline)". Only the categories that
 # send extra requests are considered, so no text taken from a response can make a check stop counting.
+# A client (clients.*) skipped for the deadline says "not run: too little of the run's deadline was left".
 _DEADLINE_SKIP = re.compile(r"run's deadline|run deadline|fitted before the deadline|\(--deadline\)")
-_DEADLINE_CATEGORIES = ("errors.", "robustness.")
+_DEADLINE_CATEGORIES = ("errors.", "robustness.", "clients.")
 WARN_CREDIT = CREDIT["warn"]
 DEFAULT_WEIGHT = 1.0
 
