@@ -232,6 +232,32 @@ def add_run_options(add: Add, prefix: str = "") -> None:
     add_max_tokens(add, prefix)
     add(f"--{prefix}follow-redirects", dest=f"{d}follow_redirects", action="store_true",
         help="follow redirects, re-validating each hop (default: a redirect is reported, not followed)")
+    add_clients(add, prefix)
+
+
+def add_clients(add: Add, prefix: str = "") -> None:
+    """--clients and --chromium: real clients reading the endpoint (harness/clients), a check each."""
+    from harness.clients import NAMES
+
+    d = prefix.replace("-", "_")
+    add(f"--{prefix}clients", dest=f"{d}clients", default=None, metavar="all|NAME,...",
+        help=f"also read the endpoint with real clients, once each after the measured streams: all (every "
+             f"one that speaks the dialect) or a comma list of {', '.join(NAMES)} (default: the profile's "
+             "[clients] names)")
+    add(f"--{prefix}chromium", dest=f"{d}chromium", default=None, metavar="PATH",
+        help="the Chromium the browser client runs (default: $STREAMCONFORM_CHROMIUM, then chromium, "
+             "chromium-browser or google-chrome on PATH)")
+
+
+def clients_option(value: str | None) -> str | None:
+    """--clients checked: an unknown client name is a usage error listing the names."""
+    from harness.clients import parse_names
+
+    try:
+        parse_names(value)
+    except ValueError as exc:
+        raise ConfigError(f"--clients: {exc}") from None
+    return value
 
 
 def profile_overrides(args: Any) -> list[str]:
@@ -285,6 +311,8 @@ def run_options_from(ns: Any, prefix: str = "", **extra: Any):
         limits=limits,
         follow_redirects=opt("follow_redirects"),
         max_tokens=getattr(ns, d + "max_tokens", None),
+        clients=clients_option(getattr(ns, d + "clients", None)),
+        chromium=getattr(ns, d + "chromium", None),
         **extra,
     )
 

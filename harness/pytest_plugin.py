@@ -25,7 +25,7 @@ import pytest
 from harness.options import add_run_options, run_options_from
 
 EMBEDDED = "embedded"
-CATEGORIES = ("http", "framing", "schema", "stream", "content", "timing", "errors", "robustness")
+CATEGORIES = ("http", "framing", "schema", "stream", "content", "timing", "errors", "robustness", "clients")
 _PREFIX = "conformance-"
 _CONFORMANCE_MODULE = os.path.join(os.path.dirname(__file__), "conformance_tests.py")
 
@@ -97,6 +97,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
     profile = load_profile(config.getoption("conformance_profile"),
                            config.getoption("conformance_overrides") or [])
+    from harness.clients import parse_names, with_clients
+
+    try:  # --conformance-clients names checks to collect: the profile carries them, as run_target's does
+        parse_names(config.getoption("conformance_clients"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--conformance-clients: {exc}") from None
+    profile = with_clients(profile, config.getoption("conformance_clients"))
     config.stash[_STATE] = state = _State(endpoint=endpoint, profile=profile)
     _forget_empty_benchmark_storage(state)
     # `pytest --endpoint URL` alone runs the conformance checks only; with explicit paths, or when the endpoint
