@@ -28,6 +28,7 @@ Each source is captured once for the module (all at the same time) and every row
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -287,6 +288,55 @@ def anthropic_probe_answered_500() -> Callable[[dict[str, Any], Any], Context]:
     return build
 
 
+def _protocol_stream(dialect: str, pieces: list[str]) -> tuple[str, bytes]:
+    """(content type, body) of a small stream carrying ``pieces`` in ``dialect``'s own events."""
+    if dialect == "ollama":
+        lines = [{"model": "m", "message": {"role": "assistant", "content": p}, "done": False}
+                 for p in pieces]
+        lines.append({"model": "m", "message": {"role": "assistant", "content": ""}, "done": True})
+        return "application/x-ndjson", b"".join(json.dumps(obj).encode() + b"\n" for obj in lines)
+    if dialect == "anthropic":
+        frames = [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                           "delta": {"type": "text_delta", "text": p}}) for p in pieces]
+        frames.append(("message_stop", {"type": "message_stop"}))
+        body = b"".join(f"event: {n}\ndata: {json.dumps(o)}\n\n".encode() for n, o in frames)
+        return "text/event-stream", body
+    if dialect == "gemini":
+        events = [{"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}}]} for p in pieces]
+        return "text/event-stream", b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    raise ValueError(dialect)
+
+
+def client_read(name: str, result: dict[str, Any], dialect: str | None = None
+                ) -> Callable[[dict[str, Any], Any], Context]:
+    """A run whose clients stage recorded ``result`` for client ``name`` (the plain data
+    harness/clients/collect.py files), its ``raw`` the very bytes of the main stream. ``dialect``: the clean
+    main stream re-labelled (openai: the same chat events) or, for a protocol the seed's stream is not, a
+    small stream of that protocol's events. What real clients do with real streams is tests/test_clients.py's;
+    here the verdict on each kind of record."""
+
+    def build(runs: dict[str, Any], profile: Any) -> Context:
+        from dataclasses import replace
+
+        clean = primary(runs, "clean")
+        if dialect in (None, "openai", "prompt"):
+            main = replace(clean, request=replace(clean.request, dialect=dialect or clean.request.dialect))
+        else:
+            pieces = [f"Magma rises through the crust ({i}). " for i in range(6)]
+            kind, body = _protocol_stream(dialect, pieces)
+            main = Capture(request=replace(clean.request, dialect=dialect), status=200,
+                           headers=[("content-type", kind)], reads=[Read(0.1, body)], t_request_sent=0.0,
+                           t_headers=0.05, t_first_byte=0.1, t_end=0.2, end_reason="eof")
+        raw = {"status": main.status, "headers": [list(h) for h in main.headers], "t_request_sent": 0.0,
+               "reads": [[r.t, base64.b64encode(r.data).decode()] for r in main.reads], "ended": True,
+               "t_end": main.t_end}
+        record = {"read": True, "text": "", "first_text_ms": None, "error": None, "raw": raw, **result}
+        extra = {"clients": {"requested": [name], "results": {name: record}}}
+        return build_context(profile, main, extra=extra)
+
+    return build
+
+
 # -- the table ------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -401,6 +451,26 @@ TABLE: dict[str, Case | list[Case]] = {
     # judge: they hold extra streams to the profile's required conformance checks.)
     "robustness.repeats": Case(with_extra_streams("repeats", "wrong-content-type", count=3), where="any",
                                words="repeat 1", label="repeat-as-text-plain"),
+    # clients: what a client recorded, judged against the harness's reading of the same bytes.
+    # openai-python on a stream whose first block is a lone `retry: 3000` (tests/test_clients.py runs it for
+    # real).
+    "clients.openai_python": Case(client_read("openai_python", {
+        "read": False, "error": "JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+        "error_type": "JSONDecodeError", "version": "openai 3.63.0"}, "openai"), where="any",
+        words="JSONDecodeError", label="retry-only-first-block"),
+    "clients.anthropic_python": Case(client_read("anthropic_python", {"version": "anthropic"}, "anthropic"),
+                                     where="any", words="read no text", label="no-text"),
+    "clients.ollama_python": Case(client_read("ollama_python", {"text": "Magma rises through the crust (0)."},
+                                              "ollama"), where="any", words="reads different text",
+                                  label="different-text"),
+    "clients.google_genai": Case(client_read("google_genai", {}, "gemini"), where="any", words="read no text",
+                                 label="no-text"),
+    # A browser page on another origin, an endpoint sending no CORS headers (as tests/test_clients.py sees).
+    "clients.browser": Case(client_read("browser", {
+        "read": False, "raw": None, "error_type": "TypeError",
+        "error": "TypeError: Failed to fetch (CORS error PreflightMissingAllowOriginHeader; Access to fetch "
+                 "at 'http://127.0.0.1:9/v1/chat/completions' from origin 'http://127.0.0.1:8' has been "
+                 "blocked by CORS policy)"}), "grading", where="any", words="CORS", label="no-cors-headers"),
 }
 
 
