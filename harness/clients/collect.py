@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,6 +46,11 @@ READY_TIMEOUT_S = 30.0
 # One result line: base64 of the capped bytes and the text, JSON-escaped.
 RESULT_LINE_LIMIT = 32 * 1024 * 1024
 STDERR_TAIL = 2000
+# Runs reading with clients at once in one process (grade runs dozens of endpoints together): each holds a
+# browser or an SDK process, so more would only trade memory for CPU time the streams' timing needs. Waiting
+# for a slot spends the run's own deadline, like any stage.
+CONCURRENT_RUNS = max(2, os.cpu_count() or 2)
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 # Headers the harness adds for its own capture: each client sends its own (the user's -H values stay).
 _CLIENT_OWNED = frozenset({"accept", "accept-encoding", "content-type", "content-length", "host",
                            "connection"})
@@ -155,17 +161,19 @@ async def collect(run: Any) -> None:
         for name in runnable:
             results[name] = {"skipped": "not run: the main request reached no address to send it to"}
         return
-    jobs = _jobs(run, runnable)
-    children = [_Child(name, job) for name, job in jobs.items()]
-    try:
-        for child in children:
-            await child.start()
-        for child in children:
-            results[child.name] = await _one(child, run)
-            await child.stop()
-    finally:
-        for child in children:
-            await child.stop()
+    loop = asyncio.get_running_loop()
+    slots = _SLOTS.setdefault(loop, asyncio.Semaphore(CONCURRENT_RUNS))
+    async with slots:
+        children = [_Child(name, job) for name, job in _jobs(run, runnable).items()]
+        try:
+            for child in children:
+                await child.start()
+            for child in children:
+                results[child.name] = await _one(child, run)
+                await child.stop()
+        finally:
+            for child in children:
+                await child.stop()
 
 
 def _jobs(run: Any, names: list[str]) -> dict[str, dict[str, Any]]:

@@ -181,6 +181,10 @@ def applicable(profile: Any, check_id: str) -> bool:
 
             planned = robustness.plan(robustness.robustness_settings(profile))
             return bool(planned.get(name, True))
+        if category == "clients":  # a client the profile does not name never reads the endpoint
+            from harness.clients import is_selected
+
+            return is_selected(check_id, profile)
     except (ImportError, AttributeError, TypeError, ValueError):
         return True  # unknown layout: grade it, a skip then simply earns nothing
     return True
