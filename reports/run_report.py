@@ -57,6 +57,26 @@ def _checks_view(checks: list) -> list[dict]:
     return out
 
 
+def _clients_view(checks: list) -> list[dict]:
+    """One row per client that read the endpoint (``clients.<name>`` checks that apply): the client matrix."""
+    rows = []
+    for c in checks:
+        if not isinstance(c, Mapping) or c.get("category") != "clients" or c.get("applicable") is False:
+            continue
+        measured = c.get("measured") if isinstance(c.get("measured"), Mapping) else {}
+        rows.append({
+            "name": str(c.get("id", "")).split(".", 1)[-1],
+            "client": measured.get("client"),
+            "status": str(c.get("status", "")).lower(),
+            "chars": measured.get("chars"),
+            "harness_chars": measured.get("harness_chars"),
+            "first_text_ms": finite_float(measured.get("first_text_ms")),
+            "harness_ttft_ms": finite_float(measured.get("harness_ttft_ms")),
+            "message": c.get("message") or "",
+        })
+    return rows
+
+
 def timeline_points(timeline: list) -> tuple[list[list[float]], dict]:
     """``[[t_ms, cumulative_chars, chars, gap_ms, offset], ...]`` plus facts for the captions.
 
@@ -171,6 +191,7 @@ def render_run(result: Mapping[str, Any], grade: Mapping[str, Any] | None = None
         itl=[(k, itl.get(k)) for k in ("p50", "p90", "p99", "max") if k in itl],
         facts=facts,
         transcript=_transcript_view(result.get("transcript")),
+        clients=_clients_view(list(result.get("checks") or [])),
         reproduce=_main_reproduce(checks),
         grade=grade,
         warn_credit=CREDIT.get("warn"),

@@ -146,6 +146,20 @@ def test_a_saved_run_is_re_judged_offline_with_the_same_verdicts(reference_runs)
         [(c.id, c.status, c.message) for c in result.checks if c.category == "clients"]
 
 
+def test_the_result_validates_and_the_run_report_shows_a_client_matrix(reference_runs):
+    import jsonschema
+
+    from reports import render_run
+    from schemas import load_schema
+
+    doc = reference_runs["openai"].to_dict()
+    jsonschema.validate(doc, load_schema("result.schema"))
+    page = render_run(doc)
+    matrix = page[page.index('<table id="clients">'):].split("</table>", 1)[0]
+    assert matrix.count("<tr><td") == 2  # openai_python and the browser; the n/a clients are not rows
+    assert "openai_python" in matrix and "browser" in matrix and "read the same" in matrix
+
+
 def test_a_missing_client_is_skipped_with_the_install_hint(reference_server):
     missing = dataclasses.replace(CLIENTS["openai_python"], package="streamconform_no_such_package")
     assert INSTALL_HINT in missing.available()
