@@ -148,6 +148,15 @@ class Profile:
             unknown = set(entry) - set(_RULE_FIELDS)
             if unknown:
                 raise ConfigError(f"{where}: checks.{check_id}: unknown field(s) {sorted(unknown)}")
+        from harness.clients import parse_names
+
+        try:  # [clients] names: a typo would otherwise surface only when the checks are planned
+            parse_names(self.get("clients.names", []))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: clients.names: {exc}") from None
+        modes = ("omit", "same-origin", "include")  # fetch()'s credentials modes
+        if self.get("clients.browser_credentials", "same-origin") not in modes:
+            raise ConfigError(f"{where}: clients.browser_credentials must be one of {', '.join(modes)}")
 
 
 # -- loading ------------------------------------------------------------------------------------------------------

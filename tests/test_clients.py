@@ -16,6 +16,7 @@ import pytest
 
 from harness.clients import CLIENTS, INSTALL_HINT, expand, parse_names
 from harness.clients.browser import find_chromium
+from harness.errors import ConfigError
 from harness.model import Limits
 from harness.profile import load_profile
 from harness.runner import RunOptions, bundle_of, evaluate_bundle, run_target
@@ -169,7 +170,7 @@ def test_a_missing_client_is_skipped_with_the_install_hint(reference_server):
     assert check.applicable is False  # the grader's machine, not the endpoint: out of a grade's maximum
 
 
-def test_selection():
+def test_selection(tmp_path):
     assert parse_names("all") == ["all"]
     assert parse_names("openai-python, browser") == ["openai_python", "browser"]
     with pytest.raises(ValueError, match="unknown client"):
@@ -178,3 +179,7 @@ def test_selection():
     assert expand(["all"], "prompt") == ["browser"]
     grading = load_profile("grading")
     assert grading.get("clients.names") == ["browser"] and grading.rule("clients.browser").required
+    typo = tmp_path / "typo.toml"
+    typo.write_text('extends = "tds"\nname = "typo"\n[clients]\nnames = ["openai-node"]\n')
+    with pytest.raises(ConfigError, match="clients.names: unknown client 'openai-node'"):
+        load_profile(str(typo))
