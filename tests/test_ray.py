@@ -27,12 +27,21 @@ from harness.bench_server import ReferenceServerProcess
 from harness.bench_stats import LevelSpec
 from harness.cli import main as cli_main
 from schemas import load_schema
-from tests.ray_support import MARKS, bench_args, import_ray_on_loopback, ttft_p50s, verdicts, within
-from tests.test_grade_cli import closed_port, quick_profile, records, write_roster
+from tests.ray_support import (
+    FAST,
+    MARKS,
+    SERVERS,
+    bench_args,
+    grade_roster,
+    import_ray_on_loopback,
+    ttft_p50s,
+    verdicts,
+    within,
+)
+from tests.test_grade_cli import quick_profile, records, write_roster
 
 pytestmark = MARKS
 REPO = Path(__file__).resolve().parents[1]
-FAST = ["--ttft-ms", "20", "--gap-ms", "5"]  # short streams: a grade here runs several per submission
 
 
 @pytest.fixture(scope="module")
@@ -118,20 +127,11 @@ def test_a_worker_lost_mid_level_is_reported_and_the_level_goes_on(ray_local):
     assert second["completed"] == 4
 
 
-def _roster(tmp: Path, servers: dict[str, str]) -> Path:
-    rows = [{"id": "good", "url": servers["good"]}, {"id": "good2", "url": servers["good"] + "?student=2"},
-            {"id": "canned", "url": servers["canned"]}, {"id": "buffered", "url": servers["buffered"]},
-            {"id": "refused", "url": f"http://127.0.0.1:{closed_port()}/v1/chat/completions"},
-            {"id": "invalid", "url": "not a url"}]
-    return write_roster(tmp / "roster.csv", rows)
-
-
 def test_grade_on_ray_writes_the_verdicts_of_in_process_grading(ray_local, tmp_path):
     with contextlib.ExitStack() as stack:
         servers = {name: stack.enter_context(ReferenceServerProcess(FAST + fault)).endpoint
-                   for name, fault in (("good", []), ("canned", ["--fault", "canned"]),
-                                       ("buffered", ["--fault", "buffered"]))}
-        roster = _roster(tmp_path, servers)
+                   for name, fault in SERVERS}
+        roster = grade_roster(tmp_path, servers)
         common = ["grade", str(roster), "--allow-private", "--quiet", "--retry-delay", "0.2"]
         assert cli_main([*common, "--out", str(tmp_path / "local")]) == 0
         assert cli_main([*common, "--out", str(tmp_path / "ray"), "--ray", "auto"]) == 0

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,12 +53,37 @@ def check_ray_option(address: str | None) -> str | None:
     return address
 
 
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why nothing answers at HOST:PORT, or None. Ray itself retries an unreachable GCS for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return None
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+
+
 @contextlib.contextmanager
 def connected(address: str) -> Iterator[Any]:
     """The ray module, connected for the block; disconnected after (which also stops a local instance started
     here). A process already connected (a test, a notebook) is used as it is and left connected."""
-    if address == AUTO and not os.environ.get("RAY_ADDRESS"):
-        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")  # before ray is imported: its constants read it then
+    target = address if address != AUTO else os.environ.get("RAY_ADDRESS")
+    if target is None or _is_loopback(target.removeprefix("ray://").rpartition(":")[0]):
+        # Before ray is imported (its constants read it then). A loopback address names a Ray on this machine,
+        # which Ray would otherwise look for at the machine's network address.
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
+    if target is None:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a Ray started for one command reports nowhere
     import ray
 
     if ray.is_initialized():
@@ -65,14 +92,20 @@ def connected(address: str) -> Iterator[Any]:
     # Workers' prints are not forwarded (a `--json -` document on stdout must stay clean); their failures still
     # reach the driver as exceptions.
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    problem = _reachable(target) if target is not None and target != AUTO else None
+    if problem:
+        raise ConfigError(f"--ray {address}: no Ray cluster answers at {target} ({problem}); `ray start --head` "
+                          "prints the address of the one it starts")
     try:
-        if address == AUTO and not os.environ.get("RAY_ADDRESS"):
+        if target is None:
             ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
         else:
             ray.init(address=None if address == AUTO else address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = os.environ.get("RAY_ADDRESS") if address == AUTO else address
-        raise ConfigError(f"--ray {address}: cannot connect to the Ray cluster at {where} ({exc})") from None
+        hint = "" if os.environ.get("RAY_AUTH_MODE") else (
+            "; a cluster with token authentication (what `ray start` sets up) needs RAY_AUTH_MODE=token here too")
+        raise ConfigError(f"--ray {address}: cannot connect to the Ray cluster at {where} ({exc}){hint}") from None
     try:
         yield ray
     finally:
