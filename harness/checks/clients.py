@@ -100,8 +100,7 @@ def judge(name: str, ctx: Context) -> Outcome:
         return Outcome.skip(f"{label} did not finish: {error or 'the run deadline came first'} "
                             f"(read {len(client_text)} characters by then)", **common)
     if error:
-        # The client stopped reading where it failed: what the harness makes of the whole stream is the main
-        # one.
+        # The client stopped reading where it failed: the harness's reading of a whole stream is the main one.
         measured["harness_chars"] = len(ctx.primary.text)
         verb = "crashed" if result.get("error_type") == "crash" else "failed"
         return Outcome.failed(f"{who} {verb}: {error}; the harness read {len(ctx.primary.text)} characters "
@@ -122,7 +121,7 @@ def judge(name: str, ctx: Context) -> Outcome:
         diff = short_diff(mine, theirs)
         return Outcome.failed(f"{who} reads different text ({len(client_text)} characters, the harness "
                               f"{len(harness_text)} from {source}): {diff}", **common,
-                              evidence=[evidence(first_difference(mine, theirs), diff, None)])
+                              evidence=[evidence(None, diff, None)])  # a place in the text, not the body
     return Outcome.passed(f"{who} read the same {len(client_text)} characters as the harness ({source}); "
                           f"{timing}", **common)
 
