@@ -15,14 +15,14 @@ import json
 import pytest
 
 from harness.clients import CLIENTS, INSTALL_HINT, expand, parse_names
-from harness.clients.browser import find_chromium
 from harness.errors import ConfigError
 from harness.model import Limits
 from harness.profile import load_profile
 from harness.runner import RunOptions, bundle_of, evaluate_bundle, run_target
+from tests.browser import ensure_chromium
 from tests.hostile_servers import OPENAI_CHUNK, OPENAI_STOP, VOLCANO_TEXT, HostileServer, read_head, send
 
-CHROMIUM = find_chromium()
+CHROMIUM = ensure_chromium()  # Debian's chromium, installed with apt-get when missing (as the report tests do)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed")
 
 
