@@ -22,7 +22,7 @@ from harness.runner import RunOptions, bundle_of, evaluate_bundle, run_target
 from tests.browser import ensure_chromium
 from tests.hostile_servers import OPENAI_CHUNK, OPENAI_STOP, VOLCANO_TEXT, HostileServer, read_head, send
 
-CHROMIUM = ensure_chromium()  # Debian's chromium, installed with apt-get when missing (as the report tests do)
+CHROMIUM = ensure_chromium()  # Debian's chromium, installed with apt-get when missing (as the reports' tests)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed")
 
 
