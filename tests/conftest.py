@@ -7,6 +7,7 @@ request with the `X-Fault` header. `make_reference_server(**settings)` starts se
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -36,3 +37,10 @@ def make_reference_server() -> Iterator[Callable[..., EmbeddedServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In the README's nested test run (tests/test_readme_commands.py narrows every pytest call of command 2 to a
+    few tests with -k), a call whose marker selects none of them has nothing to run: that is not a failure."""
+    if os.environ.get("STREAMCONFORM_README_NESTED") == "1" and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK
