@@ -71,9 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
          help="prompts, one per line (or JSON lines with a 'prompt' field), used in turn")
     load("--seed", type=int, default=0, help="seed of the open-loop arrival times (default 0)")
     add_ray(load, "here: each level's load is split over --workers Ray actors")
-    add_workers(load, "here: Ray actors spread over the cluster's nodes, each sending its share of every level "
-                      "(closed loop: of the concurrency; open loop: of the rate); only with --ray; default: one per "
-                      "node", type=int, default=None)
+    add_workers(load, "here: Ray actors spread over the cluster's nodes, each sending its share of every "
+                      "level (closed loop: of the concurrency; open loop: of the rate); only with --ray; "
+                      "default: one per node", type=int, default=None)
     req = parser.add_argument_group("request").add_argument
     add_profile(req)
     add_set(req, detail="bench reads only dialect, prompts, token_method and request.model")
@@ -201,22 +201,24 @@ async def _bench(url: str, specs: list[LevelSpec], args: argparse.Namespace, dia
                            max_connections=max(peak, 10)) as client:
         levels = []
         for spec in specs:
-            plan = LevelPlan(spec, requests=level_requests(spec, args), duration_s=args.duration, seed=args.seed)
+            plan = LevelPlan(spec, requests=level_requests(spec, args), duration_s=args.duration,
+                             seed=args.seed)
             levels.append(await run_level(plan, client.request, slos, finish=client.finish))
             console.print(_progress_line(levels[-1]), highlight=False)  # a sweep can take minutes: show each level
         return levels
 
 
 def level_requests(spec: LevelSpec, args: argparse.Namespace) -> int | None:
-    """The level's request count: --requests, else none with --duration alone, else the default for the level."""
+    """The level's request count: --requests, else none with --duration alone, else the level's default."""
     if args.requests is not None:
         return args.requests
     return None if args.duration is not None else default_requests(spec)
 
 
-def _bench_on_ray(url: str, specs: list[LevelSpec], args: argparse.Namespace, dialect: str, prompts: list[str],
-                  slos: dict[str, float], headers: dict[str, str], console: Any) -> list[dict[str, Any]]:
-    """The sweep on Ray actors (harness/distributed/bench_workers.py), merged into the same level summaries."""
+def _bench_on_ray(url: str, specs: list[LevelSpec], args: argparse.Namespace, dialect: str,
+                  prompts: list[str], slos: dict[str, float], headers: dict[str, str],
+                  console: Any) -> list[dict[str, Any]]:
+    """The sweep on Ray actors (harness/distributed/bench_workers.py), merged into the same summaries."""
     from harness.distributed.bench_workers import run_levels_on_ray, worker_lines
 
     client = {"url": url, "dialect": dialect, "prompts": prompts, "headers": headers, "model": args.model,

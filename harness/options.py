@@ -73,9 +73,9 @@ SHARED_OPTIONS: tuple[SharedOption, ...] = (
     SharedOption(("--concurrency",), "how many are kept in flight at once", ("grade", "bench")),
     SharedOption(("--fault",), "a fault mode of the reference server (the names: serve --list-faults)",
                  ("run", "serve", "bench")),
-    SharedOption(("--ray",), "run the work on a Ray cluster: auto (the cluster in RAY_ADDRESS, else a local Ray "
-                 "started for this command) or HOST:PORT of a running one; needs pip install 'streamconform[ray]'",
-                 ("grade", "bench")),
+    SharedOption(("--ray",), "run the work on a Ray cluster: auto (the cluster in RAY_ADDRESS, else a local "
+                 "Ray started for this command) or HOST:PORT of a running one; needs pip install "
+                 "'streamconform[ray]'", ("grade", "bench")),
     SharedOption(("--workers",), "how many worker processes share the load", ("serve", "bench")),
 )
 _SHARED_BY_FLAG = {flag: option for option in SHARED_OPTIONS for flag in option.flags}

@@ -107,8 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", metavar="VAR",
                         help="require the API key held in this environment variable (Authorization: Bearer KEY or "
                              "x-api-key); a request without it gets 401 with an error object")
-    add_workers(parser.add_argument, "here: uvicorn worker processes; default 1 (more for the scale benchmark)",
-                type=_at_least(1), default=1)
+    add_workers(parser.add_argument, "here: uvicorn worker processes; default 1 (more for the scale "
+                "benchmark)", type=_at_least(1), default=1)
     parser.add_argument("--record-lateness", action="store_true",
                         help="record emission lateness of paced events (GET /debug/emission; for benchmarks)")
     parser.add_argument("--task-per-stream", action="store_true",

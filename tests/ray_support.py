@@ -1,5 +1,6 @@
-"""Shared by the Ray tests (test_ray.py, test_ray_cluster.py): the marks that keep them apart and skip them with the
-install hint, a Ray kept on loopback, and what "the same verdicts" means when two gradings are compared."""
+"""Shared by the Ray tests (test_ray.py, test_ray_cluster.py): the marks that keep them apart and skip them
+with the install hint, a Ray kept on loopback, and what "the same verdicts" means when two gradings are
+compared."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def verdicts(out: Path) -> dict[str, Any]:
         rec = json.loads(path.read_text(encoding="utf-8"))
         checks = [(c["id"], c["status"]) for c in (rec.get("result") or {}).get("checks", [])]
         found[rec["id"]] = (rec["status"], rec["score"], rec["max_score"], rec["passed"],
-                            tuple(rec["failed_checks"]), tuple(checks), [a["status"] for a in rec["attempts"]])
+                            tuple(rec["failed_checks"]), tuple(checks),
+                            [a["status"] for a in rec["attempts"]])
     return found
 
 

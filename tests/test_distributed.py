@@ -1,5 +1,6 @@
-"""bench/grade --ray without a cluster: how a level is split over workers, how their results merge, and the usage
-errors (--ray without the ray extra says how to install it, exit 2). The runs on a real Ray are in test_ray.py."""
+"""bench/grade --ray without a cluster: how a level is split over workers, how their results merge, and the
+usage errors (--ray without the ray extra says how to install it, exit 2). The runs on a real Ray are in
+test_ray.py and test_ray_cluster.py."""
 
 from __future__ import annotations
 
@@ -52,11 +53,12 @@ def _record(index, ttft, worker):
 
 
 def _worker_level(records, duration, lag_p99, start_lag=0.002):
-    return {"requests": len(records), "completed": len(records), "duration_s": duration, "start_lag_s": start_lag,
-            "records": records,
+    return {"requests": len(records), "completed": len(records), "duration_s": duration,
+            "start_lag_s": start_lag, "records": records,
             "overhead": {"judged": True, "not_judged_reason": None,
                          "loop_lag_ms": {"count": 100, "p50": 0.1, "p99": lag_p99, "max": lag_p99 + 1},
-                         "client_cpu_s": 0.2, "client_cpu_share": 0.1, "parse_cpu_s": 0.02, "parse_cpu_share": 0.1,
+                         "client_cpu_s": 0.2, "client_cpu_share": 0.1, "parse_cpu_s": 0.02,
+                         "parse_cpu_share": 0.1,
                          "client_cpu_ms_per_1k_events": 5.0, "warnings": ["a warning"]}}
 
 
@@ -87,7 +89,8 @@ def test_merged_level_keeps_every_request_counts_a_lost_worker_and_validates():
 
 @pytest.mark.parametrize("argv", [["bench", "http://127.0.0.1:9/v1/chat/completions", "--ray", "auto"],
                                   ["grade", "ROSTER", "--out", "OUT", "--ray", "auto"]])
-def test_ray_without_the_extra_is_a_usage_error_that_says_how_to_install_it(argv, monkeypatch, capsys, tmp_path):
+def test_ray_without_the_extra_is_a_usage_error_that_says_how_to_install_it(argv, monkeypatch, capsys,
+                                                                             tmp_path):
     monkeypatch.setattr(ray_backend, "ray_installed", lambda: False)
     roster = tmp_path / "r.csv"
     roster.write_text("id,url\na,http://127.0.0.1:9/\n")

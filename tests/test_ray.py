@@ -1,10 +1,11 @@
 """bench --ray and grade --ray on a real local Ray instance (ray.init(num_cpus=2), not local_mode).
 
-bench: each level split over two actors (their requests add up, every record kept once, TTFT p50 within 25 % of
-the in-process run against the same server), an open level's rate divided, a worker killed mid-level reported
-with its requests counted as errors while the level and the next go on. grade: the same verdicts as in-process
-grading, the address guard applied where the request is made, and a driver killed with SIGKILL then rerun loses
-nothing and grades nothing twice. The two-node split and `ray start` cluster are in test_ray_cluster.py.
+bench: each level split over two actors (their requests add up, every record kept once, TTFT p50 within
+25 % of the in-process run against the same server), an open level's rate divided, a worker killed mid-level
+reported with its requests counted as errors while the level and the next go on. grade: the same verdicts as
+in-process grading, the address guard applied where the request is made, and a driver killed with SIGKILL
+then rerun loses nothing and grades nothing twice. The two-node split and a `ray start` cluster are in
+test_ray_cluster.py.
 
 Run apart from the default suite (one Ray at a time): `pytest -m ray -n 0`.
 """
@@ -81,14 +82,14 @@ def test_bench_splits_each_level_over_two_workers_and_times_like_in_process(ray_
         assert [r["index"] for r in level["records"]] == list(range(64))
         assert sorted({r["worker"] for r in level["records"]}) == [0, 1]
     local, ray = ttft_p50s(in_process), ttft_p50s(on_ray)
-    for label in local:  # the reference server's TTFT is 50 ms: the workers' clocks measure it as the client does
+    for label in local:  # the reference server's TTFT is 50 ms: each worker's clock measures it as in-process
         assert within(ray[label], local[label], 0.25), (label, ray[label], local[label])
 
 
 def test_an_open_level_divides_its_rate_between_the_workers(ray_local, server, tmp_path):
     out = tmp_path / "open.json"
-    assert cli_main(["bench", server.endpoint, "--rate", "8", "--requests", "16", "--ray", "auto", "--workers", "2",
-                     "--json", str(out)]) == 0
+    assert cli_main(["bench", server.endpoint, "--rate", "8", "--requests", "16", "--ray", "auto",
+                     "--workers", "2", "--json", str(out)]) == 0
     (level,) = json.loads(out.read_text(encoding="utf-8"))["levels"]
     assert level["label"] == "rate=8/s" and level["completed"] == 16
     assert [w["requests"] for w in level["workers"]] == [8, 8]
@@ -99,21 +100,23 @@ def test_a_worker_lost_mid_level_is_reported_and_the_level_goes_on(ray_local):
 
     ready = threading.Event()
     result: dict = {}
-    plans = [(LevelSpec("closed", concurrency=4), 8, None, 0), (LevelSpec("closed", concurrency=2), 4, None, 0)]
+    plans = [(LevelSpec("closed", concurrency=4), 8, None, 0),
+             (LevelSpec("closed", concurrency=2), 4, None, 0)]
     with ReferenceServerProcess(["--gap-ms", "100"]) as slow:  # about 4 s per request
         client = {"url": slow.endpoint, "dialect": "prompt", "prompts": ["Explain server-sent events."],
                   "timeout_s": 60.0, "token_method": "chars/4"}
 
         def bench() -> None:
             try:
-                result["levels"] = run_levels_on_ray("auto", 2, client, plans, {}, on_ready=lambda _: ready.set())
+                result["levels"] = run_levels_on_ray("auto", 2, client, plans, {},
+                                                     on_ready=lambda _: ready.set())
             except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
                 result["error"] = exc
 
         thread = threading.Thread(target=bench)
         thread.start()
         assert ready.wait(120)
-        time.sleep(2.0)  # the first level started 0.5 s after the workers were ready: its requests are running
+        time.sleep(2.0)  # the first level began 0.5 s after the workers were ready: its requests are running
         (name,) = [n for n in ray_local.util.list_named_actors() if n.startswith("streamconform-bench-")
                    and n.endswith("-1")]
         ray_local.kill(ray_local.get_actor(name), no_restart=True)
@@ -154,9 +157,11 @@ def test_kill_9_of_the_driver_then_a_rerun_lose_nothing(ray_local, tmp_path):
     out = tmp_path / "out"
     with ReferenceServerProcess(["--ttft-ms", "600", "--gap-ms", "5"]) as slow:
         ids = [f"s{i}" for i in range(8)]
-        roster = write_roster(tmp_path / "r.csv", [{"id": i, "url": f"{slow.endpoint}?student={i}"} for i in ids])
-        cmd = [sys.executable, "-m", "harness.cli", "grade", str(roster), "--out", str(out), "--allow-private",
-               "--quiet", "--profile", quick_profile(tmp_path), "--concurrency", "1", "--ray", address]
+        roster = write_roster(tmp_path / "r.csv",
+                              [{"id": i, "url": f"{slow.endpoint}?student={i}"} for i in ids])
+        cmd = [sys.executable, "-m", "harness.cli", "grade", str(roster), "--out", str(out),
+               "--allow-private", "--quiet", "--profile", quick_profile(tmp_path), "--concurrency", "1",
+               "--ray", address]
         driver = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 180

@@ -1,8 +1,8 @@
-"""bench --ray across two Ray nodes (ray.cluster_utils.Cluster), and the issue's done criteria on a cluster started
-the way a user starts one (`ray start --head`), driven through the real command line.
+"""bench --ray across two Ray nodes (ray.cluster_utils.Cluster), and the issue's done criteria on a cluster
+started the way a user starts one (`ray start --head`), driven through the real command line.
 
-Each test starts its own Ray and stops it before the next (one Ray at a time on a two-core machine); everything
-listens on 127.0.0.1. Run apart from the default suite: `pytest -m ray -n 0`.
+Each test starts its own Ray and stops it before the next (one Ray at a time on a two-core machine);
+everything listens on 127.0.0.1. Run apart from the default suite: `pytest -m ray -n 0`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.ray_support import (
 
 pytestmark = MARKS
 REPO = Path(__file__).resolve().parents[1]
-RAY_WORKER_PORTS = range(10002, 20000)  # `ray start` keeps these for its workers: the head's port must be elsewhere
+RAY_WORKER_PORTS = range(10002, 20000)  # `ray start` keeps these for its workers; the head's goes elsewhere
 
 
 def _head_port() -> int:
@@ -59,8 +59,8 @@ def test_two_nodes_each_run_one_worker_of_every_level(tmp_path):
             split, default = tmp_path / "split.json", tmp_path / "default.json"
             assert cli_main(bench_args(server.endpoint, split, "--ray", "auto", "--workers", "2")) == 0
             # without --workers: one worker per node
-            assert cli_main(["bench", server.endpoint, "--concurrency", "4", "--requests", "16", "--ray", "auto",
-                             "--json", str(default)]) == 0
+            assert cli_main(["bench", server.endpoint, "--concurrency", "4", "--requests", "16",
+                             "--ray", "auto", "--json", str(default)]) == 0
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -73,16 +73,16 @@ def test_two_nodes_each_run_one_worker_of_every_level(tmp_path):
 
 @pytest.fixture
 def ray_start_cluster(tmp_path):
-    """`ray start --head --num-cpus 2` on loopback, blocking in a child process so that terminating it stops the
-    cluster (never `ray stop`, which would stop every Ray on the machine). Yields its address and the environment
-    a driver needs: the same loopback rule and token authentication as the cluster."""
+    """`ray start --head --num-cpus 2` on loopback, blocking in a child process so that terminating it stops
+    the cluster (never `ray stop`, which would stop every Ray on the machine). Yields its address and the
+    environment a driver needs: the same loopback rule and token authentication as the cluster."""
     port = _head_port()
     env = {**os.environ, LOOPBACK_ONLY_ENV: "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
     log_path = tmp_path / "ray-start.log"
     with log_path.open("wb") as log:
-        head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address",
-                                 "127.0.0.1", "--port", str(port), "--num-cpus", "2", "--include-dashboard",
-                                 "false", "--disable-usage-stats", "--block"],
+        head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head",
+                                 "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+                                 "--include-dashboard", "false", "--disable-usage-stats", "--block"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
@@ -101,8 +101,8 @@ def ray_start_cluster(tmp_path):
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_done_criteria_on_a_cluster_started_with_ray_start(ray_start_cluster, tmp_path):
@@ -111,7 +111,8 @@ def test_done_criteria_on_a_cluster_started_with_ray_start(ray_start_cluster, tm
     grade roster.csv --ray HOST:PORT writes the verdicts in-process grading writes."""
     address, env = ray_start_cluster
     with ReferenceServerProcess() as server:  # `streamconform serve` in a child process
-        on_ray = _cli(bench_args(server.endpoint, tmp_path / "ray.json", "--ray", address, "--workers", "2"), env)
+        on_ray = _cli(bench_args(server.endpoint, tmp_path / "ray.json", "--ray", address, "--workers", "2"),
+                      env)
         in_process = _cli(bench_args(server.endpoint, tmp_path / "local.json"), env)
     assert on_ray.returncode == 0, on_ray.stderr[-3000:]
     assert in_process.returncode == 0, in_process.stderr[-3000:]

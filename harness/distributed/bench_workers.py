@@ -5,12 +5,12 @@ in-process load loop (harness.bench_load.run_level) on its share of each level: 
 and request count split between the workers, an open level's rate divided by N with a seed per worker (so the
 merged arrivals are still a Poisson process of the full rate, not N copies of one pattern).
 
-The clock rule. A record's times (TTFB, TTFT, ITL, e2e, its ``t_start_s``) come from the monotonic clock of the
-worker that made it, relative to that worker's own start: no time is ever compared across nodes, whose clocks
-are not synchronised finely enough for millisecond latencies. The only cross-node instant is the level's common
-start, a wall-clock time the driver broadcasts a moment ahead and every worker waits for: it decides when the
-workers begin, not any measured time. The level's throughput window runs from that common start to the end of
-the last worker (each worker's lateness in starting plus its own monotonic duration).
+The clock rule. A record's times (TTFB, TTFT, ITL, e2e, its ``t_start_s``) come from the monotonic clock of
+the worker that made it, relative to that worker's own start: no time is ever compared across nodes, whose
+clocks are not synchronised finely enough for millisecond latencies. The only cross-node instant is the
+level's common start, a wall-clock time the driver broadcasts a moment ahead and every worker waits for: it
+decides when the workers begin, not any measured time. The level's throughput window runs from that common
+start to the end of the last worker (each worker's lateness in starting plus its own monotonic duration).
 
 A worker that dies mid-level is reported (its entry in ``workers`` has the error) and its share counted as
 failed requests (``worker_lost``); the level completes on the others, and the later levels are split over the
@@ -31,13 +31,13 @@ from harness.bench_stats import LevelSpec, summarize_level
 from harness.errors import ConfigError, HarnessError
 
 START_LEAD_S = 0.5  # the common start is broadcast this far ahead, so every worker has it before it passes
-READY_TIMEOUT_S = 120.0  # an actor the cluster cannot place (no free CPU) fails the command instead of hanging
+READY_TIMEOUT_S = 120.0  # an actor the cluster cannot place (no free CPU) fails the command, never hangs it
 UNKNOWN_COUNT_OFFSET = 10**7  # index offset per worker when a level has no request count (--duration alone)
 LOST = "worker_lost"
 
 
 def weighted_split(total: int, weights: list[int]) -> list[int]:
-    """``total`` split in proportion to ``weights`` (largest remainders first), summing exactly to ``total``."""
+    """``total`` split in proportion to ``weights`` (largest remainders first), adding up to ``total``."""
     whole = sum(weights)
     if whole <= 0:
         return [0] * len(weights)
@@ -77,7 +77,7 @@ def level_shares(spec: LevelSpec, requests: int | None, duration_s: float | None
     n = len(workers)
     if spec.mode == "closed":
         conc = weighted_split(spec.concurrency or 1, [1] * n)
-        reqs: list[int | None] = (list(weighted_split(requests, conc)) if requests is not None else [None] * n)
+        reqs: list[int | None] = list(weighted_split(requests, conc)) if requests is not None else [None] * n
         rates: list[float | None] = [None] * n
     else:
         conc = [0] * n
@@ -87,8 +87,9 @@ def level_shares(spec: LevelSpec, requests: int | None, duration_s: float | None
     for k, w in enumerate(workers):
         if (spec.mode == "closed" and conc[k] == 0) or reqs[k] == 0:
             continue
-        shares.append(Share(w, spec.mode, conc[k] or None, rates[k], reqs[k], duration_s, worker_seed(seed, k),
-                            offset if requests is not None else k * UNKNOWN_COUNT_OFFSET))
+        start = offset if requests is not None else k * UNKNOWN_COUNT_OFFSET
+        shares.append(Share(w, spec.mode, conc[k] or None, rates[k], reqs[k], duration_s,
+                            worker_seed(seed, k), start))
         offset += reqs[k] or 0
     return shares
 
@@ -125,11 +126,15 @@ class BenchWorker:
         async def requester(index: int, t_start_s: float) -> dict[str, Any]:
             return await self.client.request(s.offset + index, t_start_s)
 
-        level = self.loop.run_until_complete(run_level(plan, requester, slos, finish=self.client.finish))
+        level = self.loop.run_until_complete(run_level(plan, requester, slos, finish=self.finish))
         for record in level["records"]:
             record["worker"] = self.worker
         level["start_lag_s"] = max(0.0, start_lag_s)
         return level
+
+    def finish(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A request's record, after the level (a subclass may read more from the capture here)."""
+        return self.client.finish(item)
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.__aexit__(None, None, None))
@@ -141,9 +146,10 @@ def lost_records(share: Share, token_method: str, error: str) -> list[dict[str, 
     had in flight, at least its concurrency."""
     count = share.requests if share.requests is not None else (share.concurrency or 1)
     return [{"index": share.offset + i, "t_start_s": 0.0, "ok": False, "status": None, "end_reason": LOST,
-             "error_kind": LOST, "error": error, "ttfb_ms": None, "ttft_ms": None, "e2e_ms": 0.0, "itl_ms": [],
-             "itl_max_ms": None, "tpot_ms": None, "tokens": 0, "tokens_per_s": None, "token_method": token_method,
-             "chars": 0, "content_events": 0, "bytes": 0, "worker": share.worker} for i in range(count)]
+             "error_kind": LOST, "error": error, "ttfb_ms": None, "ttft_ms": None, "e2e_ms": 0.0,
+             "itl_ms": [], "itl_max_ms": None, "tpot_ms": None, "tokens": 0, "tokens_per_s": None,
+             "token_method": token_method, "chars": 0, "content_events": 0, "bytes": 0,
+             "worker": share.worker} for i in range(count)]
 
 
 def merge_overhead(parts: list[dict[str, Any]], events: int) -> dict[str, Any]:
@@ -182,8 +188,8 @@ def merge_overhead(parts: list[dict[str, Any]], events: int) -> dict[str, Any]:
 def worker_entry(where: dict[str, Any], share: Share, level: dict[str, Any] | None,
                  error: str | None) -> dict[str, Any]:
     """One worker's line in the level's ``workers``: where it ran, what it sent and what it cost."""
-    entry: dict[str, Any] = {"worker": share.worker, "node": where.get("node"), "node_ip": where.get("node_ip"),
-                             "pid": where.get("pid"), "error": error}
+    entry: dict[str, Any] = {"worker": share.worker, "node": where.get("node"),
+                             "node_ip": where.get("node_ip"), "pid": where.get("pid"), "error": error}
     if level is None:
         count = share.requests if share.requests is not None else (share.concurrency or 1)
         entry.update(requests=count, completed=0, duration_s=None, start_lag_ms=None, events_per_s=None,
@@ -208,7 +214,8 @@ def merge_level(spec: LevelSpec, slos: dict[str, float], shares: list[Share], re
         where = wheres.get(share.worker, {})
         if isinstance(result, BaseException):
             error = f"{type(result).__name__}: {str(result).splitlines()[0] if str(result) else ''}".strip()
-            records += lost_records(share, token_method, f"the worker running this request was lost ({error})")
+            records += lost_records(share, token_method,
+                                    f"the worker running this request was lost ({error})")
             entries.append(worker_entry(where, share, None, error))
             continue
         records += result["records"]
@@ -231,24 +238,26 @@ def merge_level(spec: LevelSpec, slos: dict[str, float], shares: list[Share], re
 def run_levels_on_ray(address: str, workers: int | None, client_kwargs: dict[str, Any],
                       plans: list[tuple[LevelSpec, int | None, float | None, int]], slos: dict[str, float],
                       on_level: Callable[[dict[str, Any]], None] | None = None,
-                      on_ready: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+                      on_ready: Callable[[list[dict[str, Any]]], None] | None = None,
+                      worker_class: type[BenchWorker] | None = None) -> list[dict[str, Any]]:
     """Every level of the sweep on ``workers`` actors (default: one per node). ``plans``: (spec, requests,
-    duration_s, seed) per level. ``on_ready`` gets where each worker runs, ``on_level`` each merged level."""
+    duration_s, seed) per level. ``on_ready`` gets where each worker runs, ``on_level`` each merged level;
+    ``worker_class`` (a BenchWorker) lets a benchmark read more from each capture."""
     from harness.distributed.ray_backend import alive_nodes, connected, lost_worker_errors, total_cpus
 
     with connected(address) as ray:
         count = workers or max(1, len(alive_nodes(ray)))
         cpus = total_cpus(ray)
         if count > cpus:
-            raise ConfigError(f"--workers {count}: the Ray cluster has {cpus} CPU(s) and each bench worker takes "
-                              "one (a worker sharing a core with another would time its streams late)")
+            raise ConfigError(f"--workers {count}: the Ray cluster has {cpus} CPU(s) and each bench worker "
+                              "takes one (a worker sharing a core with another would time its streams late)")
         peak = max((s.concurrency or 0) for s, *_ in plans)
         if any(s.mode == "open" for s, *_ in plans):
             from harness.bench import OPEN_LOOP_CONNECTIONS
 
             peak = max(peak, OPEN_LOOP_CONNECTIONS)
         kwargs = {**client_kwargs, "max_connections": max(10, -(-peak // count))}
-        actor_class = ray.remote(BenchWorker)
+        actor_class = ray.remote(worker_class or BenchWorker)
         token = secrets.token_hex(4)
         actors = [actor_class.options(name=f"streamconform-bench-{token}-{w}", num_cpus=1, max_restarts=0,
                                       scheduling_strategy="SPREAD").remote(w, kwargs) for w in range(count)]

@@ -1,15 +1,16 @@
 """`grade --ray ADDRESS`: submissions graded on a Ray cluster, their records written by the driver.
 
-One async actor per node (``GradeWorker``, pinned to its node) holds an EngineRunner built from the driver's
-settings and grades up to --concurrency submissions at once on its event loop, as harness/grade/batch.py does in
-one process. Each submission is one actor task running the same attempt code (attempt.grade_one), so the address
-guard resolves the URL and checks the IP it connects to from the node that connects.
+One async actor per node (``GradeWorker``, pinned to its node) holds an EngineRunner built from the
+driver's settings and grades up to --concurrency submissions at once on its event loop, as
+harness/grade/batch.py does in one process. Each submission is one actor task running the same attempt code
+(attempt.grade_one), so the address guard resolves the URL and checks the IP it connects to from the node
+that connects.
 
-Records come back to the driver, which persists each the moment it arrives, through the same store as in-process
-grading (atomic file, the folder's lock and resume are the driver's): a driver killed mid-batch loses only the
-submissions in flight, and rerunning the command grades exactly those. A worker lost mid-batch (its node died)
-turns its submissions in flight into ``error`` records, which a rerun grades again; the rest go to the workers
-still alive.
+Records come back to the driver, which persists each the moment it arrives, through the same store as
+in-process grading (atomic file, the folder's lock and resume are the driver's): a driver killed mid-batch
+loses only the submissions in flight, and rerunning the command grades exactly those. A worker lost
+mid-batch (its node died) turns its submissions in flight into ``error`` records, which a rerun grades
+again; the rest go to the workers still alive.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class GradeWorker:
     def __init__(self, settings: dict[str, Any], concurrency: int) -> None:
         from harness.grade.engine import EngineRunner
 
-        # As in-process grading does (grade/cli.py): checks run in threads; hand the GIL back to the event loop
-        # within 1 ms so other submissions' reads are timestamped when they arrive.
+        # As in-process grading does (grade/cli.py): checks run in threads; hand the GIL back to the event
+        # loop within 1 ms so other submissions' reads are timestamped when they arrive.
         sys.setswitchinterval(0.001)
         self.runner = EngineRunner(**settings)
         self.concurrency = concurrency
@@ -47,7 +48,8 @@ class GradeWorker:
         return where_am_i()
 
     async def grade(self, item: GradeInput, policy: AttemptPolicy) -> dict[str, Any]:
-        if self._executor is None:  # as batch.py: a pool as wide as the batch, so no DNS lookup queues behind checks
+        # As batch.py: a pool as wide as the batch, so no DNS lookup waits behind other students' checks.
+        if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=self.concurrency + 8, thread_name_prefix="grade")
             asyncio.get_running_loop().set_default_executor(self._executor)
         try:
@@ -92,7 +94,8 @@ def grade_all_on_ray(items: Iterable[GradeInput], runner: Any, persist: Callable
             raise HarnessError("the Ray cluster has no live node with a CPU to grade on")
         actor_class = ray.remote(GradeWorker)
         actors = [actor_class.options(num_cpus=1, max_concurrency=concurrency, max_restarts=0,
-                                      scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                                      scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"],
+                                                                                         soft=False))
                   .remote(runner.settings(), concurrency) for n in nodes]
         try:
             try:
@@ -108,7 +111,8 @@ def grade_all_on_ray(items: Iterable[GradeInput], runner: Any, persist: Callable
 
 
 def _drain(ray: Any, actors: list[Any], queue: deque[GradeInput], runner: Any, persist: Callable[..., Any],
-           concurrency: int, policy: AttemptPolicy, on_done: OnRecord | None, on_unsaved: OnRecord | None) -> int:
+           concurrency: int, policy: AttemptPolicy, on_done: OnRecord | None,
+           on_unsaved: OnRecord | None) -> int:
     """Keep every live worker at ``concurrency`` submissions in flight; persist each record as it returns."""
     from harness.distributed.ray_backend import lost_worker_errors
 

@@ -1,8 +1,9 @@
 """Connecting to Ray for ``--ray ADDRESS``: the only module that imports ray.
 
-ray is an optional extra, so ``--ray`` without it is a usage error (exit 2) that says how to install it, found
-before any work is done. ``auto`` joins the cluster named by RAY_ADDRESS, or starts a local Ray instance for the
-command (and stops it after); ``HOST:PORT`` joins a running cluster (`ray start --head` prints its address).
+ray is an optional extra, so ``--ray`` without it is a usage error (exit 2) that says how to install it,
+found before any work is done. ``auto`` joins the cluster named by RAY_ADDRESS, or starts a local Ray
+instance for the command (and stops it after); ``HOST:PORT`` joins a running cluster (`ray start --head`
+prints its address).
 
 A local instance started here listens on loopback only: Ray would otherwise announce the machine's network
 address (it maps 127.0.0.1 to it on purpose, so other machines could join), and a Ray started for one command
@@ -37,8 +38,8 @@ def ray_installed() -> bool:
 
 
 def check_ray_option(address: str | None) -> str | None:
-    """``--ray``'s value checked before any work: None (not asked), ``auto`` or ``HOST:PORT``. Ray missing or a
-    malformed address is a ConfigError (exit 2)."""
+    """``--ray``'s value checked before any work: None (not asked), ``auto`` or ``HOST:PORT``. Ray missing
+    or a malformed address is a ConfigError (exit 2)."""
     if address is None:
         return None
     address = address.strip()
@@ -89,23 +90,26 @@ def connected(address: str) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    # Workers' prints are not forwarded (a `--json -` document on stdout must stay clean); their failures still
-    # reach the driver as exceptions.
+    # Workers' prints are not forwarded (a `--json -` document on stdout must stay clean); their failures
+    # still reach the driver as exceptions.
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     problem = _reachable(target) if target is not None and target != AUTO else None
     if problem:
-        raise ConfigError(f"--ray {address}: no Ray cluster answers at {target} ({problem}); `ray start --head` "
-                          "prints the address of the one it starts")
+        raise ConfigError(f"--ray {address}: no Ray cluster answers at {target} ({problem}); "
+                          "`ray start --head` prints the address of the one it starts")
     try:
         if target is None:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     **kwargs)
         else:
             ray.init(address=None if address == AUTO else address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = os.environ.get("RAY_ADDRESS") if address == AUTO else address
         hint = "" if os.environ.get("RAY_AUTH_MODE") else (
-            "; a cluster with token authentication (what `ray start` sets up) needs RAY_AUTH_MODE=token here too")
-        raise ConfigError(f"--ray {address}: cannot connect to the Ray cluster at {where} ({exc}){hint}") from None
+            "; a cluster with token authentication (what `ray start` sets up) needs RAY_AUTH_MODE=token "
+            "here too")
+        message = f"--ray {address}: cannot connect to the Ray cluster at {where} ({exc}){hint}"
+        raise ConfigError(message) from None
     try:
         yield ray
     finally:
@@ -130,7 +134,8 @@ def where_am_i() -> dict[str, Any]:
 
 
 def lost_worker_errors() -> tuple[type[BaseException], ...]:
-    """What ray.get raises when the worker running a call died or its task failed (never the endpoint's fault)."""
+    """What ray.get raises when the worker running a call died or its task failed (never the endpoint's
+    fault)."""
     import ray.exceptions as rx
 
     return (rx.RayError,)

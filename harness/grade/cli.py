@@ -46,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder; rerunning with the same folder resumes (finished ids are skipped, unless their URL, "
              "thresholds, request options or address policy changed)")
     add_profile(add, detail="grading adds credit for CORS and robustness")
-    add_concurrency(add, "here: N submissions graded at once (with --ray: on each node); default 64", type=int,
-                    default=64, metavar="N")
-    add_ray(add, "here: a submission per Ray task, --concurrency at once on each node; the records are written here")
+    add_concurrency(add, "here: N submissions graded at once (with --ray: on each node); default 64",
+                    type=int, default=64, metavar="N")
+    add_ray(add, "here: a submission per Ray task, --concurrency at once on each node; the records are "
+                 "written here")
     add("--allow-private", action="store_true",
         help="allow loopback/private addresses (local testing only; refused by default)")
     # One value per use: a list of values (nargs) would swallow ROSTER given after it.

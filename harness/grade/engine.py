@@ -56,12 +56,13 @@ class EngineRunner:
         self.base = self.profile([])  # fails fast (ConfigError) on a bad profile, before any grading
 
     def settings(self) -> dict[str, Any]:
-        """The arguments this runner was built from: a copy on another machine (grade --ray) is built from them
-        and grades exactly as this one does."""
-        return {"profile": self._profile_ref, "allow_private": self.allow_private, "deadline_s": self.deadline_s,
-                "api_key": self.api_key, "follow_redirects": self.follow_redirects, "categories": self.categories,
-                "max_tokens": self.max_tokens, "headers": dict(self.headers), "overrides": list(self.overrides),
-                "dialect": self.dialect, "model": self.model}
+        """The arguments this runner was built from: a copy on another machine (grade --ray) is built from
+        them and grades exactly as this one does."""
+        return {"profile": self._profile_ref, "allow_private": self.allow_private,
+                "deadline_s": self.deadline_s, "api_key": self.api_key,
+                "follow_redirects": self.follow_redirects, "categories": self.categories,
+                "max_tokens": self.max_tokens, "headers": dict(self.headers),
+                "overrides": list(self.overrides), "dialect": self.dialect, "model": self.model}
 
     def profile(self, overrides: list[str]) -> Any:
         key = tuple(overrides)
