@@ -12,9 +12,12 @@ profile without the probes and robustness requests, two streams per submission.
 
 Printed for each phase and mode, beside the machine's 1-minute load average taken just before it:
 - wall time (grading: the whole batch; bench: the level's duration, from the common start for Ray);
-- TTFT error p50/p99/max = measured TTFT - the server's own interval from reading the request to writing the
-  first content event (the server stamps both into the stream, so its lateness never counts): the client's
-  lateness in timestamping plus the request's transit over loopback, an upper bound of the client's error;
+- TTFT error p50/p99/max. Bench: the client's arrival time of the first content event (request start +
+  its TTFT, put on CLOCK_MONOTONIC, which every process of the machine shares) minus the server's write
+  stamp of that event, as bench_client.py measures it: how late the client timestamps. Grading (a grade
+  record keeps no absolute time): measured TTFT minus the server's own interval from reading the request to
+  writing the first content event, both stamped into the stream, so that figure also holds the request's
+  transit to the server (an upper bound of the client's error);
 - overhead per request = (Ray wall - in-process wall) / requests (grading: per submission, two streams each);
 - Ray's one-time start (cluster and actors), kept out of the walls above.
 """
@@ -46,14 +49,20 @@ def load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
-def stamped_ttft_ms(body: bytes) -> float | None:
-    """The server's own request-read -> first-content-write interval, from the first stamp in the body."""
-    stamp = OPENAI_STAMP.search(body)
-    return (float(stamp.group(1)) - float(stamp.group(3))) * 1000.0 if stamp else None
+def perf_to_monotonic() -> float:
+    """What to add to a perf_counter time to put it on time.monotonic's clock (as timed_server.py; repeated
+    here so a Ray worker, which unpickles this module's functions by value, needs no benchmarks package)."""
+    samples = sorted((time.monotonic() + time.monotonic()) / 2 - time.perf_counter() for _ in range(7))
+    return samples[3]
 
 
 def stamped_record(record: dict[str, Any], capture: Any) -> dict[str, Any]:
-    record["server_ttft_ms"] = stamped_ttft_ms(b"".join(r.data for r in capture.reads)) if capture else None
+    """The record with its TTFT error: arrival of the first content event minus the server's write stamp."""
+    stamp = OPENAI_STAMP.search(b"".join(r.data for r in capture.reads)) if capture is not None else None
+    record["ttft_err_ms"] = None
+    if stamp and capture.clock_origin is not None and record.get("ttft_ms") is not None:
+        sent = capture.clock_origin + (capture.t_request_sent or 0.0) + perf_to_monotonic()
+        record["ttft_err_ms"] = (sent + record["ttft_ms"] / 1000.0 - float(stamp.group(1))) * 1000.0
     return record
 
 
@@ -160,7 +169,7 @@ def bench_on_ray(url: str, streams: int) -> dict[str, Any]:
 
 def bench_line(mode: str, res: dict[str, Any]) -> str:
     level = res["level"]
-    errs = errors_ms([(r.get("ttft_ms"), r.get("server_ttft_ms")) for r in level["records"]])
+    errs = [r["ttft_err_ms"] for r in level["records"] if r.get("ttft_err_ms") is not None]
     over = level["overhead"]
     return (f"  bench {mode:<10} load {res['load']:.1f}: {level['completed']}/{level['requests']} ok in "
             f"{level['duration_s']:.2f} s; {describe(errs)}; client loop lag p99 "
