@@ -97,19 +97,23 @@ def connected(address: str) -> Iterator[Any]:
     if problem:
         raise ConfigError(f"--ray {address}: no Ray cluster answers at {target} ({problem}); "
                           "`ray start --head` prints the address of the one it starts")
-    try:
-        if target is None:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1",
-                     **kwargs)
-        else:
+    if target is None:
+        try:
+            # "local": a new instance of this command's own, never another user's `ray start` cluster that a
+            # bare ray.init() would join.
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                     _node_ip_address="127.0.0.1", **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"--ray auto: cannot start a local Ray ({exc})") from None
+    else:
+        try:
             ray.init(address=None if address == AUTO else address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = os.environ.get("RAY_ADDRESS") if address == AUTO else address
-        hint = "" if os.environ.get("RAY_AUTH_MODE") else (
-            "; a cluster with token authentication (what `ray start` sets up) needs RAY_AUTH_MODE=token "
-            "here too")
-        message = f"--ray {address}: cannot connect to the Ray cluster at {where} ({exc}){hint}"
-        raise ConfigError(message) from None
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            hint = "" if os.environ.get("RAY_AUTH_MODE") else (
+                "; a cluster with token authentication (what `ray start` sets up) needs RAY_AUTH_MODE=token "
+                "here too")
+            message = f"--ray {address}: cannot connect to the Ray cluster at {target} ({exc}){hint}"
+            raise ConfigError(message) from None
     try:
         yield ray
     finally:

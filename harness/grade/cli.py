@@ -253,8 +253,13 @@ def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[Gr
             if getattr(args, "ray", None):  # the same attempts on a Ray cluster, written here (distributed/)
                 from harness.distributed.grade_tasks import grade_all_on_ray
 
+                def on_ray(located: list[dict[str, Any]]) -> None:
+                    if not args.quiet:
+                        progress.console.print(f"Ray: grading on {len(located)} node(s), up to "
+                                               f"{args.concurrency} at once on each", markup=False)
+
                 grade_all_on_ray(pending, runner, persist, address=args.ray, concurrency=args.concurrency,
-                                 policy=policy, on_done=progress.done, on_unsaved=on_unsaved)
+                                 policy=policy, on_done=progress.done, on_unsaved=on_unsaved, on_ready=on_ray)
             else:
                 asyncio.run(grade_all(pending, runner, persist, concurrency=args.concurrency, policy=policy,
                                       on_done=progress.done, on_unsaved=on_unsaved))
