@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tests.ray_support import (
     verdicts,
     within,
 )
+from tests.test_grade_cli import quick_profile, records, write_roster
 
 pytestmark = MARKS
 REPO = Path(__file__).resolve().parents[1]
@@ -45,30 +47,6 @@ def _head_port() -> int:
             port = s.getsockname()[1]
         if port not in RAY_WORKER_PORTS:
             return port
-
-
-def test_two_nodes_each_run_one_worker_of_every_level(tmp_path):
-    ray = import_ray_on_loopback()
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    try:
-        cluster.add_node(num_cpus=1)
-        ray.init(address=cluster.address, log_to_driver=False)
-        with ReferenceServerProcess() as server:
-            split, default = tmp_path / "split.json", tmp_path / "default.json"
-            assert cli_main(bench_args(server.endpoint, split, "--ray", "auto", "--workers", "2")) == 0
-            # without --workers: one worker per node
-            assert cli_main(["bench", server.endpoint, "--concurrency", "4", "--requests", "16",
-                             "--ray", "auto", "--json", str(default)]) == 0
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-    for path, total in ((split, 64), (default, 16)):
-        for level in json.loads(path.read_text(encoding="utf-8"))["levels"]:
-            workers = level["workers"]
-            assert len({w["node"] for w in workers}) == 2, workers  # SPREAD: one per node
-            assert [w["requests"] for w in workers] == [total // 2] * 2 and level["completed"] == total
 
 
 @pytest.fixture
@@ -132,3 +110,64 @@ def test_done_criteria_on_a_cluster_started_with_ray_start(ray_start_cluster, tm
     assert graded_here.returncode == 0, graded_here.stderr[-3000:]
     assert verdicts(tmp_path / "g-ray") == verdicts(tmp_path / "g-local")
     assert len(verdicts(tmp_path / "g-ray")) == 6
+
+
+# Last in the module: its two-node Ray must not overlap the `ray start` one above (one Ray at a time).
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A head and a second node of one CPU each, on loopback; this process connected to them."""
+    ray = import_ray_on_loopback()
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        ray.init(address=cluster.address, log_to_driver=False)
+        yield ray
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_two_nodes_each_run_one_worker_of_every_level(two_nodes, tmp_path):
+    with ReferenceServerProcess() as server:
+        split, default = tmp_path / "split.json", tmp_path / "default.json"
+        assert cli_main(bench_args(server.endpoint, split, "--ray", "auto", "--workers", "2")) == 0
+        # without --workers: one worker per node
+        assert cli_main(["bench", server.endpoint, "--concurrency", "4", "--requests", "16",
+                         "--ray", "auto", "--json", str(default)]) == 0
+    for path, total in ((split, 64), (default, 16)):
+        for level in json.loads(path.read_text(encoding="utf-8"))["levels"]:
+            workers = level["workers"]
+            assert len({w["node"] for w in workers}) == 2, workers  # SPREAD: one per node
+            assert [w["requests"] for w in workers] == [total // 2] * 2 and level["completed"] == total
+
+
+def test_a_grading_worker_lost_mid_batch_leaves_error_rows_a_rerun_grades(two_nodes, tmp_path):
+    """One grading actor per node; killing one mid-batch turns its submissions in flight into error rows (exit
+    1), the other node grades the rest, and rerunning the command grades the error rows: every id ends ok."""
+    out = tmp_path / "out"
+    with ReferenceServerProcess(["--ttft-ms", "1500", "--gap-ms", "5"]) as slow:
+        ids = [f"s{i}" for i in range(8)]
+        roster = write_roster(tmp_path / "r.csv",
+                              [{"id": i, "url": f"{slow.endpoint}?student={i}"} for i in ids])
+        argv = ["grade", str(roster), "--out", str(out), "--allow-private", "--quiet", "--concurrency", "2",
+                "--profile", quick_profile(tmp_path), "--ray", "auto"]
+        result: dict = {}
+        grading = threading.Thread(target=lambda: result.update(code=cli_main(argv)))
+        grading.start()
+        deadline = time.monotonic() + 120
+        while not [n for n in two_nodes.util.list_named_actors() if n.startswith("streamconform-grade-")]:
+            assert time.monotonic() < deadline, "no grading worker started"
+            time.sleep(0.1)
+        time.sleep(2.0)  # both workers have submissions in flight (each takes about 3 s)
+        (name,) = [n for n in two_nodes.util.list_named_actors() if n.startswith("streamconform-grade-")
+                   and n.endswith("-1")]
+        two_nodes.kill(two_nodes.get_actor(name), no_restart=True)
+        grading.join(300)
+        first = records(out)
+        assert result["code"] == 1 and sorted(first) == ids
+        lost = [r for r in first.values() if r["status"] == "error"]
+        assert lost and all("worker grading it was lost" in r["attempts"][0]["error"] for r in lost)
+        assert cli_main(argv) == 0
+    assert all(r["status"] == "ok" for r in records(out).values())

@@ -16,6 +16,7 @@ again; the rest go to the workers still alive.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -93,10 +94,12 @@ def grade_all_on_ray(items: Iterable[GradeInput], runner: Any, persist: Callable
         if not nodes:
             raise HarnessError("the Ray cluster has no live node with a CPU to grade on")
         actor_class = ray.remote(GradeWorker)
-        actors = [actor_class.options(num_cpus=1, max_concurrency=concurrency, max_restarts=0,
+        token = secrets.token_hex(4)  # names that tell this batch's workers apart (`ray list actors`)
+        actors = [actor_class.options(name=f"streamconform-grade-{token}-{i}", num_cpus=1,
+                                      max_concurrency=concurrency, max_restarts=0,
                                       scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"],
                                                                                          soft=False))
-                  .remote(runner.settings(), concurrency) for n in nodes]
+                  .remote(runner.settings(), concurrency) for i, n in enumerate(nodes)]
         try:
             try:
                 located = ray.get([a.where.remote() for a in actors], timeout=READY_TIMEOUT_S)
