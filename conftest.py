@@ -6,5 +6,5 @@ a second time under another name would be an error, so it is named here only whe
 
 from importlib.metadata import entry_points
 
-if not any(ep.value == "harness.pytest_plugin" for ep in entry_points(group="pytest11")):
-    pytest_plugins = ["harness.pytest_plugin"]
+if not any(ep.value == "harness.pytest.plugin" for ep in entry_points(group="pytest11")):
+    pytest_plugins = ["harness.pytest.plugin"]

@@ -80,9 +80,9 @@ def server_args(conf: dict[str, float]) -> list[str]:
 
 
 async def _worker_streamconform(url: str, concurrency: int, requests: int, stamped: bool) -> dict[str, Any]:
-    from harness.bench_load import LevelPlan, run_level
-    from harness.bench_request import BenchClient
-    from harness.bench_stats import LevelSpec
+    from harness.bench.load import LevelPlan, run_level
+    from harness.bench.request import BenchClient
+    from harness.bench.stats import LevelSpec
 
     offset = perf_to_monotonic()  # the capture's perf_counter times -> the timed server's monotonic clock
     # request index -> (request start, server's write time of the first content, server's request read), monotonic
@@ -321,7 +321,7 @@ def run_guidellm(venv: str, tokenizer_dir: str, base_url: str, concurrency: int,
 
 
 def summarize(name: str, phase: str, level: int, res: dict[str, Any]) -> dict[str, Any]:
-    from harness.metrics import percentile as pct
+    from harness.measure.metrics import percentile as pct
 
     events = res["events"]
     cpu = max(res["cpu_s"], 1e-9)
@@ -443,7 +443,7 @@ def measure(client: str, url: str, base_url: str, concurrency: int, requests: in
 
 def run_phase(phase: str, conf: dict[str, float], plan: list[tuple[int, int]], clients: list[str],
               guidellm_venv: str, tokenizer_dir: str | None) -> list[dict[str, Any]]:
-    from harness.bench_server import ReferenceServerProcess
+    from harness.bench.server import ReferenceServerProcess
 
     rows = []
     with ReferenceServerProcess(server_args(conf)) as server:

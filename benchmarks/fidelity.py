@@ -93,9 +93,9 @@ class HarnessClient:
     name = "streamconform"
 
     def __init__(self, url: str, streams: int) -> None:
-        from harness.capture import make_client
+        from harness.capture.client import make_client
+        from harness.capture.request import build_request
         from harness.model import Limits
-        from harness.request import build_request
 
         self.limits = Limits(deadline_s=60, idle_timeout_s=30)
         self.client = make_client(self.limits, max_connections=max(streams, 8))
@@ -104,7 +104,7 @@ class HarnessClient:
         self.offset = perf_to_monotonic()
 
     async def round(self) -> Results:
-        from harness.capture import capture
+        from harness.capture.core import capture
 
         caps = await asyncio.gather(*(capture(self.spec, self.limits, client=self.client)
                                       for _ in range(self.streams)))
@@ -213,8 +213,8 @@ async def _phase(url: str, streams: int, rounds: int) -> dict[str, Results]:
 # -- statistics and the report ------------------------------------------------------------------------------------
 
 def _pct(values: list[float], q: float) -> float:
-    """The q-quantile (0..1) by harness.metrics.percentile; NaN when there are no values (keeps the JSON numeric)."""
-    from harness.metrics import percentile
+    """The q-quantile (0..1) by harness.measure.metrics.percentile; NaN when there are no values (keeps the JSON numeric)."""
+    from harness.measure.metrics import percentile
 
     value = percentile(values, q * 100)
     return float("nan") if value is None else value

@@ -122,7 +122,7 @@ async def loop_lag(lags: list[float], period: float = 0.005) -> None:
 
 
 def main() -> int:
-    from harness.metrics import percentile as pct
+    from harness.measure.metrics import percentile as pct
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="submissions (default 1000)")

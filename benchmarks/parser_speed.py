@@ -35,8 +35,8 @@ from httpx_sse._decoders import SSEDecoder as HttpxSSEDecoder  # not exported; t
 from httpx_sse._decoders import SSELineDecoder
 from openai._streaming import SSEDecoder as OpenAISSEDecoder
 
-import harness.sse
-from harness.sse import SSEParser
+import harness.parse.sse
+from harness.parse.sse import SSEParser
 
 TARGET_RATIO = 2.5
 OURS = "streamconform SSEParser"
@@ -92,12 +92,12 @@ def run_streamconform(reads: list[bytes]) -> int:
 
 def run_streamconform_pure(reads: list[bytes]) -> int:
     """The same, with the C speedup switched off (as on a machine where it could not be built)."""
-    saved = harness.sse.scan_data_events
-    harness.sse.scan_data_events = None
+    saved = harness.parse.sse.scan_data_events
+    harness.parse.sse.scan_data_events = None
     try:
         return run_streamconform(reads)
     finally:
-        harness.sse.scan_data_events = saved
+        harness.parse.sse.scan_data_events = saved
 
 
 def run_httpx_sse(reads: list[bytes]) -> int:
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     body, ends = openai_stream(args.events)
     print(f"stream: {len(body) / 1e6:.2f} MB, {len(ends)} events, mean event {len(body) / len(ends):.0f} bytes; "
           f"{'wall' if args.wall else 'CPU'} time, best of {args.repeat}")
-    speedup = "built and in use" if harness.sse.scan_data_events else "NOT in use (not built, or switched off)"
-    print(f"SSEParser's C speedup (harness/_sse_speedups.c): {speedup}")
+    speedup = "built and in use" if harness.parse.sse.scan_data_events else "NOT in use (not built, or switched off)"
+    print(f"SSEParser's C speedup (harness/parse/_sse_speedups.c): {speedup}")
     ok = True
     crlf = body.replace(b"\n", b"\r\n")
     shapes = (("per-event reads", per_event_reads(body, ends)), ("1460-byte reads", fixed_reads(body, 1460)),

@@ -78,7 +78,7 @@ def errors_ms(pairs: list[tuple[float | None, float | None]]) -> list[float]:
 
 
 def describe(errs: list[float]) -> str:
-    from harness.metrics import percentile as pct
+    from harness.measure.metrics import percentile as pct
 
     if not errs:
         return "TTFT error: no stamped sample"
@@ -137,9 +137,9 @@ def grade_phase(mode: str, items: list[Any], out: Path, concurrency: int) -> dic
 # ---- bench -----------------------------------------------------------------------------------------------
 
 def bench_in_process(url: str, streams: int) -> dict[str, Any]:
-    from harness.bench_load import LevelPlan, run_level
-    from harness.bench_request import BenchClient
-    from harness.bench_stats import LevelSpec
+    from harness.bench.load import LevelPlan, run_level
+    from harness.bench.request import BenchClient
+    from harness.bench.stats import LevelSpec
 
     async def go() -> dict[str, Any]:
         async with BenchClient(url, dialect="openai", prompts=[PROMPT], timeout_s=120.0,
@@ -156,7 +156,7 @@ def bench_in_process(url: str, streams: int) -> dict[str, Any]:
 
 
 def bench_on_ray(url: str, streams: int) -> dict[str, Any]:
-    from harness.bench_stats import LevelSpec
+    from harness.bench.stats import LevelSpec
     from harness.distributed.bench_workers import run_levels_on_ray
 
     client = {"url": url, "dialect": "openai", "prompts": [PROMPT], "timeout_s": 120.0,

@@ -67,7 +67,7 @@ class RequestSpec:
 # near 250 MB RSS; 4 MiB still holds ~20,000 OpenAI chunks, far beyond any answer a check needs.
 CAPTURE_MAX_BYTES = 4 * 1024 * 1024
 # Room in a run's byte budget for the error probes' short replies (a dozen of at most 64 KiB each): the main answer
-# and its second prompt can never use it up, and the repeats before the probes leave it (harness/robustness.py).
+# and its second prompt can never use it up, and the repeats before the probes leave it (harness/run/robustness.py).
 PROBE_RESERVE_BYTES = 1024 * 1024
 # Body bytes all the captures of one run keep together (main, second prompt, repeats, probes, robustness streams):
 # what a run holds in memory and writes to a capture bundle is bounded by this, however many requests it makes.

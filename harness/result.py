@@ -95,11 +95,11 @@ class RunResult:
     status: int | None = None  # HTTP status of the primary capture
     end_reason: str = ""
     notes: list[str] = field(default_factory=list)  # what the engine wants a reader to know (a stage that timed out...)
-    # Not serialised: the raw evidence, so `run --save-capture` can write a bundle (harness/runner.save_bundle).
+    # Not serialised: the raw evidence, so `run --save-capture` can write a bundle (harness/run/runner.save_bundle).
     captures: dict[str, Any] = field(default_factory=dict)  # "primary", "secondary" -> Capture
     probes: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-    refusal: Any = None  # harness.diagnosis.Refusal when the main request got no 2xx stream
+    refusal: Any = None  # harness.checks.diagnosis.Refusal when the main request got no 2xx stream
 
     @property
     def passed(self) -> bool:

@@ -27,15 +27,13 @@ from reference_server.pacer import Pacer
 from reference_server.protocols import chat_extras
 from reference_server.protocols import match as match_protocol
 from reference_server.protocols.faults import PROTOCOL_FAULTS
+from reference_server.replies import _HTML_500, CORS_HEADERS, _send_bytes, send_error
 from reference_server.stream import Stream
-from reference_server.validate import ApiError, ChatRequest, parse_request
+from reference_server.validate import _NO_VALIDATION_PROMPT, ApiError, ChatRequest, parse_request
 
-CORS_HEADERS = [(b"access-control-allow-origin", b"*"),
-                (b"access-control-expose-headers", b"Retry-After, X-Request-Id")]
 _ALLOWED = "POST, OPTIONS"
 # Any body is drained (not kept) up to this size before a 413, so the client can finish sending and read it.
 _DRAIN_LIMIT = 64 * 1024 * 1024
-_NO_VALIDATION_PROMPT = "an unspecified question"
 
 log = logging.getLogger("reference_server")
 
@@ -82,24 +80,6 @@ class ServerState:
     pacer: Pacer = field(default_factory=Pacer)
     # Stop signals of the running streams of the `interrupt` fault: a new request sets them all.
     interruptible: set = field(default_factory=set)
-
-
-async def _send_bytes(send: Any, status: int, body: bytes, content_type: str,
-                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
-                            *CORS_HEADERS, *(headers or [])]})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def send_error(send: Any, err: ApiError) -> None:
-    headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
-    await _send_bytes(send, err.status, err.body(), "application/json", headers)
-
-
-_HTML_500 = (b"<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>\n"
-             b"<body><h1>Internal Server Error</h1><p>The server encountered an internal error and was unable to "
-             b"complete your request.</p></body></html>\n")
 
 
 class ChatCompletions:
@@ -348,7 +328,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         extra = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
         return JSONResponse(err.payload(), status_code=status, headers={**extra, "Access-Control-Allow-Origin": "*"})
 
-    from reference_server.protocols.endpoint import ProtocolEndpoint  # it imports this module
+    from reference_server.protocols.endpoint import ProtocolEndpoint
 
     chat = ChatCompletions(config, state)  # one instance: the rate limit is shared by all paths
     chat.protocols = ProtocolEndpoint(chat)

@@ -79,7 +79,7 @@ def _api_key(var: str | None) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.options import add_fault, add_model, add_workers  # one spelling and meaning everywhere
+    from harness.cli.options import add_fault, add_model, add_workers  # one spelling and meaning everywhere
 
     d = ServerConfig()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -52,7 +52,7 @@ def upstream_body(body: bytes, request: ChatRequest) -> dict:
 
 
 async def relay(send: Any, body: bytes, request: ChatRequest, config: ServerConfig, headers: dict[str, str]) -> None:
-    from reference_server.app import CORS_HEADERS, send_error
+    from reference_server.replies import CORS_HEADERS, send_error
 
     assert config.upstream is not None
     out_headers = {"accept": headers.get("accept", "text/event-stream")}

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from reference_server.config import ServerConfig
 
+_NO_VALIDATION_PROMPT = "an unspecified question"
+
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 

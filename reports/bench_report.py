@@ -1,7 +1,7 @@
 """The benchmark report: TTFT / ITL / end-to-end distributions per load level, throughput and latency against
 concurrency, SLO attainment and goodput, the client's own overhead, and a side-by-side with a previous run.
 
-Input is the bench JSON of ``schemas/bench.schema.json`` (``harness/bench.py``). Distributions are drawn as
+Input is the bench JSON of ``schemas/bench.schema.json`` (``harness/bench/cli.py``). Distributions are drawn as
 empirical CDFs: from every request's record when the JSON kept them, else from the stored percentiles (exact at
 p50/p90/p95/p99, which is all the JSON then knows).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.bench_stats import COMPARED, compare_levels, comparison_notes, dig
+from harness.bench.stats import COMPARED, compare_levels, comparison_notes, dig
 from reports.render import finite_float, render_page
 
 CDF_POINTS = 300  # per level and metric: enough for a smooth curve, small enough for a light page

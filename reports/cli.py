@@ -13,7 +13,7 @@ from harness.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from harness.options import add_html
+    from harness.cli.options import add_html
 
     add = parser.add_argument
     add("json_path", metavar="RESULT.json",

@@ -23,7 +23,7 @@ CURL = ("curl -N -sS -X POST 'http://127.0.0.1:8765/v1/chat/completions' -H 'con
 
 def _sse_stream(words: list[str], rng: random.Random, stall_at: int | None) -> tuple[str, str, list[dict]]:
     """An OpenAI-style SSE body, the answer text it carries, and the timeline of its content chunks
-    (t in seconds since the request, byte offset of the event, characters of content), as harness/runner.py
+    (t in seconds since the request, byte offset of the event, characters of content), as harness/run/runner.py
     builds them."""
     parts: list[str] = []
     text: list[str] = []

@@ -24,11 +24,11 @@ import psutil
 # Imports done before the clock starts: they are the interpreter's cost, not the run's.
 _DRIVER = """
 import json, sys, time
-import harness.cli, harness.run_command, harness.runner, harness.capture, harness.console
-import harness.probes, harness.robustness, harness.checks, harness.profile
+import harness.cli, harness.cli.run, harness.run.runner, harness.capture.core, harness.cli.console
+import harness.run.probes, harness.run.robustness, harness.checks, harness.run.profile
 harness.checks.load_checks()
 try:
-    import harness.parse
+    import harness.parse.media
 except ImportError:
     pass
 t0 = time.monotonic()

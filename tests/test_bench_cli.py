@@ -14,7 +14,7 @@ import httpx
 import jsonschema
 import pytest
 
-from harness.bench_server import ReferenceServerProcess, free_port
+from harness.bench.server import ReferenceServerProcess, free_port
 from harness.cli import main as cli_main
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "bench.schema.json").read_text())
@@ -153,7 +153,7 @@ def test_prompts_file_lines_and_json_lines(server, tmp_path):
 
 
 def test_deferred_parsing_is_bounded_and_gives_the_same_records(server, tmp_path, monkeypatch):
-    import harness.bench_request as bench_request
+    import harness.bench.request as bench_request
 
     monkeypatch.setattr(bench_request, "MAX_DEFERRED", 2)  # the first two wait for the level's end, then inline
     code, doc = bench(tmp_path, server.endpoint, "--concurrency", "1", "--requests", "4")
@@ -193,7 +193,7 @@ def test_compare_notes_reach_the_json_and_the_terminal(server, tmp_path, capsys)
 def test_reference_server_process_retries_when_its_port_was_taken():
     import socket
 
-    from harness.bench_server import ReferenceServerProcess
+    from harness.bench.server import ReferenceServerProcess
 
     srv = ReferenceServerProcess()
     with socket.socket() as taken:  # the port picked for the child is taken before the child starts

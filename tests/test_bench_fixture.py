@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from harness.bench_server import ReferenceServerProcess, free_port
+from harness.bench.server import ReferenceServerProcess, free_port
 
 pytest_plugins = ["pytester"]
 
@@ -28,9 +28,9 @@ FAST_SERVER = ["--ttft-ms", "20", "--gap-ms", "5", "--chars", "300"]
 TEST_FILE = """
 import os
 
-from harness.bench_fixture import measure_stream
-from harness.profile import load_profile
-from harness.runner import RunOptions
+from harness.bench.fixture import measure_stream
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions
 
 
 def test_stream_benchmark(benchmark):

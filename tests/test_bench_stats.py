@@ -8,11 +8,11 @@ import asyncio
 import pytest
 from rich.console import Console
 
-from harness.bench import build_document
-from harness.bench_load import MIN_JUDGED_S, LevelPlan, OverheadMonitor, run_level
-from harness.bench_render import print_bench
-from harness.bench_request import BenchClient
-from harness.bench_stats import (
+from harness.bench.cli import build_document
+from harness.bench.load import MIN_JUDGED_S, LevelPlan, OverheadMonitor, run_level
+from harness.bench.render import print_bench
+from harness.bench.request import BenchClient
+from harness.bench.stats import (
     LevelSpec,
     compare_levels,
     comparison_notes,
@@ -186,7 +186,7 @@ def _level(url: str, requests: int) -> dict:
 
 
 def test_a_refused_port_gives_errors_but_no_client_overhead_warning():
-    from harness.bench_server import free_port
+    from harness.bench.server import free_port
 
     lvl = _level(f"http://127.0.0.1:{free_port()}/v1/chat/completions", requests=16)
     assert lvl["completed"] == 0 and lvl["errors"]

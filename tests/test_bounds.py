@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from harness import runner
-from harness.capture import COALESCE_S, capture_sync
+from harness.capture.core import COALESCE_S, capture_sync
+from harness.capture.request import build_request
 from harness.model import RUN_BUDGET_BYTES, ByteBudget, Capture, Limits, Read, RequestSpec
-from harness.parse import DEFAULT_MAX_LINES, ParseAllowance, parse_capture
-from harness.profile import load_profile
-from harness.request import build_request
-from harness.runner import RunOptions, build_context, bundle_json, bundle_of, evaluate, run_target
+from harness.parse.media import DEFAULT_MAX_LINES, ParseAllowance, parse_capture
+from harness.run import runner
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, build_context, bundle_json, bundle_of, evaluate, run_target
 from tests.hostile_servers import SSE_HEAD, ValidThenFlood, hostile_server, read_request, send
 
 SSE_HEADERS = [("content-type", "text/event-stream")]

@@ -13,10 +13,11 @@ import time
 
 import pytest
 
-from harness.capture import capture, capture_sync, make_client
-from harness.guard import AddressPolicy
+from harness.capture.client import make_client
+from harness.capture.core import capture, capture_sync
+from harness.capture.guard import AddressPolicy
+from harness.capture.request import build_request, raw_request
 from harness.model import Capture, Limits
-from harness.request import build_request, raw_request
 from tests.hostile_servers import hostile_server, ok_sse
 
 LOCAL = AddressPolicy(allow_private=True)
@@ -284,7 +285,7 @@ def test_a_body_larger_than_the_read_buffer_arrives_whole(tls_pair, tls):
 
 @pytest.mark.parametrize("tls", [False, True])
 def test_the_stream_stops_reading_when_its_buffer_is_full_and_resumes(tls_pair, tls):
-    from harness import netstream
+    from harness.capture import netstream
 
     server_ctx, client_ctx = tls_pair
     size = 6 * 1024 * 1024

@@ -13,10 +13,11 @@ import time
 import psutil
 import pytest
 
-from harness.capture import capture, capture_sync, make_client
-from harness.guard import AddressPolicy
+from harness.capture.client import make_client
+from harness.capture.core import capture, capture_sync
+from harness.capture.guard import AddressPolicy
+from harness.capture.request import build_request
 from harness.model import Limits
-from harness.request import build_request
 from tests.hostile_servers import hostile_server
 
 DEADLINE_S = 3.0

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from harness.capture import capture_sync
+from harness.capture.core import capture_sync
+from harness.capture.request import build_request
 from harness.model import Limits
-from harness.request import build_request
 
 LIMITS = Limits(deadline_s=4.0, idle_timeout_s=1.5, connect_timeout_s=2.0)
 

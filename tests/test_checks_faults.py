@@ -13,8 +13,8 @@ import asyncio
 import pytest
 
 from harness.model import Limits
-from harness.profile import load_profile
-from harness.runner import RunOptions, run_target
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, run_target
 
 CATEGORIES = {"http", "framing", "schema", "stream", "content", "timing"}
 # Faults whose verdict needs the second prompt's answer (content.distinct); the others skip that capture.

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from harness.metrics import median_pick, spread_of
+from harness.measure.metrics import median_pick, spread_of
 from harness.model import Limits
-from harness.profile import load_profile
-from harness.runner import RunOptions, evaluate_bundle, load_bundle, run_target, save_bundle
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, evaluate_bundle, load_bundle, run_target, save_bundle
 from tests.hostile_servers import (
     OPENAI_CHUNK,
     OPENAI_STOP,

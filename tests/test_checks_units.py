@@ -11,11 +11,12 @@ import json
 
 import pytest
 
-from harness.checks import Context, Outcome, Transcript, load_checks
-from harness.decode import decode
-from harness.metrics import metrics_from_capture
+from harness.checks import Context, Outcome, load_checks
+from harness.measure.metrics import metrics_from_capture
+from harness.measure.transcript import Transcript
 from harness.model import Capture, Read, RequestSpec
-from harness.profile import load_profile
+from harness.parse.decode import decode
+from harness.run.profile import load_profile
 
 PROMPT = "Explain how volcanoes form and why some volcanic eruptions are explosive while others are gentle."
 OTHER_PROMPT = "Describe how bread dough rises: the role of yeast, gluten, kneading and fermentation time."
@@ -95,13 +96,13 @@ def make_capture(reads: list[Read], *, prompt: str = PROMPT, status: int | None 
 
 def transcript(cap: Capture, profile) -> Transcript:
     try:
-        from harness.runner import transcript_of
+        from harness.measure.transcript import transcript_of
 
         return transcript_of(cap, profile)
     except ImportError:  # the parser module not in this checkout yet: parse SSE directly
         from types import SimpleNamespace
 
-        from harness.sse import SSEParser
+        from harness.parse.sse import SSEParser
 
         parser = SSEParser()
         events = [e for r in cap.reads for e in parser.feed(r.data, r.t)] + parser.close()

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from harness.cli.run import emit_outputs
 from harness.errors import ConfigError
-from harness.run_command import emit_outputs
-from harness.runner import evaluate_bundle, load_bundle
+from harness.run.runner import evaluate_bundle, load_bundle
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -85,7 +85,7 @@ def test_a_write_failing_after_the_run_still_prints_the_verdict(saved_capture, t
 
 
 def _profile():
-    from harness.profile import load_profile
+    from harness.run.profile import load_profile
 
     return load_profile("tds")
 
@@ -176,7 +176,7 @@ def test_quiet_lists_failures_and_warnings_and_counts_the_rest(reference_server)
 
 
 def test_the_metrics_line_shows_a_dash_for_what_was_not_measured():
-    from harness.console import metrics_line
+    from harness.cli.console import metrics_line
 
     line = metrics_line({"ttfb_ms": 12.0, "chunks": 0, "chars": 0, "tokens": None, "token_method": "tiktoken",
                          "tokens_per_s": None, "itl_ms": {"p50": None, "p90": None, "p99": None, "max": None}})

@@ -1,6 +1,6 @@
 """One vocabulary across subcommands: an option several subcommands take has one spelling and one meaning.
 
-harness.options.SHARED_OPTIONS is the list; the parsers (harness.cli.build_parser), the README's table "Options
+harness.cli.options.SHARED_OPTIONS is the list; the parsers (harness.cli.build_parser), the README's table "Options
 shared by several subcommands" and that list must agree. Old spellings still work for one release, with a note.
 Then the options grade and bench gained end to end: grade with -H, --set, --dialect, --model, --json against a
 reference server that requires a key; bench --dialect auto against the reference server and against a server that
@@ -25,7 +25,7 @@ import pytest
 
 from harness.cli import COMMANDS, build_parser
 from harness.cli import main as cli_main
-from harness.options import DEPRECATED, SHARED_OPTIONS
+from harness.cli.options import DEPRECATED, SHARED_OPTIONS
 from reference_server.config import ServerConfig
 from reference_server.embedded import EmbeddedServer
 from tests.test_grade_cli import FAST, quick_profile, records, write_roster
@@ -53,7 +53,7 @@ def test_every_option_several_subcommands_take_is_in_the_shared_list():
     shared = {flag: set(option.commands) for option in SHARED_OPTIONS for flag in option.flags}
     several = {flag: names for flag, names in takers.items() if len(names) > 1}
     assert several == {flag: names for flag, names in shared.items() if len(names) > 1}, (
-        "an option taken by several subcommands must be in harness.options.SHARED_OPTIONS, with who takes it")
+        "an option taken by several subcommands must be in harness.cli.options.SHARED_OPTIONS, with who takes it")
 
 
 @pytest.mark.parametrize("option", SHARED_OPTIONS, ids=lambda o: o.flags[-1])

@@ -17,8 +17,8 @@ import pytest
 from harness.clients import CLIENTS, INSTALL_HINT, expand, parse_names
 from harness.errors import ConfigError
 from harness.model import Limits
-from harness.profile import load_profile
-from harness.runner import RunOptions, bundle_of, evaluate_bundle, run_target
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, bundle_of, evaluate_bundle, run_target
 from tests.browser import ensure_chromium
 from tests.hostile_servers import OPENAI_CHUNK, OPENAI_STOP, VOLCANO_TEXT, HostileServer, read_head, send
 

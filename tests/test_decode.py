@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.decode import decode, decode_event, text_of
-from harness.metrics import burst_of, compute_metrics, is_meaningful, percentile
-from harness.tokens import METHODS, count_tokens, token_count
+from harness.measure.metrics import burst_of, compute_metrics, is_meaningful, percentile
+from harness.measure.tokens import METHODS, count_tokens, token_count
+from harness.parse.decode import decode, decode_event, text_of
 
 
 def test_openai_chunk():

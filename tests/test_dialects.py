@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
+from harness.capture.request import build_request
 from harness.model import Limits
-from harness.profile import load_profile
-from harness.request import build_request
-from harness.runner import RunOptions, run_target
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, run_target
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "the weather in a city",
                                            "parameters": {"type": "object",

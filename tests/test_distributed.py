@@ -11,7 +11,7 @@ import sys
 import jsonschema
 import pytest
 
-from harness.bench_stats import LevelSpec
+from harness.bench.stats import LevelSpec
 from harness.cli import main as cli_main
 from harness.distributed import bench_workers, ray_backend
 from harness.distributed.bench_workers import level_shares, merge_level, weighted_split
@@ -111,7 +111,7 @@ def test_bench_ray_option_mistakes_are_usage_errors(extra, message, capsys):
 
 def test_nothing_imports_ray_until_ray_is_asked_for():
     """The default stays one process: bench, grade and the worker bodies load without touching Ray."""
-    code = ("import sys, harness.bench, harness.grade.cli, harness.distributed.bench_workers, "
+    code = ("import sys, harness.bench.cli, harness.grade.cli, harness.distributed.bench_workers, "
             "harness.distributed.grade_tasks; sys.exit('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
     assert bench_workers.BenchWorker.__module__ == "harness.distributed.bench_workers"

@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.checks import Context, Transcript, load_checks
+from harness.checks import Context, load_checks
 from harness.checks.errors import classify_reply, judge_bad_request
-from harness.decode import decode_event
+from harness.measure.transcript import Transcript
 from harness.model import Capture, Read, RequestSpec
+from harness.parse.decode import decode_event
 
 REQ = RequestSpec(url="http://127.0.0.1:9/v1/chat/completions", body=b'{"prompt": "x"', dialect="raw")
 CODES = (400, 413, 415, 422)

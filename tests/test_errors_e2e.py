@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+from harness.checks.catalog import BAD_REQUEST_PROBES, PROBES
 from harness.model import Limits
-from harness.probes import BAD_REQUEST_PROBES, PROBES
-from harness.profile import load_profile
-from harness.runner import RunOptions, evaluate_bundle, load_bundle, run_target, save_bundle
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, evaluate_bundle, load_bundle, run_target, save_bundle
 
 OUR_CATEGORIES = ("errors", "robustness")
 BODY_PROBES = {f"errors.{p}" for p in BAD_REQUEST_PROBES if p != "wrong_method" and PROBES[p].applies_to("prompt")}

@@ -1,7 +1,7 @@
 """Proof that every registered check can fail: one row per check id, each a realistic input that makes it fail.
 
 The founding brief: "a check that cannot fail is a defect". This module is the ledger for that rule. ``TABLE`` maps
-every check id in the registry (``harness.checks.load_checks()``, the modules harness/runner.py imports) to one
+every check id in the registry (``harness.checks.load_checks()``, the modules harness/run/runner.py imports) to one
 or more inputs that make it return ``fail`` -- or ``warn``, for the two checks whose only non-pass outcome is a
 warning by design (``WARN_BY_DESIGN``) -- and ``test_every_registered_check_has_a_failing_row`` fails, naming the
 check, when a new check arrives without a row here. Each failing verdict must carry a message that says why, a
@@ -10,7 +10,7 @@ input under every built-in profile, so no profile's thresholds can make a check 
 
 Where the inputs come from, in order of preference:
 
-* a reference-server fault (``X-Fault: NAME``) captured over real loopback HTTP through ``harness.runner.run_target``
+* a reference-server fault (``X-Fault: NAME``) captured over real loopback HTTP through ``harness.run.runner.run_target``
   (most rows);
 * ``CarelessServer`` below, a small real loopback server for the defects no fault produces (it answers every
   method, sends no Cache-Control and no CORS headers, a new chunk id per event, and a 429 without Retry-After once
@@ -22,7 +22,7 @@ Where the inputs come from, in order of preference:
   cross (``timing.e2e``) or a stall no fault has (``timing.itl``).
 
 Each source is captured once for the module (all at the same time) and every row is judged offline with
-``harness.runner.evaluate`` over a context built by ``harness.runner.build_context``: the same engine as a run.
+``harness.run.runner.evaluate`` over a context built by ``harness.run.runner.build_context``: the same engine as a run.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from typing import Any
 
 import pytest
 
-from harness.capture import capture
+from harness.capture.core import capture
 from harness.checks import Context, load_checks
+from harness.checks.catalog import BAD_REQUEST_PROBES, PROBES
 from harness.model import Capture, Limits, Read, RequestSpec
-from harness.probes import BAD_REQUEST_PROBES, PROBES
-from harness.profile import builtin_profiles, load_profile
-from harness.runner import RunOptions, build_context, build_spec, evaluate, planned_checks, run_target
+from harness.run.profile import builtin_profiles, load_profile
+from harness.run.runner import RunOptions, build_context, build_spec, evaluate, planned_checks, run_target
 from tests.hostile_servers import HostileServer, read_head, send
 
 # -- sources --------------------------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ async def _capture_all(reference_url: str, careless_url: str) -> dict[str, Any]:
                                 options)
 
     async def dropped() -> Capture:
-        """A stream the client drops half-way, as harness/robustness.py's disconnect part does."""
+        """A stream the client drops half-way, as harness/run/robustness.py's disconnect part does."""
         tds = load_profile("tds")
         spec = build_spec(reference_url, tds, RunOptions(api_key=None), tds.prompts[0], tds.dialect)
         return await capture(spec, Limits(deadline_s=20.0), cancel_after_s=0.3)

@@ -165,7 +165,7 @@ def test_url_problem(url, ok):
 
 
 def test_grading_and_run_judge_urls_with_one_validator():
-    from harness.guard import check_url
+    from harness.capture.guard import check_url
 
     for url in ("ftp://x/", "http://user:pw@a/", "http://a:0/", "http://a/" + "x" * 3000):
         assert url_problem(url) == check_url(url)

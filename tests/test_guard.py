@@ -10,10 +10,17 @@ import asyncio
 import httpcore
 import pytest
 
-from harness.capture import capture_sync, make_client
-from harness.guard import AddressPolicy, BlockedAddressError, GuardedBackend, blocked_reason, check_url
+from harness.capture.client import make_client
+from harness.capture.core import capture_sync
+from harness.capture.guard import (
+    AddressPolicy,
+    BlockedAddressError,
+    GuardedBackend,
+    blocked_reason,
+    check_url,
+)
+from harness.capture.request import build_request
 from harness.model import Limits
-from harness.request import build_request
 from tests.hostile_servers import hostile_server
 
 STRICT = AddressPolicy()
@@ -183,7 +190,7 @@ def test_shared_client_applies_the_per_capture_policy():
             await client.aclose()
 
     async def capture_sync_in_loop(spec, client, policy):
-        from harness.capture import capture
+        from harness.capture.core import capture
         return await capture(spec, Limits(deadline_s=5), client=client, policy=policy)
 
     allowed, refused, accepted = asyncio.run(main())

@@ -17,7 +17,7 @@ import json
 import pytest
 
 from harness.model import RUN_BUDGET_BYTES
-from harness.runner import load_bundle
+from harness.run.runner import load_bundle
 from tests.hostile_run import assert_bounded_failure, run_cli, run_streamconform
 from tests.hostile_servers import ServedElsewhere
 

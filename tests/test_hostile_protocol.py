@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 
 from harness.model import Limits
-from harness.profile import load_profile
-from harness.runner import RunOptions, run_target
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, run_target
 from schemas import load_schema
 from tests.hostile_run import assert_bounded_failure, run_cli
 from tests.hostile_servers import hostile_server

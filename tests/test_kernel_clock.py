@@ -1,5 +1,5 @@
 """Kernel receive timestamps: a read's time is when the kernel received it, not when a busy event loop got round to
-the socket (harness/netstream.py). Real loopback sockets; the server writes at known times."""
+the socket (harness/capture/netstream.py). Real loopback sockets; the server writes at known times."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from harness import netstream
-from harness.capture import capture
+from harness.capture import netstream
+from harness.capture.core import capture
+from harness.capture.request import build_request
 from harness.model import Limits
-from harness.request import build_request
 from tests.hostile_servers import SSE_HEAD, HostileServer, read_request, send
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.ndjson import NDJSONParser
-from harness.sse import FINDINGS_LISTED_PER_CODE, SSEEvent
+from harness.parse.ndjson import NDJSONParser
+from harness.parse.sse_base import FINDINGS_LISTED_PER_CODE, SSEEvent
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.capture import capture_sync
-from harness.guard import AddressPolicy
+from harness.capture.core import capture_sync
+from harness.capture.guard import AddressPolicy
+from harness.capture.request import build_request
 from harness.model import Capture, Limits, Read, RequestSpec
-from harness.parse import kind_for, media_type, parse_capture
-from harness.request import build_request
+from harness.parse.media import kind_for, media_type, parse_capture
 from reference_server.config import ServerConfig
 from reference_server.embedded import EmbeddedServer
 

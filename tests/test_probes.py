@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from harness import probes
-from harness.capture import capture
-from harness.checks import Context, load_checks
+from harness.capture.core import capture
+from harness.capture.request import build_request
+from harness.checks import Context, catalog, load_checks
 from harness.model import Limits, RequestSpec
-from harness.profile import load_profile
-from harness.request import build_request
-from harness.runner import Run, RunOptions
+from harness.run import probes
+from harness.run.profile import load_profile
+from harness.run.runner import Run, RunOptions
 
 PROMPT = "Explain how volcanoes form."
 
@@ -30,7 +30,7 @@ def test_each_probe_body_is_the_valid_request_broken_in_one_way(dialect):
     base = build_request("http://127.0.0.1:9/v1/chat/completions", dialect, PROMPT, model="m1",
                          headers={"X-Trace": "1"}, api_key="sk-test")
     settings = {"prompt_limit": 5000}
-    bodies = {pid: probes.build_probe_request(probes.PROBES[pid], base, settings) for pid in probes.BAD_REQUEST_PROBES}
+    bodies = {pid: probes.build_probe_request(catalog.PROBES[pid], base, settings) for pid in catalog.BAD_REQUEST_PROBES}
     for spec in bodies.values():
         assert spec.url == base.url
         assert spec.headers["Authorization"] == "Bearer sk-test" and spec.headers["X-Trace"] == "1"
@@ -58,7 +58,7 @@ def test_each_probe_body_is_the_valid_request_broken_in_one_way(dialect):
 
 def test_cors_preflight_request_shape():
     base = build_request("http://127.0.0.1:9/x", "prompt", PROMPT, api_key="sk-test")
-    spec = probes.build_probe_request(probes.PROBES["cors"], base, {})
+    spec = probes.build_probe_request(catalog.PROBES["cors"], base, {})
     assert spec.method == "OPTIONS" and spec.body == b""
     assert spec.headers["Origin"] == probes.DEFAULT_CORS_ORIGIN
     assert spec.headers["Access-Control-Request-Method"] == "POST"
@@ -67,14 +67,14 @@ def test_cors_preflight_request_shape():
 
 
 def test_selection_follows_the_profile():
-    tds = probes.errors_settings(load_profile("tds"))
-    assert "prompt_too_long" in probes.selected_probes(tds) and "rate_limit" not in probes.selected_probes(tds)
-    ops = probes.errors_settings(load_profile("ops"))
-    assert "rate_limit" in probes.selected_probes(ops) and "auth" in probes.selected_probes(ops)
-    assert "prompt_too_long" not in probes.selected_probes({})  # no documented limit: nothing to exceed
-    assert probes.selected_probes({"probes": ["empty_body", "nonsense"]}) == ["empty_body"]
-    assert probes.accepted_codes(tds, "wrong_method") == (405, 404)
-    assert probes.accepted_codes({"codes": {"empty_body": [422]}}, "empty_body") == (422,)
+    tds = catalog.errors_settings(load_profile("tds"))
+    assert "prompt_too_long" in catalog.selected_probes(tds) and "rate_limit" not in catalog.selected_probes(tds)
+    ops = catalog.errors_settings(load_profile("ops"))
+    assert "rate_limit" in catalog.selected_probes(ops) and "auth" in catalog.selected_probes(ops)
+    assert "prompt_too_long" not in catalog.selected_probes({})  # no documented limit: nothing to exceed
+    assert catalog.selected_probes({"probes": ["empty_body", "nonsense"]}) == ["empty_body"]
+    assert catalog.accepted_codes(tds, "wrong_method") == (405, 404)
+    assert catalog.accepted_codes({"codes": {"empty_body": [422]}}, "empty_body") == (422,)
 
 
 def test_retry_after_forms():
@@ -83,11 +83,11 @@ def test_retry_after_forms():
     def cap(*headers):
         return Capture(request=RequestSpec(url="http://x"), status=429, headers=list(headers))
 
-    assert probes.retry_after_s(cap(("retry-after", "3"))) == 3.0
-    assert probes.retry_after_s(cap(("retry-after-ms", "250"))) == 0.25
-    assert probes.retry_after_s(cap(("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"))) == 0.0  # a past date
-    assert probes.retry_after_s(cap(("retry-after", "soon"))) is None
-    assert probes.retry_after_s(cap()) is None
+    assert catalog.retry_after_s(cap(("retry-after", "3"))) == 3.0
+    assert catalog.retry_after_s(cap(("retry-after-ms", "250"))) == 0.25
+    assert catalog.retry_after_s(cap(("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"))) == 0.0  # a past date
+    assert catalog.retry_after_s(cap(("retry-after", "soon"))) is None
+    assert catalog.retry_after_s(cap()) is None
 
 
 # -- against the reference server -------------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def verdicts(run: Run) -> dict[str, object]:
 def test_reference_server_passes_every_probe(reference_server, dialect):
     run = collect_probes(reference_server.endpoint, dialect=dialect)
     results = verdicts(run)
-    expected = set(probes.selected_probes(probes.errors_settings(run.profile))) - {"auth"}  # no credentials sent
+    expected = set(catalog.selected_probes(catalog.errors_settings(run.profile))) - {"auth"}  # no credentials sent
     if dialect == "openai":
         expected.discard("blank_prompt")  # a whitespace-only message is valid input in the openai dialect
     assert expected <= set(run.probes)
@@ -132,7 +132,7 @@ def test_reference_server_passes_every_probe(reference_server, dialect):
         assert out.reproduce.startswith("curl ") or out.reproduce.startswith("printf ")
 
 
-PROMPT_DIALECT_PROBES = [p for p in probes.BAD_REQUEST_PROBES if probes.PROBES[p].applies_to("prompt")]
+PROMPT_DIALECT_PROBES = [p for p in catalog.BAD_REQUEST_PROBES if catalog.PROBES[p].applies_to("prompt")]
 
 
 def test_error_500_fault_fails_every_body_probe(reference_server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ConfigError
-from harness.profile import builtin_profiles, load_profile
+from harness.run.profile import builtin_profiles, load_profile
 
 
 def test_builtins_load():

@@ -24,8 +24,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness.bench_server import ReferenceServerProcess
-from harness.bench_stats import LevelSpec
+from harness.bench.server import ReferenceServerProcess
+from harness.bench.stats import LevelSpec
 from harness.cli import main as cli_main
 from schemas import load_schema
 from tests.ray_support import (

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench_server import ReferenceServerProcess
+from harness.bench.server import ReferenceServerProcess
 from harness.cli import main as cli_main
 from harness.distributed.ray_backend import LOOPBACK_ONLY_ENV
 from tests.ray_support import (

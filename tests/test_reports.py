@@ -352,7 +352,7 @@ def comparison_cells(html: str) -> dict[str, list[tuple[str, str]]]:
 
 def bench_with_stored_comparison(cur: dict, prev: dict, name: str) -> dict:
     """The JSON `bench --compare PREVIOUS` writes: the comparison rows and notes stored in it."""
-    from harness.bench import build_document
+    from harness.bench.cli import build_document
 
     return build_document(cur["target"], "openai", "openai", cur["token_method"], cur["slo"], cur["levels"],
                           cur["started_at"], {}, prev, name)
@@ -360,7 +360,7 @@ def bench_with_stored_comparison(cur: dict, prev: dict, name: str) -> dict:
 
 @pytest.mark.parametrize("stored", [False, True], ids=["report --previous", "bench --compare JSON"])
 def test_bench_comparison_says_what_the_cli_says_is_not_comparable(stored: bool) -> None:
-    from harness.bench_stats import compare_levels, comparison_notes
+    from harness.bench.stats import compare_levels, comparison_notes
 
     cur, prev = bench_result(), bench_elsewhere(bench_result(seed=5, slowdown=1.3))
     for lvl in prev["levels"]:  # error rates equal in both runs: a real "unchanged" beside the not comparable

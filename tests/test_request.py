@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
+from harness.capture.request import _printf_format, build_request, curl_command, raw_request
 from harness.errors import ConfigError
-from harness.request import _printf_format, build_request, curl_command, raw_request
 
 URL = "http://127.0.0.1:8000/stream"
 

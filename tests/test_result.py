@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from harness.checks import Context, Outcome, check
 from harness.model import Read
-from harness.profile import load_profile
 from harness.result import TRANSCRIPT_LIMIT, CheckResult, RunResult
-from harness.runner import evaluate
+from harness.run.profile import load_profile
+from harness.run.runner import evaluate
 from schemas import load_schema, schema_names
 from tests.test_checks_units import make_capture, stream_reads, transcript
 

@@ -9,11 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import robustness
+from harness.checks import catalog
 from harness.checks.robustness import numbered
 from harness.model import Capture, Limits, RequestSpec
-from harness.profile import load_profile
-from harness.runner import RunOptions, run_target
+from harness.run import robustness
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, run_target
 from tests.hostile_servers import (
     OPENAI_CHUNK,
     OPENAI_STOP,
@@ -176,17 +177,17 @@ def test_parts_that_cannot_finish_before_the_deadline_are_skipped_not_failed(mak
 
 
 def test_plan_and_stats_helpers():
-    assert robustness.plan({}) == {"concurrency": 5, "repeats": 3, "warmup": 1, "disconnect": True}
-    assert robustness.plan({"concurrency_enabled": False, "repeats": 0, "disconnect_enabled": False}) == {
+    assert catalog.plan({}) == {"concurrency": 5, "repeats": 3, "warmup": 1, "disconnect": True}
+    assert catalog.plan({"concurrency_enabled": False, "repeats": 0, "disconnect_enabled": False}) == {
         "concurrency": 0, "repeats": 0, "warmup": 1, "disconnect": False}
     caps = {"robustness.repeats.1": "b", "robustness.repeats.0": "a", "robustness.repeats.warmup.0": "w",
             "robustness.repeats.10": "k"}
     assert numbered(caps, "robustness.repeats.") == ["a", "b", "k"]
     three = load_profile("tds")
-    assert robustness.repeat_captures(caps, three) == [("robustness.repeats.0", "a"), ("robustness.repeats.1", "b"),
+    assert catalog.repeat_captures(caps, three) == [("robustness.repeats.0", "a"), ("robustness.repeats.1", "b"),
                                                       ("robustness.repeats.10", "k")]
-    assert robustness.repeat_captures(caps, load_profile("tds", ["robustness.repeats=2"]))[-1][1] == "b"
-    assert robustness.repeat_captures(caps, load_profile("tds", ["robustness.repeats_enabled=false"])) == []
+    assert catalog.repeat_captures(caps, load_profile("tds", ["robustness.repeats=2"]))[-1][1] == "b"
+    assert catalog.repeat_captures(caps, load_profile("tds", ["robustness.repeats_enabled=false"])) == []
 
 
 @pytest.mark.parametrize("duration, expected", [(0.0, 0.1), (1.0, 0.5), (60.0, 5.0)])

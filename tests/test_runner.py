@@ -10,8 +10,15 @@ import jsonschema
 import pytest
 
 from harness.model import Limits
-from harness.profile import load_profile
-from harness.runner import RunOptions, evaluate_bundle, load_bundle, planned_checks, run_target, save_bundle
+from harness.run.profile import load_profile
+from harness.run.runner import (
+    RunOptions,
+    evaluate_bundle,
+    load_bundle,
+    planned_checks,
+    run_target,
+    save_bundle,
+)
 from schemas import load_schema
 
 MINE = {"http", "framing", "schema", "stream", "content", "timing"}
@@ -104,7 +111,7 @@ def test_categories_limit_the_checks(reference_server):
 
 
 def test_a_crashing_collect_stage_is_a_note_not_a_crash(reference_server, monkeypatch):
-    from harness import probes
+    from harness.run import probes
 
     async def broken(run):
         raise RuntimeError("probe bug")

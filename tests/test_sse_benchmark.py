@@ -39,7 +39,7 @@ def test_parser_speed_script_runs_and_the_peers_agree(capsys) -> None:
 def test_the_benchmark_stream_parses_to_the_chunks_it_was_built_from() -> None:
     with loaded_script("parser_speed_stream") as module:
         body, ends = module.openai_stream(50)
-    from harness.sse import SSEParser
+    from harness.parse.sse import SSEParser
 
     parser = SSEParser()
     events = [e for read in module.per_event_reads(body, ends) for e in parser.feed(read, 0.0)] + parser.close()

@@ -14,7 +14,8 @@ from httpx_sse._decoders import SSELineDecoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.sse import FINDINGS_LISTED_PER_CODE, SSEParser
+from harness.parse.sse import SSEParser
+from harness.parse.sse_base import FINDINGS_LISTED_PER_CODE
 from tests.test_sse_vectors import feed, summary
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

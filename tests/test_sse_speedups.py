@@ -1,4 +1,4 @@
-"""The optional C speedup (harness/_sse_speedups.c) against the pure-Python parser: the same events (every field,
+"""The optional C speedup (harness/parse/_sse_speedups.c) against the pure-Python parser: the same events (every field,
 arrival times included), the same findings and counts, whatever the stream and however it is cut into reads; real
 SSEEvent instances; no reference leaks; and it is built wherever a C compiler is present, so CI notices when the
 build silently falls back to pure Python.
@@ -17,11 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import harness.sse
-from harness.sse import SSEEvent, SSEParser
+import harness.parse.sse
+from harness.parse.sse import SSEParser
+from harness.parse.sse_base import SSEEvent
 from tests.test_sse_properties import TOKENS, cuts_for
 
-C_SCAN = harness.sse.scan_data_events
+C_SCAN = harness.parse.sse.scan_data_events
 needs_speedup = pytest.mark.skipif(C_SCAN is None, reason="the C speedup is not built (or is switched off)")
 
 # Plain data blocks (the C path, LF or CRLF) mixed with everything that must leave it: other fields, lone CRs,
@@ -40,12 +41,12 @@ def run(stream: bytes, cuts: list[int], cap: int, scan: object, kinds: str = "b"
     (every field), the findings as they stand before close() (a truncated parse stops there), the counts with
     their key order, and the same after close(). ``kinds`` picks each read's type in turn: b bytes,
     a bytearray, e an empty read fed before it."""
-    saved = harness.sse.scan_data_events
-    harness.sse.scan_data_events = scan
+    saved = harness.parse.sse.scan_data_events
+    harness.parse.sse.scan_data_events = scan
     try:
         parser = SSEParser(max_line_bytes=cap)
     finally:
-        harness.sse.scan_data_events = saved
+        harness.parse.sse.scan_data_events = saved
     events = []
     bounds = [0, *cuts, len(stream)]
     for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
@@ -106,7 +107,7 @@ def test_the_speedup_leaks_no_references() -> None:
 
 @needs_speedup
 def test_configure_refuses_a_class_without_the_object_slots() -> None:
-    from harness import _sse_speedups
+    from harness.parse import _sse_speedups
 
     class NotSlotted:
         event = data = id = retry = t = offset = None
@@ -133,7 +134,7 @@ def test_the_speedup_is_built_where_a_c_compiler_is_present() -> None:
         pytest.skip("STREAMCONFORM_PURE_PYTHON switches the speedup off")
     if not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("no C compiler here: the pure-Python parser is the expected fallback")
-    assert harness.sse._sse_speedups is not None, "harness/_sse_speedups.c was not built: reinstall with a compiler"
+    assert harness.parse.sse._sse_speedups is not None, "harness/parse/_sse_speedups.c was not built: reinstall with a compiler"
     assert C_SCAN is not None
 
 

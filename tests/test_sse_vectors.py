@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import harness.sse
-from harness.sse import SSEEvent, SSEParser
+import harness.parse.sse
+from harness.parse.sse import SSEParser
+from harness.parse.sse_base import SSEEvent
 
 Ev = tuple  # (event, data, id, retry)
 
@@ -22,8 +23,8 @@ Ev = tuple  # (event, data, id, retry)
 def parser_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs on both paths: with the C speedup (when built) and on pure Python."""
     if request.param == "pure-python":
-        monkeypatch.setattr(harness.sse, "scan_data_events", None)
-    elif harness.sse.scan_data_events is None:
+        monkeypatch.setattr(harness.parse.sse, "scan_data_events", None)
+    elif harness.parse.sse.scan_data_events is None:
         pytest.skip("the C speedup is not built here (or STREAMCONFORM_PURE_PYTHON is set)")
     return request.param
 

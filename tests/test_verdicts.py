@@ -14,8 +14,8 @@ import json
 import pytest
 
 from harness.model import Limits
-from harness.profile import load_profile
-from harness.runner import RunOptions, run_target
+from harness.run.profile import load_profile
+from harness.run.runner import RunOptions, run_target
 from tests.hostile_servers import HostileServer, read_request
 
 KEY = "sk-streamconform"  # the auth-500 fault's key (reference_server/faults.py)

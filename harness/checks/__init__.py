@@ -2,7 +2,7 @@
 
 A check is a small pure function ``(ctx: Context) -> Outcome`` registered with ``@check("category.name", ...)``.
 It does no I/O: everything it needs was captured before (``ctx.primary``, ``ctx.secondary``, ``ctx.probes``,
-``ctx.extra``) and its thresholds come from ``ctx.profile``. The engine (harness/runner.py) adds the check id,
+``ctx.extra``) and its thresholds come from ``ctx.profile``. The engine (harness/run/runner.py) adds the check id,
 category, required flag, weight and a curl command; a check that raises becomes a failed check, never a crash.
 
 Writing one (e.g. in harness/checks/errors.py):
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.decode import content_chunks, text_of
+from harness.measure.transcript import Transcript
 
 STATUSES = ("pass", "fail", "warn", "skip")
 CATEGORIES = ("http", "framing", "schema", "stream", "content", "timing", "errors", "robustness", "clients")
@@ -91,48 +91,23 @@ class Outcome:
 
 
 @dataclass(slots=True)
-class Transcript:
-    """One captured exchange and everything derived from it offline."""
-
-    capture: Any  # harness.model.Capture
-    parsed: Any  # harness.parse.Parsed: kind, events, findings
-    chunks: list  # list[harness.decode.Chunk]
-    metrics: Any  # harness.metrics.Metrics
-
-    @property
-    def content_chunks(self) -> list:
-        return content_chunks(self.chunks)
-
-    @property
-    def text(self) -> str:
-        return text_of(self.chunks)
-
-    @property
-    def findings(self) -> list:
-        return list(getattr(self.parsed, "findings", []) or [])
-
-    def body_excerpt(self, offset: int, length: int = 120) -> str:
-        return self.capture.body[max(0, offset): max(0, offset) + length].decode("utf-8", "replace")
-
-
-@dataclass(slots=True)
 class Context:
-    profile: Any  # harness.profile.Profile
+    profile: Any  # harness.run.profile.Profile
     primary: Transcript
     secondary: Transcript | None = None  # a second capture with an unrelated prompt
-    probes: dict[str, Any] = field(default_factory=dict)  # name -> Capture (harness/probes.py)
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form data (harness/robustness.py)
+    probes: dict[str, Any] = field(default_factory=dict)  # name -> Capture (harness/run/probes.py)
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form data (harness/run/robustness.py)
     # Transcripts of probe captures by id(capture): several checks read the same extra stream (every timing check
     # reads each repeat), and parsing it once per evaluation is enough. The capture itself is held by ``probes``.
     _transcripts: dict[int, Transcript] = field(default_factory=dict, repr=False, compare=False)
-    # What this evaluation may still parse over all its streams (harness.parse.ParseAllowance), or None.
+    # What this evaluation may still parse over all its streams (harness.parse.media.ParseAllowance), or None.
     allowance: Any = field(default=None, repr=False, compare=False)
 
     def transcript(self, capture: Any) -> Transcript:
         """``capture`` (one of ``probes``) parsed, decoded and measured with this profile, once per context."""
         found = self._transcripts.get(id(capture))
         if found is None or found.capture is not capture:
-            from harness.runner import transcript_of  # the pipeline lives with the engine, which imports us
+            from harness.measure.transcript import transcript_of
 
             found = self._transcripts[id(capture)] = transcript_of(capture, self.profile, self.allowance)
         return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.checks import Context, Outcome, check, evidence
 from harness.checks import text as tx
-from harness.metrics import is_meaningful
+from harness.measure.metrics import is_meaningful
 
 _EXCERPT = 160
 # The text measures below build word n-gram sets; past this many characters they would cost memory and seconds

@@ -1,6 +1,6 @@
 """errors: how the endpoint answers bad requests, reports errors mid-stream, rate-limits and answers CORS preflights.
 
-Bad-request probes (``errors.<probe_id>``, captures filled by harness/probes.py):
+Bad-request probes (``errors.<probe_id>``, captures filled by harness/run/probes.py):
 
     pass  a 4xx the profile accepts, with a well-formed error: the OpenAI error object ``{"error": {"message"...}}``
           (schemas/error.json), an SSE/NDJSON event carrying that object, or -- for profiles in the seed's
@@ -24,8 +24,9 @@ import json
 import re
 from typing import Any
 
+from harness.capture.request import curl_for
 from harness.checks import Context, Outcome, check, evidence
-from harness.probes import (
+from harness.checks.catalog import (
     AUTH_CAPTURES,
     BAD_REQUEST_PROBES,
     PROBES,
@@ -34,7 +35,6 @@ from harness.probes import (
     retry_after_s,
     seed_shape_ok,
 )
-from harness.request import curl_for
 
 _TRACEBACK = re.compile(
     rb"Traceback \(most recent call last\)|\bat [\w$.<>]+ \([^)]*:\d+:\d+\)|Exception in thread"
@@ -232,7 +232,7 @@ def _dialect(ctx: Context) -> str | None:
 
 
 def _sends_no_credentials(ctx: Context) -> str | None:
-    from harness.diagnosis import sends_credentials
+    from harness.checks.diagnosis import sends_credentials
 
     request = getattr(getattr(ctx.primary, "capture", None), "request", None)
     if request is not None and not sends_credentials(dict(request.headers)):

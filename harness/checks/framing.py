@@ -1,6 +1,6 @@
 """framing checks: does the body parse as the event stream it claims to be, byte for byte.
 
-Most of these read the parser's findings (harness/sse.py, harness/ndjson.py: oddities with byte offsets);
+Most of these read the parser's findings (harness/parse/sse.py, harness/parse/ndjson.py: oddities with byte offsets);
 line endings and UTF-8 are also checked on the raw body directly, so they hold whatever the parser reports.
 """
 

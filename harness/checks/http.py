@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from harness.checks import Context, Outcome, check, evidence
-from harness.diagnosis import refusal
-from harness.parse import NDJSON_TYPES, SSE_TYPES, media_type
+from harness.checks.diagnosis import refusal
+from harness.parse.media import NDJSON_TYPES, SSE_TYPES, media_type
 
 # Media types accepted per stream format (parameters such as charset are ignored): the parse stage's own tables.
 MEDIA_TYPES = {

@@ -1,6 +1,6 @@
 """robustness: the endpoint under parallel streams, after a dropped stream, and over repeated requests.
 
-The captures come from harness/robustness.py (``ctx.probes["robustness.<part>.<n>"]``); each is parsed, decoded and
+The captures come from harness/run/robustness.py (``ctx.probes["robustness.<part>.<n>"]``); each is parsed, decoded and
 measured here with the same pipeline as the main capture, so the checks re-run offline from a saved bundle.
 
 "Conforms" for an extra stream means: a 2xx answer, a body that ended normally (eof), parsed as SSE or NDJSON, with
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks import Context, Outcome, Transcript, check, evidence, load_checks
-from harness.metrics import percentile
-from harness.robustness import numbered_probes, repeat_captures
+from harness.checks import Context, Outcome, check, evidence, load_checks
+from harness.checks.catalog import numbered_probes, repeat_captures
+from harness.measure.metrics import percentile
+from harness.measure.transcript import Transcript
 
 _CONFORMANCE_CATEGORIES = ("http", "framing", "schema", "stream")
 

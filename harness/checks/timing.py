@@ -1,7 +1,7 @@
-"""timing checks over stream metrics (harness/metrics.py). Thresholds: the profile's [timing].
+"""timing checks over stream metrics (harness/measure/metrics.py). Thresholds: the profile's [timing].
 
 The speed checks (ttfb, ttft, tokens_per_s, itl, e2e) judge the median over the primary capture and the robustness
-repeats (``robustness.repeats.<n>``, sent after a warm-up by harness/robustness.py), so one cold start or one
+repeats (``robustness.repeats.<n>``, sent after a warm-up by harness/run/robustness.py), so one cold start or one
 hiccup does not decide the verdict; the message gives the spread (min, max, n) and the evidence comes from the
 capture whose value is the median (its name in the evidence's ``capture``). Without repeats -- turned off in the
 profile's [robustness], skipped for lack of time, not answered with a complete 2xx stream, or a run limited to
@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.checks import Context, Outcome, Transcript, check, evidence
-from harness.metrics import MIN_RATE_SPAN_S, Metrics, median_pick, spread_of
-from harness.robustness import healthy, repeat_captures
+from harness.checks import Context, Outcome, check, evidence
+from harness.checks.catalog import healthy, repeat_captures
+from harness.measure.metrics import MIN_RATE_SPAN_S, Metrics, median_pick, spread_of
+from harness.measure.transcript import Transcript
 
 
 @dataclass(frozen=True, slots=True)

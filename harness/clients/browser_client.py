@@ -21,9 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.capture.guard import parse_ip
 from harness.clients.browser import Browser, BrowserError, find_chromium
 from harness.clients.raw import capture_of, decoded
-from harness.guard import parse_ip
 from harness.model import RequestSpec
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>streamconform client</title></head><body>

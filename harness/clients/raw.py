@@ -30,8 +30,8 @@ def capture_of(raw: dict[str, Any], request: RequestSpec, *, text: bool = False)
 
 def decoded(capture: Capture) -> tuple[str, float | None]:
     """(answer text, time of its first content chunk in seconds) as the harness reads ``capture``."""
-    from harness.decode import content_chunks, decode, text_of
-    from harness.parse import parse_capture
+    from harness.parse.decode import content_chunks, decode, text_of
+    from harness.parse.media import parse_capture
 
     capture.rebase_to_request()
     chunks = decode(parse_capture(capture).events, capture.request.dialect)

@@ -17,7 +17,7 @@ CLEAN_EOF = "clean-eof"  # no marker: the HTTP body ending cleanly (NDJSON, Gemi
 
 @dataclass(slots=True)
 class Fields:
-    """What one event carries, in the harness's terms (harness/decode.py builds a Chunk from it)."""
+    """What one event carries, in the harness's terms (harness/parse/decode.py builds a Chunk from it)."""
 
     content: str | None = None  # answer text delta
     reasoning: str | None = None  # reasoning / thinking text delta: not answer text (TTFT ignores it)

@@ -3,7 +3,7 @@
     ray_backend.py    the one place that imports ray: --ray's address, connecting (or starting a local
                       Ray for the command), the install hint when ray is missing, a worker's node
     bench_workers.py  bench: one actor per --workers, spread over the nodes, each running the in-process
-                      load loop (harness.bench_load.run_level) on its share of a level from a start time
+                      load loop (harness.bench.load.run_level) on its share of a level from a start time
                       the driver broadcasts; the driver merges the records into the same percentiles,
                       goodput and JSON
     grade_tasks.py    grade: one async actor per node, a submission per actor task running the same

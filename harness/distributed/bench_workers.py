@@ -1,7 +1,7 @@
 """`bench --ray ADDRESS --workers N`: one level's load split over N Ray actors, spread across the nodes.
 
 Each actor (``BenchWorker``) holds a BenchClient and an event loop of its own for the whole sweep and runs the
-in-process load loop (harness.bench_load.run_level) on its share of each level: a closed level's concurrency
+in-process load loop (harness.bench.load.run_level) on its share of each level: a closed level's concurrency
 and request count split between the workers, an open level's rate divided by N with a seed per worker (so the
 merged arrivals are still a Poisson process of the full rate, not N copies of one pattern).
 
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.bench_stats import LevelSpec, summarize_level
+from harness.bench.stats import LevelSpec, summarize_level
 from harness.errors import ConfigError, HarnessError
 
 START_LEAD_S = 0.5  # the common start is broadcast this far ahead, so every worker has it before it passes
@@ -98,7 +98,7 @@ class BenchWorker:
     """A Ray actor's body (wrapped with ray.remote by the driver, so this module imports without Ray)."""
 
     def __init__(self, worker: int, client_kwargs: dict[str, Any]) -> None:
-        from harness.bench_request import BenchClient
+        from harness.bench.request import BenchClient
 
         self.worker = worker
         # One loop and one connection pool for the whole sweep, as the in-process bench keeps one client.
@@ -113,7 +113,7 @@ class BenchWorker:
 
     def run_level(self, share: dict[str, Any], slos: dict[str, float], start_at: float) -> dict[str, Any]:
         """Wait for the common start (wall clock), run the share, return its summary with its records."""
-        from harness.bench_load import LevelPlan, run_level
+        from harness.bench.load import LevelPlan, run_level
 
         s = Share(**share)
         spec = LevelSpec(s.mode, concurrency=s.concurrency, rate=s.rate)
@@ -253,7 +253,7 @@ def run_levels_on_ray(address: str, workers: int | None, client_kwargs: dict[str
                               "takes one (a worker sharing a core with another would time its streams late)")
         peak = max((s.concurrency or 0) for s, *_ in plans)
         if any(s.mode == "open" for s, *_ in plans):
-            from harness.bench import OPEN_LOOP_CONNECTIONS
+            from harness.bench.load import OPEN_LOOP_CONNECTIONS
 
             peak = max(peak, OPEN_LOOP_CONNECTIONS)
         kwargs = {**client_kwargs, "max_connections": max(10, -(-peak // count))}

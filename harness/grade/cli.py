@@ -17,12 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
-from harness.grade.attempt import AttemptPolicy, GradeInput
-from harness.grade.resume import plan_resume
-from harness.grade.roster import Submission, load_roster
-from harness.grade.thresholds import DEFAULT_RANGES, parse_overrides, parse_range, seeded_overrides
-from harness.options import (
+from harness.cli.options import (
     add_concurrency,
     add_deadline,
     add_deprecated,
@@ -37,6 +32,11 @@ from harness.options import (
     add_set,
     add_token_method,
 )
+from harness.errors import ConfigError
+from harness.grade.attempt import AttemptPolicy, GradeInput
+from harness.grade.resume import plan_resume
+from harness.grade.roster import Submission, load_roster
+from harness.grade.thresholds import DEFAULT_RANGES, parse_overrides, parse_range, seeded_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,9 +163,9 @@ def rerun_hints(summary: dict[str, Any], allow_private: bool = False) -> list[st
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness.cli.options import parse_headers, prepare_output, profile_overrides
     from harness.grade.engine import EngineRunner
     from harness.grade.lock import hold
-    from harness.options import parse_headers, prepare_output, profile_overrides
 
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
@@ -292,7 +292,7 @@ def write_summary_json(path: str | None, summary: dict[str, Any]) -> str | None:
     """--json: the summary to PATH or stdout ('-'); why it could not be written, or None."""
     import json
 
-    from harness.options import write_output
+    from harness.cli.options import write_output
 
     if not path:
         return None

@@ -1,4 +1,4 @@
-"""The real Runner: harness.runner.run_target with the address policy, a deadline and no grader credentials.
+"""The real Runner: harness.run.runner.run_target with the address policy, a deadline and no grader credentials.
 
 Kept apart from attempt.py so the unit of work can be exercised with any Runner, and so the grade package
 imports the whole core only when it really grades.
@@ -67,7 +67,7 @@ class EngineRunner:
     def profile(self, overrides: list[str]) -> Any:
         key = tuple(overrides)
         if key not in self._profiles:
-            from harness.profile import load_profile
+            from harness.run.profile import load_profile
 
             # The batch's --set first, so a student's own thresholds win over it.
             self._profiles[key] = load_profile(self._profile_ref, self.overrides + list(overrides))
@@ -92,7 +92,7 @@ class EngineRunner:
     def sample_request(self, profile: Any) -> Any:
         """The request this grader sends every submission (the URL aside): what decides whether a check applies
         at all (the dialect, the credentials), the same for every student."""
-        from harness.runner import build_spec
+        from harness.run.runner import build_spec
 
         # With auto, the checks graded are those that apply to the profile's dialect (the first request's); one
         # that does not apply to the dialect a submission answered in is left out of its maximum (not_applicable).
@@ -100,9 +100,9 @@ class EngineRunner:
         return build_spec("http://submission.invalid/", profile, self.options(), profile.prompts[0], dialect)
 
     def options(self) -> Any:
-        from harness.guard import AddressPolicy
+        from harness.capture.guard import AddressPolicy
         from harness.model import CAPTURE_MAX_BYTES, RUN_BUDGET_BYTES, Limits
-        from harness.runner import RunOptions
+        from harness.run.runner import RunOptions
 
         # The byte cap of each capture and the byte budget of the attempt are the ones `run` has (Limits' defaults):
         # a submission that floods costs a grade what it costs a run.
@@ -115,7 +115,7 @@ class EngineRunner:
                           categories=self.categories, evaluate_in_thread=True, max_tokens=self.max_tokens)
 
     async def attempt(self, url: str, overrides: list[str]) -> AttemptOutcome:
-        from harness.runner import run_target
+        from harness.run.runner import run_target
 
         started_at, t0 = utc_now(), time.perf_counter()
         profile = self.profile(overrides)
@@ -158,7 +158,8 @@ def applies_to_request(spec: Any, profile: Any, request: Any) -> bool:
     a probe of input that is valid in the profile's dialect): no student could earn or lose it."""
     if request is None or spec.applies is None:
         return True
-    from harness.checks import Context, Transcript
+    from harness.checks import Context
+    from harness.measure.transcript import Transcript
     from harness.model import Capture
 
     stand_in = Transcript(capture=Capture(request=request), parsed=None, chunks=[], metrics=None)
@@ -174,13 +175,13 @@ def applicable(profile: Any, check_id: str) -> bool:
     category, _, name = check_id.partition(".")
     try:
         if category == "errors":
-            from harness import probes
+            from harness.checks import catalog
 
-            return name not in probes.PROBES or name in probes.selected_probes(probes.errors_settings(profile))
+            return name not in catalog.PROBES or name in catalog.selected_probes(catalog.errors_settings(profile))
         if category == "robustness":
-            from harness import robustness
+            from harness.checks import catalog
 
-            planned = robustness.plan(robustness.robustness_settings(profile))
+            planned = catalog.plan(catalog.robustness_settings(profile))
             return bool(planned.get(name, True))
         if category == "clients":  # a client the profile does not name never reads the endpoint
             from harness.clients import is_selected

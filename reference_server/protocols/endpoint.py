@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from reference_server.app import _HTML_500, _NO_VALIDATION_PROMPT, CORS_HEADERS, ChatCompletions, _send_bytes
 from reference_server.faults import AUTH_500_BODY, DEFAULT_FAULT_KEY, FAULTS
 from reference_server.protocols import Route, chat_extras
 from reference_server.protocols.base import (
@@ -26,7 +25,8 @@ from reference_server.protocols.base import (
 )
 from reference_server.protocols.faults import PROTOCOL_FAULTS
 from reference_server.protocols.writers import BEFORE_STREAM, WRITERS, Writer, normal
-from reference_server.validate import decode_body
+from reference_server.replies import _HTML_500, CORS_HEADERS, _send_bytes
+from reference_server.validate import _NO_VALIDATION_PROMPT, decode_body
 
 _ALLOWED = "POST, OPTIONS"
 
@@ -53,7 +53,7 @@ def _given_key(incoming: Incoming) -> str | None:
 
 
 class ProtocolEndpoint:
-    def __init__(self, chat: ChatCompletions):
+    def __init__(self, chat: Any):  # a reference_server.app.ChatCompletions (app.py imports this module)
         self.chat = chat
         self.config = chat.config
         self.state = chat.state
