@@ -53,7 +53,9 @@ def test_reference_capture_names_the_kernel_clock(reference_server):
 def test_a_busy_loop_is_not_measured_as_server_latency():
     with HostileServer(_late_event) as srv:
         cap = _capture_with_a_busy_loop(srv.url)
-    assert cap.clock == "kernel" and cap.status == 200
+    # "mixed": under a loaded machine a read occasionally comes without its stamp (then stamped in userspace); the
+    # read that carried the first event is what this test is about.
+    assert cap.clock in ("kernel", "mixed") and cap.status == 200
     # The bytes arrived ~100 ms after the request; the loop only saw them at ~450 ms.
     assert cap.t_first_byte < FIRST_EVENT_S + 0.1, cap.t_first_byte
     assert cap.read_lag_ms_max > 200
