@@ -21,8 +21,10 @@ from harness.run.profile import load_profile
 from harness.run.runner import RunOptions, bundle_of, evaluate_bundle, run_target
 from tests.browser import ensure_chromium
 from tests.hostile_servers import OPENAI_CHUNK, OPENAI_STOP, VOLCANO_TEXT, HostileServer, read_head, send
+from tests.node_clients import ensure_node_clients
 
 CHROMIUM = ensure_chromium()  # Debian's chromium, installed with apt-get when missing (as the reports' tests)
+NODE_MISSING = ensure_node_clients()  # openai-node and the Vercel AI SDK, npm-installed when Node is here
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed")
 
 
@@ -101,7 +103,7 @@ def test_an_endpoint_without_cors_headers_fails_the_browser():
 
 
 # Each installed client, in each protocol the reference server speaks (the browser twice: chat and Gemini).
-READERS = [("openai", "/v1/chat/completions", "all"), ("openai-responses", "/v1/responses", "openai_python"),
+READERS = [("openai", "/v1/chat/completions", "all"), ("openai-responses", "/v1/responses", "all"),
            ("anthropic", "/v1/messages", "anthropic_python"), ("ollama", "/api/chat", "ollama_python"),
            ("gemini", "/v1beta/models/streamconform-test:streamGenerateContent", "all")]
 
@@ -131,7 +133,8 @@ def test_the_reference_server_passes_every_installed_client(reference_runs):
                 continue  # a client of another protocol
             if CLIENTS[name].available() is not None:
                 assert check.status == "skip"
-                assert "pip install" in check.message or "Chromium" in check.message
+                assert any(hint in check.message for hint in ("pip install", "Chromium", "clients --install",
+                                                              "Node"))
                 continue
             assert check.status == "pass", f"{profile}: {check_id}: {check.message}"
             seen.add(name)
@@ -157,8 +160,11 @@ def test_the_result_validates_and_the_run_report_shows_a_client_matrix(reference
     jsonschema.validate(doc, load_schema("result.schema"))
     page = render_run(doc)
     matrix = page[page.index('<table id="clients">'):].split("</table>", 1)[0]
-    assert matrix.count("<tr><td") == 2  # openai_python and the browser; the n/a clients are not rows
+    # One row per client speaking the protocol (Python, Node and the browser); the n/a clients are not rows.
+    assert matrix.count("<tr><td") == len(expand(["all"], "openai"))
     assert "openai_python" in matrix and "browser" in matrix and "read the same" in matrix
+    if NODE_MISSING is None:
+        assert "openai_node" in matrix and "vercel_ai" in matrix
 
 
 def test_a_missing_client_is_skipped_with_the_install_hint(reference_server):
@@ -175,11 +181,11 @@ def test_selection(tmp_path):
     assert parse_names("openai-python, browser") == ["openai_python", "browser"]
     with pytest.raises(ValueError, match="unknown client"):
         parse_names("curl")
-    assert expand(["all"], "openai") == ["openai_python", "browser"]
+    assert expand(["all"], "openai") == ["openai_python", "openai_node", "vercel_ai", "browser"]
     assert expand(["all"], "prompt") == ["browser"]
     grading = load_profile("grading")
     assert grading.get("clients.names") == ["browser"] and grading.rule("clients.browser").required
     typo = tmp_path / "typo.toml"
-    typo.write_text('extends = "tds"\nname = "typo"\n[clients]\nnames = ["openai-node"]\n')
-    with pytest.raises(ConfigError, match="clients.names: unknown client 'openai-node'"):
+    typo.write_text('extends = "tds"\nname = "typo"\n[clients]\nnames = ["openai-nodejs"]\n')
+    with pytest.raises(ConfigError, match="clients.names: unknown client 'openai-nodejs'"):
         load_profile(str(typo))

@@ -18,7 +18,8 @@ from harness.clients.raw import capture_of
 
 THRESHOLD = "the same text as the harness decodes from the bytes the client received (whitespace normalised)"
 _LABELS = {"openai_python": "openai-python", "anthropic_python": "anthropic-python", "ollama_python":
-           "ollama-python", "google_genai": "google-genai", "browser": "the browser"}
+           "ollama-python", "google_genai": "google-genai", "openai_node": "openai-node",
+           "vercel_ai": "the Vercel AI SDK", "browser": "the browser"}
 _DIFF_CONTEXT = 40
 
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grade": ("harness.grade.cli", "grade a roster of submitted endpoints"),
     "bench": ("harness.bench.cli", "load-benchmark one endpoint"),
     "report": ("reports.cli", "render a saved result as a self-contained HTML report"),
+    "clients": ("harness.cli.clients", "list the real clients `run --clients` can use here; --install the Node ones"),
 }
 
 # name -> realistic invocations shown under "examples:" in the subcommand's --help (tests/test_cli_help.py parses
@@ -63,6 +64,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "streamconform report result.json                   # writes result.html beside it",
         "streamconform report grades/summary.json --html grading.html",
         "streamconform report bench.json --previous previous-bench.json",
+    ),
+    "clients": (
+        "streamconform clients                              # which clients can run here, and why not",
+        "streamconform clients --install                    # npm-install openai-node and the Vercel AI SDK",
     ),
 }
 

@@ -9,7 +9,12 @@ deadline and a memory bound, and files plain data in ``extra["clients"]``; the `
     anthropic_python  the official ``anthropic`` package: messages.create(stream=True)
     ollama_python     the official ``ollama`` package: chat / generate, stream=True
     google_genai      the ``google-genai`` package: models.generate_content_stream
+    openai_node       the official ``openai`` npm package under Node: chat.completions / responses, stream: true
+    vercel_ai         the Vercel AI SDK (``ai``) under Node: streamText over its OpenAI-compatible provider
     browser           headless Chromium: a page on another origin fetch()es the endpoint, reads response.body
+
+The Node clients need ``node`` (18+) and their npm packages, installed on request only, by
+``streamconform clients --install`` (harness/clients/node_runtime.py).
 
 Selection: ``run --clients all|NAME,...`` (pytest: ``--conformance-clients``) or a profile's
 ``[clients] names = [...]``; "all" is every client that speaks the run's dialect.
@@ -30,11 +35,20 @@ ALL = "all"
 class Client:
     name: str
     dialects: tuple[str, ...]  # the wire protocols it speaks
-    package: str | None  # the Python module it needs (None: the browser, which needs Chromium)
+    package: str | None  # the Python module it needs (None: the browser and the Node clients)
     description: str
+    npm: tuple[str, ...] = ()  # the npm packages a Node client needs (harness/clients/node_runtime.py)
+
+    @property
+    def runtime(self) -> str:
+        return "node" if self.npm else "python" if self.package else "browser"
 
     def available(self, chromium: str | None = None) -> str | None:
         """Why this client cannot run here (with the hint to fix it), or None."""
+        if self.npm:
+            from harness.clients.node_runtime import missing
+
+            return missing(self.npm)
         if self.package is None:
             from harness.clients.browser import find_chromium
 
@@ -61,6 +75,12 @@ CLIENTS: dict[str, Client] = {c.name: c for c in (
            "the official ollama package reads the stream (chat / generate, stream=True)"),
     Client("google_genai", ("gemini",), "google.genai",
            "the google-genai package reads the stream (models.generate_content_stream)"),
+    Client("openai_node", ("openai", "openai-responses"), None,
+           "the official openai npm package reads the stream under Node (chat.completions / responses, "
+           "stream: true)", npm=("openai",)),
+    Client("vercel_ai", ("openai", "openai-responses"), None,
+           "the Vercel AI SDK reads the stream under Node (streamText, OpenAI-compatible provider)",
+           npm=("ai", "@ai-sdk/openai-compatible", "@ai-sdk/openai")),
     Client("browser", _ALL_DIALECTS, None,
            "a browser page on another origin fetch()es the endpoint and reads response.body, as an exam page "
            "does"),

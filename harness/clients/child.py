@@ -1,8 +1,8 @@
 """One client in its own process: ``python -m harness.clients.child``, driven by harness/clients/collect.py.
 
 A process per client so that a client that hangs, floods its memory or crashes costs only itself: the address
-space is bounded (RLIMIT_AS, Python clients; the browser's page caps what it keeps instead, Chromium needs a
-large address space) and the parent kills the process group at the run's deadline.
+space is bounded (RLIMIT_AS, Python clients; the browser's page and the Node script cap what they keep instead:
+Chromium and V8 need a large address space) and the parent kills the process group at the run's deadline.
 
 Protocol over stdin/stdout, one JSON object per line:
     parent -> child   the job: client, url, method, headers, body, dialect, pin {host, ip}, cap_bytes,
@@ -28,8 +28,13 @@ MODULES = {
     "anthropic_python": "harness.clients.anthropic_python",
     "ollama_python": "harness.clients.ollama_python",
     "google_genai": "harness.clients.google_genai",
+    "openai_node": "harness.clients.node_client",
+    "vercel_ai": "harness.clients.node_client",
     "browser": "harness.clients.browser_client",
 }
+# Clients that cannot run under an address-space limit: Chromium and V8 reserve far more than they use. They
+# bound what they keep themselves (the page's cap; Node's heap limit and the script's byte cap).
+_NO_RLIMIT = frozenset({"browser", "openai_node", "vercel_ai"})
 
 
 class DeadlineReached(BaseException):
@@ -90,7 +95,7 @@ def read_deltas(deltas: Any) -> dict[str, Any]:
 def main() -> int:
     job = json.loads(sys.stdin.readline())
     name = job["client"]
-    if name != "browser":
+    if name not in _NO_RLIMIT:
         _limit_memory(int(job.get("memory_bytes") or 0))
     module = importlib.import_module(MODULES[name])
     try:
