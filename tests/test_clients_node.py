@@ -151,3 +151,13 @@ def test_the_clients_command_lists_what_can_run_and_why_not(tmp_path):
     lines = {line.split()[0]: line for line in out.stdout.splitlines() if line and not line[0].isspace()}
     assert "streamconform clients --install" in lines["openai_node"]
     assert "ready" in lines["openai_python"]
+
+
+def test_pytest_endpoint_with_clients_runs_one_test_per_client(tmp_path, reference_server):
+    from tests.test_pytest_plugin import run_pytest
+
+    proc = run_pytest(tmp_path, "--endpoint", reference_server.endpoint, "--profile", "openai", "--clients",
+                      "openai_node,vercel_ai", "-m", "clients", "-v")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "test_check[clients.openai_node] PASSED" in proc.stdout
+    assert "test_check[clients.vercel_ai] PASSED" in proc.stdout

@@ -61,6 +61,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-json", dest="conformance_json", default=None, metavar="PATH",
                     help="write the conformance result JSON to PATH")
     add_run_options(group.addoption, prefix=_PREFIX)
+    try:  # `pytest --endpoint URL --clients all`, as on the CLI, unless another plugin owns the short name
+        group.addoption("--clients", dest="conformance_clients", default=None, metavar="all|NAME,...",
+                        help="same as --conformance-clients")
+    except ValueError:
+        pass
     parser.addini("streamconform_endpoint", default=None,
                   help="the endpoint checked when --endpoint is not given: a URL, or 'embedded'")
 
