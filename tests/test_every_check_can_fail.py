@@ -465,6 +465,15 @@ TABLE: dict[str, Case | list[Case]] = {
                                   label="different-text"),
     "clients.google_genai": Case(client_read("google_genai", {}, "gemini"), where="any", words="read no text",
                                  label="no-text"),
+    # openai-node on NDJSON and the Vercel AI SDK on a chunk that is not JSON (tests/test_clients_node.py runs
+    # both for real).
+    "clients.openai_node": Case(client_read("openai_node", {"version": "openai 6.49.0"}, "openai"), where="any",
+                                words="read no text", label="ndjson-no-text"),
+    "clients.vercel_ai": Case(client_read("vercel_ai", {
+        "read": False, "error_type": "AI_JSONParseError",
+        "error": "AI_JSONParseError: JSON parsing failed: Text: {\"id\": \"chatcmpl-1\"",
+        "version": "ai 6.0.333 + @ai-sdk/openai-compatible 2.0.92"}, "openai"), where="any",
+        words="AI_JSONParseError", label="malformed-json"),
     # A browser page on another origin, an endpoint sending no CORS headers (as tests/test_clients.py sees).
     "clients.browser": Case(client_read("browser", {
         "read": False, "raw": None, "error_type": "TypeError",

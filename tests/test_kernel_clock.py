@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.capture import netstream
+from harness.capture import netstream, receiver
 from harness.capture.core import capture
 from harness.capture.request import build_request
 from harness.model import Limits
@@ -30,7 +30,8 @@ async def _late_event(reader, writer) -> None:
 
 @pytest.fixture(autouse=True)
 def _kernel_clock_on(monkeypatch):
-    """Kernel stamps are opt-in (STREAMCONFORM_CLOCK=kernel); these tests turn them on."""
+    """Kernel stamps are the default; STREAMCONFORM_CLOCK=userspace (set in a user's environment) would turn them
+    off, so these tests turn them on whatever the environment says."""
     monkeypatch.setattr(netstream, "_USERSPACE_ONLY", False)
 
 
@@ -68,3 +69,47 @@ def test_userspace_clock_is_late_by_the_loops_delay(monkeypatch):
         cap = _capture_with_a_busy_loop(srv.url)
     assert cap.clock == "userspace" and cap.read_lag_ms_max is None
     assert cap.t_first_byte > LOOP_BLOCKED[1] - 0.05, cap.t_first_byte
+
+
+GAP_S = 0.03
+
+
+async def _two_events(reader, writer) -> None:
+    await read_request(reader)
+    writer.write(SSE_HEAD)
+    await writer.drain()
+    await asyncio.sleep(FIRST_EVENT_S)
+    await send(writer, b'data: {"choices":[{"delta":{"content":"Magma rises."}}]}\n\n')
+    await asyncio.sleep(GAP_S)
+    await send(writer, b'data: {"choices":[{"delta":{"content":" It erupts."}}]}\n\ndata: [DONE]\n\n')
+
+
+@pytest.mark.skipif(not receiver.AVAILABLE, reason="the receive thread (harness/capture/_receiver.c) is not built")
+def test_the_receive_thread_keeps_each_event_its_own_stamp_while_the_loop_is_blocked():
+    """Both events arrive while the loop is blocked. Read in the loop, they would wait in the socket together and
+    share the second one's stamp (a TTFT one gap late); the receive thread reads each as it comes."""
+    with HostileServer(_two_events) as srv:
+        cap = _capture_with_a_busy_loop(srv.url)
+    events = [r for r in cap.reads if b"content" in r.data]
+    assert len(events) == 2, [r.data for r in cap.reads]
+    assert events[0].t < FIRST_EVENT_S + 0.02, events[0].t
+    assert abs((events[1].t - events[0].t) - GAP_S) < 0.01, (events[0].t, events[1].t)
+    assert cap.read_lag_ms_max > 200  # the loop itself saw them late, and the capture says so
+
+
+@pytest.mark.skipif(not receiver.AVAILABLE, reason="the receive thread (harness/capture/_receiver.c) is not built")
+def test_the_receive_thread_stops_with_the_loops_last_connection():
+    import os
+
+    def threads() -> int:  # OS threads of this process, the C receive thread included
+        return len(os.listdir("/proc/self/task"))
+
+    async def go(url):
+        before = threads()
+        cap = await capture(build_request(url, "prompt", "hi"), Limits(deadline_s=5.0))
+        return cap, before, threads(), dict(receiver._RECEIVERS)
+
+    with HostileServer(_late_event) as srv:
+        cap, before, after, left = asyncio.run(go(srv.url))
+    assert cap.status == 200 and cap.clock == "kernel"
+    assert not left and after <= before  # no receiver, no thread left behind

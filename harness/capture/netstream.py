@@ -14,10 +14,15 @@ Kernel receive timestamps. Even ``data_received`` runs only when the event loop 
 loop (hundreds of streams, checks running, a loaded machine) would be measured as server latency. On Linux a plain
 TCP connection is read with ``recvmsg`` and ``SO_TIMESTAMPNS``: the kernel stamps each received segment, and a
 read's arrival is the stamp of the last segment it copied (CLOCK_REALTIME, moved onto the perf_counter clock with
-the offset between the two clocks measured at that read, so a wall-clock step cannot shift a result). ``lag`` is how
-late userspace saw the bytes. Opt-in with STREAMCONFORM_CLOCK=kernel (see _USERSPACE_ONLY for why not yet default). Where the option or ``recvmsg`` is missing (other systems, uvloop's own transports,
-TLS: the TLS layer reads the socket itself), reads are stamped in userspace as before and ``lag`` is None: the
-capture then names its clock ``userspace``.
+the offset between the two clocks measured at that read, so a wall-clock step cannot shift a result). That "last
+segment" is the catch: a loop that reads late finds two events waiting and gives the first the second's time.
+So, where the C extension is built, the sockets are read by a receive thread that never needs the GIL
+(harness/capture/receiver.py, _receiver.c): each read happens within microseconds of its data, and the loop
+collects the stamped reads when it can. Without the extension the loop reads them itself (``_KernelReader``).
+``lag`` is how late the loop saw the bytes. Kernel stamps are the default; STREAMCONFORM_CLOCK=userspace turns
+them off. Where the option or ``recvmsg`` is missing (other systems, uvloop's own transports, TLS: the TLS layer
+reads the socket itself), reads are stamped in userspace as before and ``lag`` is None: the capture then names
+its clock ``userspace``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import time
 import typing
 
 import httpcore
+
+from harness.capture import receiver
 
 ReadTap = typing.Callable[..., None]  # (data, arrival on the perf_counter clock, lag in seconds or None)
 _HIGH_WATER = 1024 * 1024
@@ -56,7 +63,7 @@ class _Protocol(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
         self.read_paused = False
-        self.kernel: _KernelReader | None = None  # set while the socket is read with kernel stamps
+        self.kernel: _KernelReader | _ThreadReader | None = None  # set while read with kernel stamps
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.Transport, transport)
@@ -126,6 +133,9 @@ class _KernelReader:
             self.loop.remove_reader(self.fd)
             self.reading = False
 
+    def close(self) -> None:
+        self.pause()
+
     def resume(self) -> None:
         if not self.reading and not self.proto.eof and self.sock.fileno() >= 0:
             self.loop.add_reader(self.fd, self._readable)
@@ -154,11 +164,33 @@ class _KernelReader:
         self.proto.stamped(data, arrival, now - arrival)
 
 
-# Kernel stamps are opt-in for now: STREAMCONFORM_CLOCK=kernel. Measured on the 2-core machine, they made TTFT
-# exact for a few streams on a busy loop (tests/test_kernel_clock.py) and tightened TTFT at 256 fresh connections
-# against a separate server process, but benchmarks/fidelity.py at 256 streams showed larger errors with them
-# (p99 41 ms vs 2.5-9 ms userspace) that this session could not explain; until it is, userspace is the default.
-_USERSPACE_ONLY = __import__("os").environ.get("STREAMCONFORM_CLOCK", "userspace").lower() != "kernel"
+class _ThreadReader:
+    """The socket read by the receive thread (harness/capture/receiver.py): read and stamped the moment its data
+    arrives, whatever the loop is doing; the loop gets the stamped reads through the protocol's ``stamped``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, proto: _Protocol) -> None:
+        self.receiver = receiver.for_loop(loop)
+        self.conn = self.receiver.add(sock.fileno(), proto)
+        self.closed = False
+        proto.kernel = self
+
+    def pause(self) -> None:
+        if not self.closed:
+            self.receiver.pause(self.conn)
+
+    def resume(self) -> None:
+        if not self.closed:
+            self.receiver.resume(self.conn)
+
+    def close(self) -> None:
+        """Before the socket is closed: the thread must never read a closed (or reused) descriptor."""
+        if not self.closed:
+            self.closed = True
+            self.receiver.remove(self.conn)
+
+
+# STREAMCONFORM_CLOCK=userspace turns kernel stamps off (the loop stamps each read when it gets to it).
+_USERSPACE_ONLY = __import__("os").environ.get("STREAMCONFORM_CLOCK", "kernel").strip().lower() == "userspace"
 
 
 def _kernel_stamp(ancillary: list) -> float | None:
@@ -316,14 +348,14 @@ class KernelStream(AsyncioStream):
         if not self._closed:
             self._closed = True
             if self._protocol.kernel is not None:
-                self._protocol.kernel.pause()
+                self._protocol.kernel.close()
             self._sock.close()
 
     async def start_tls(self, ssl_context: typing.Any, server_hostname: str | None = None,
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
         """The TLS layer reads the socket itself: hand it to a transport (stamps are userspace from here on)."""
         if self._protocol.kernel is not None:
-            self._protocol.kernel.pause()
+            self._protocol.kernel.close()
         self._protocol.kernel = None
         proto = _Protocol()
         transport, _ = await self._loop.create_connection(lambda: proto, sock=self._sock)
@@ -383,7 +415,10 @@ async def _connect_kernel_stamped(ip: str, port: int, timeout: float | None, loc
         sock.close()
         raise
     proto = _Protocol()
-    _KernelReader(loop, sock, proto).resume()
+    if receiver.AVAILABLE:
+        _ThreadReader(loop, sock, proto)
+    else:
+        _KernelReader(loop, sock, proto).resume()
     return KernelStream(sock, proto, tap_for_task)
 
 

@@ -14,9 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="install the Node clients' npm packages (openai, ai, @ai-sdk/openai-compatible, @ai-sdk/openai) "
              "into the cache directory ($STREAMCONFORM_CACHE_DIR, else ~/.cache/streamconform); needs node 18+ "
              "and npm")
-    add("--chromium", metavar="PATH", default=None,
-        help="the Chromium executable clients.browser would use (default: chromium, chromium-browser or "
-             "google-chrome on PATH, or STREAMCONFORM_CHROMIUM)")
+    from harness.cli.options import SHARED_OPTIONS
+
+    chromium = next(o for o in SHARED_OPTIONS if "--chromium" in o.flags)
+    add("--chromium", metavar="PATH", default=None, help=chromium.meaning + "; here: whether it is found")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -77,6 +77,8 @@ SHARED_OPTIONS: tuple[SharedOption, ...] = (
                  "Ray started for this command) or HOST:PORT of a running one; needs pip install "
                  "'streamconform[ray]'", ("grade", "bench")),
     SharedOption(("--workers",), "how many worker processes share the load", ("serve", "bench")),
+    SharedOption(("--chromium",), "the Chromium the browser client runs (default: $STREAMCONFORM_CHROMIUM, then "
+                 "chromium, chromium-browser or google-chrome on PATH)", ("run", "clients")),
 )
 _SHARED_BY_FLAG = {flag: option for option in SHARED_OPTIONS for flag in option.flags}
 
@@ -247,8 +249,7 @@ def add_clients(add: Add, prefix: str = "") -> None:
              f"one that speaks the dialect) or a comma list of {', '.join(NAMES)} (default: the profile's "
              "[clients] names)")
     add(f"--{prefix}chromium", dest=f"{d}chromium", default=None, metavar="PATH",
-        help="the Chromium the browser client runs (default: $STREAMCONFORM_CHROMIUM, then chromium, "
-             "chromium-browser or google-chrome on PATH)")
+        help=_SHARED_BY_FLAG["--chromium"].meaning)
 
 
 def clients_option(value: str | None) -> str | None:
