@@ -113,3 +113,13 @@ def test_the_receive_thread_stops_with_the_loops_last_connection():
         cap, before, after, left = asyncio.run(go(srv.url))
     assert cap.status == 200 and cap.clock == "kernel"
     assert not left and after <= before  # no receiver, no thread left behind
+
+
+def test_without_the_receive_thread_the_loop_reads_with_kernel_stamps(monkeypatch):
+    """The extension not built (no compiler): the loop reads each socket itself, still with the kernel's stamp, so a
+    loop blocked before the data came still measures its arrival (only merging two late events is left)."""
+    monkeypatch.setattr(receiver, "AVAILABLE", False)
+    with HostileServer(_late_event) as srv:
+        cap = _capture_with_a_busy_loop(srv.url)
+    assert cap.clock in ("kernel", "mixed") and cap.t_first_byte < FIRST_EVENT_S + 0.1, cap.t_first_byte
+    assert not receiver._RECEIVERS

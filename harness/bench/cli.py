@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_workers(load, "here: Ray actors spread over the cluster's nodes, each sending its share of every "
                       "level (closed loop: of the concurrency; open loop: of the rate); only with --ray; "
                       "default: one per node", type=int, default=None)
+    load("--processes", type=int, default=None, metavar="N",
+         help="split each level over N local processes, one event loop each (at most one per CPU): for loads "
+              "one loop cannot time exactly; not with --ray")
     req = parser.add_argument_group("request").add_argument
     add_profile(req)
     add_set(req, detail="bench reads only dialect, prompts, token_method and request.model")
@@ -206,15 +209,42 @@ def level_requests(spec: LevelSpec, args: argparse.Namespace) -> int | None:
     return None if args.duration is not None else default_requests(spec)
 
 
+def _client_settings(url: str, args: argparse.Namespace, dialect: str, prompts: list[str],
+                     headers: dict[str, str]) -> dict[str, Any]:
+    """What each worker (a Ray actor or a local process) builds its BenchClient from."""
+    return {"url": url, "dialect": dialect, "prompts": prompts, "headers": headers, "model": args.model,
+            "api_key": os.environ.get("STREAMCONFORM_API_KEY") or None, "timeout_s": args.request_timeout,
+            "token_method": args.token_method, "max_tokens": args.max_tokens}
+
+
+def _bench_in_processes(url: str, specs: list[LevelSpec], args: argparse.Namespace, dialect: str,
+                        prompts: list[str], slos: dict[str, float], headers: dict[str, str],
+                        console: Any) -> list[dict[str, Any]]:
+    """The sweep on local worker processes (harness/distributed/process_workers.py), merged like Ray's."""
+    from harness.distributed.bench_workers import worker_lines
+    from harness.distributed.process_workers import run_levels_in_processes
+
+    plans = [(spec, level_requests(spec, args), args.duration, args.seed) for spec in specs]
+
+    def ready(located: list[dict[str, Any]]) -> None:
+        console.print(f"{len(located)} bench worker process(es), one event loop each", highlight=False)
+
+    def done(level: dict[str, Any]) -> None:
+        console.print(_progress_line(level), highlight=False)
+        for line in worker_lines(level):
+            console.print(line, highlight=False)
+
+    return run_levels_in_processes(args.processes, _client_settings(url, args, dialect, prompts, headers), plans,
+                                   slos, on_level=done, on_ready=ready)
+
+
 def _bench_on_ray(url: str, specs: list[LevelSpec], args: argparse.Namespace, dialect: str,
                   prompts: list[str], slos: dict[str, float], headers: dict[str, str],
                   console: Any) -> list[dict[str, Any]]:
     """The sweep on Ray actors (harness/distributed/bench_workers.py), merged into the same summaries."""
     from harness.distributed.bench_workers import run_levels_on_ray, worker_lines
 
-    client = {"url": url, "dialect": dialect, "prompts": prompts, "headers": headers, "model": args.model,
-              "api_key": os.environ.get("STREAMCONFORM_API_KEY") or None, "timeout_s": args.request_timeout,
-              "token_method": args.token_method, "max_tokens": args.max_tokens}
+    client = _client_settings(url, args, dialect, prompts, headers)
     plans = [(spec, level_requests(spec, args), args.duration, args.seed) for spec in specs]
 
     def ready(located: list[dict[str, Any]]) -> None:
@@ -318,6 +348,14 @@ def main(args: argparse.Namespace) -> int:
         require_url(args.url)
     if args.workers is not None and (args.workers < 1 or not args.ray):
         raise ConfigError("--workers needs --ray (the actors run on a Ray cluster) and a count of at least 1")
+    if args.processes is not None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if args.ray:
+            raise ConfigError("--processes splits the load on this machine; --ray splits it over a cluster "
+                              "(give --workers there): not both")
+        if not 1 <= args.processes <= cpus:
+            raise ConfigError(f"--processes must be between 1 and the {cpus} CPU(s) this machine lets the bench "
+                              "use (two loops sharing a core would time their streams late)")
     from harness.distributed.ray_backend import check_ray_option
 
     args.ray = check_ray_option(args.ray)  # Ray missing: exit 2 with the install hint, before any work
@@ -352,6 +390,8 @@ def main(args: argparse.Namespace) -> int:
             console.print(auto_note, highlight=False)
         if args.ray:
             levels = _bench_on_ray(url, specs, args, dialect, prompts, slos, headers, console)
+        elif args.processes:
+            levels = _bench_in_processes(url, specs, args, dialect, prompts, slos, headers, console)
         else:
             levels = asyncio.run(_bench(url, specs, args, dialect, prompts, slos, headers, console))
 
@@ -365,6 +405,8 @@ def main(args: argparse.Namespace) -> int:
     if args.ray:
         options["ray"] = args.ray
         options["workers"] = max(len(lvl.get("workers") or []) for lvl in levels)
+    if args.processes:
+        options["processes"] = args.processes
     doc = build_document(url, profile_name, dialect, args.token_method, slos, levels, started_at, options,
                          previous, args.compare, keep_records=not args.no_records)
     if args.json_path == "-":

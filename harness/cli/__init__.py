@@ -59,6 +59,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "streamconform bench http://localhost:8000/v1/chat/completions --concurrency 1,8 --slo ttft_ms=500",
         "streamconform bench http://localhost:8000/v1/chat/completions --dialect auto --request-timeout 30",
         "streamconform bench --rate 5,20 --duration 30 --json bench.json --compare previous.json",
+        "streamconform bench http://localhost:8000/v1/chat/completions --processes 2 --concurrency 256,1000",
     ),
     "report": (
         "streamconform report result.json                   # writes result.html beside it",
