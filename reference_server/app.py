@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -316,10 +317,13 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
     async def emission(request: Request) -> Response:
         hist = state.lateness
         snap = hist.snapshot() if hist is not None else {"events": 0, "note": "start with record_lateness"}
+        if hist is not None and request.query_params.get("raw"):
+            snap.update(hist.sparse())  # with --workers N, each answer is one worker's: a reader merges them
         if hist is not None and request.query_params.get("reset"):
             hist.reset()
-        return JSONResponse({**snap, "active_streams": len(state.active), "started": state.started,
-                             "completed": state.completed, "cancelled": state.cancelled})
+        return JSONResponse({**snap, "pid": os.getpid(), "active_streams": len(state.active),
+                             "started": state.started, "completed": state.completed,
+                             "cancelled": state.cancelled})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -359,9 +363,14 @@ def config_to_env(config: ServerConfig) -> str:
 
 def app_from_env() -> Starlette:
     """App factory for uvicorn worker processes: the config comes from `CONFIG_ENV` (set by the CLI)."""
-    import os
+    import gc
 
     raw = json.loads(os.environ.get(CONFIG_ENV, "{}"))
     if "cors_origins" in raw:
         raw["cors_origins"] = tuple(raw["cors_origins"])
-    return create_app(ServerConfig(**raw))
+    app = create_app(ServerConfig(**raw))
+    # As the single-process server does (cli._settle_gc): start-up objects out of the collector's view, so its
+    # full collections walk only live streams and their pauses stay short.
+    gc.collect()
+    gc.freeze()
+    return app

@@ -40,6 +40,21 @@ class LatenessHistogram:
                 return min((i + 1) * RESOLUTION_S, self.max_s)  # bucket's upper edge: never under-reports
         return self.max_s
 
+    def sparse(self) -> dict:
+        """The raw histogram (non-empty buckets only): what a reader merging several workers' histograms needs."""
+        return {"counts": {str(i): c for i, c in enumerate(self.counts) if c}, "max_s": self.max_s}
+
+    @classmethod
+    def merged(cls, parts: list[dict]) -> LatenessHistogram:
+        """One histogram from several ``sparse()`` dumps (one per server worker process)."""
+        hist = cls()
+        for part in parts:
+            for i, c in (part.get("counts") or {}).items():
+                hist.counts[int(i)] += c
+                hist.n += c
+            hist.max_s = max(hist.max_s, float(part.get("max_s") or 0.0))
+        return hist
+
     def snapshot(self) -> dict:
         return {"events": self.n, "p50_ms": self.quantile(0.5) * 1000, "p99_ms": self.quantile(0.99) * 1000,
                 "max_ms": self.max_s * 1000}
