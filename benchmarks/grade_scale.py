@@ -166,6 +166,7 @@ def main() -> int:
     ap.add_argument("--all-checks", action="store_true", help="also run the bad-request probes and robustness")
     ap.add_argument("--quick", action="store_true", help="sample of 6 for the sequential estimate")
     ap.add_argument("--keep", metavar="DIR", help="write the results here instead of a temporary folder")
+    ap.add_argument("--json", dest="json_path", metavar="PATH", help="also write the figures as JSON")
     args = ap.parse_args()
 
     from harness.grade.attempt import GradeInput
@@ -252,7 +253,15 @@ def main() -> int:
         late = server_lateness(endpoints)
         print(f"  (server side, for comparison: paced events written late by p50 {late['p50_ms']:.1f} ms, "
               f"p99 {late['p99_ms']:.1f} ms, max {late['max_ms']:.1f} ms over {late['events']} events — "
-              "part of the TTFT error above is the server's, not the grader's)")
+              "part of the upper bound above is the server's, not the grader's)")
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps({
+                "n": args.n, "concurrency": args.concurrency, "all_checks": args.all_checks, "load_average_1min": load,
+                "graded": done, "wall_s": wall, "ttft_err_p50_ms": t50, "ttft_err_p99_ms": t99,
+                "ttft_err_max_ms": max(truth) if truth else None, "ttft_err_samples": len(truth),
+                "upper_bound_p99_ms": p99, "rss_mb": rss_mb, "sequential_estimate_s": seq_estimate,
+                "loop_lag_p99_ms": pct(LOOP_LAGS, 99) if LOOP_LAGS else None, "server_lateness": late,
+                "targets": {k: {"target": TARGETS[k], "met": v} for k, v in verdicts.items()}}, indent=2))
         return 0 if done == args.n else 1
     finally:
         parent.send("stop")
