@@ -98,6 +98,19 @@ def main(argv: list[str] | None = None) -> int:
         values = [f[key] for f in flat if key in f]
         if values:
             print(f"  {key}: {statistics.median(values):.3f}  [{min(values):.3f} - {max(values):.3f}]")
+    if isinstance(docs[0], list):  # bench_client.py: one row per (phase, client, streams)
+        for i, row in enumerate(docs[0]):
+            if not isinstance(row, dict) or "client" not in row:
+                continue
+            label = f"{row.get('phase')} {row['client']} {row.get('concurrency')} streams"
+            fields = ("ttft_err_p99_ms", "ttft_err_p50_ms") if row.get("phase") == "fidelity" else (
+                "cpu_ms_per_1k_events", "events_per_s")
+            shown = []
+            for field in fields:
+                values = [f[f"{i}.{field}"] for f in flat if f"{i}.{field}" in f]
+                if values:
+                    shown.append(f"{field} {statistics.median(values):.2f} [{min(values):.2f} - {max(values):.2f}]")
+            print(f"  {label}: " + "; ".join(shown))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({"script": script.name, "args": args.args, "runs": len(docs),
                                                     "load_average_1min": loads, "median": medians,
