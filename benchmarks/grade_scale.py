@@ -12,6 +12,8 @@ What one submission costs. The grading profile's content and timing checks need 
 answer and an unrelated prompt's answer, for the relevance/canned checks). The bad-request probes and the
 robustness checks (about a dozen more requests each) are left out with ``categories`` — they are the same for
 every submission of a course and would only multiply the request count; say ``--all-checks`` to include them.
+The grading profile's real client (``clients.browser``, a headless Chromium per submission) is left out unless
+``--with-clients`` is given: its cost is a browser's start-up, not the grader's.
 
 Printed: wall time; the grader's TTFT error against the truth, on every fourth submission, which points at the
 exact-timing server of fidelity.py (benchmarks/timed_server.py: each content event carries the CLOCK_MONOTONIC
@@ -164,6 +166,9 @@ def main() -> int:
     ap.add_argument("--sequential-sample", type=int, default=12)
     ap.add_argument("--bound", type=float, default=240.0, help="hard time bound of the parallel phase, seconds")
     ap.add_argument("--all-checks", action="store_true", help="also run the bad-request probes and robustness")
+    ap.add_argument("--with-clients", action="store_true",
+                    help="also the grading profile's real clients (clients.browser: a headless Chromium per "
+                         "submission; minutes for 1,000)")
     ap.add_argument("--quick", action="store_true", help="sample of 6 for the sequential estimate")
     ap.add_argument("--keep", metavar="DIR", help="write the results here instead of a temporary folder")
     ap.add_argument("--json", dest="json_path", metavar="PATH", help="also write the figures as JSON")
@@ -188,7 +193,11 @@ def main() -> int:
         # Records are written by threads (batch.py); hand the GIL back to the event loop within 1 ms, not 5,
         # so a read is not left waiting (and timestamped late) while a thread serialises JSON.
         sys.setswitchinterval(0.001)
-        categories = None if args.all_checks else {"http", "framing", "schema", "stream", "content", "timing"}
+        categories = {"http", "framing", "schema", "stream", "content", "timing"}
+        if args.all_checks:
+            categories |= {"errors", "robustness"}
+        if args.with_clients:
+            categories |= {"clients"}  # grading's clients.browser: a headless Chromium per submission
         runner = EngineRunner("grading", allow_private=True, deadline_s=30.0, categories=categories)
         known: dict[str, float] = {}
         items = []
@@ -208,7 +217,7 @@ def main() -> int:
               "(other processes compete for the CPU and inflate the timing tails)")
         print(f"grade_scale: {args.n} submissions, one in {STAMPED_EVERY} on the exact-timing server, the rest over "
               f"{len(SERVERS)} reference servers ({servers}), concurrency {args.concurrency}, "
-              f"profile grading ({'all checks' if categories is None else 'no probes/robustness'}); loopback")
+              f"profile grading ({', '.join(sorted(categories))}); loopback")
         with tempfile.TemporaryDirectory(prefix="grade_scale_") as tmp_dir:
             tmp = args.keep or tmp_dir
             sample = args.sequential_sample if not args.quick else 6

@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", dest="json_path", default=None, help="write the medians (and every run) here")
+    ap.add_argument("--settle-load", type=float, default=1.5, metavar="L",
+                    help="before each run, wait (up to --settle-max seconds) until the 1-minute load average is at "
+                         "most L: a run must not inherit the load of the one before (default 1.5)")
+    ap.add_argument("--settle-max", type=float, default=150.0, metavar="S")
     ap.add_argument("script", help="a script in benchmarks/, e.g. fidelity.py")
     ap.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     args = ap.parse_args(argv)
@@ -77,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="median_of_runs_") as tmp:
         for i in range(args.runs):
             path = Path(tmp) / f"run{i}.json"
+            waited = time.monotonic()
+            while os.getloadavg()[0] > args.settle_load and time.monotonic() - waited < args.settle_max:
+                time.sleep(5)
             before = os.getloadavg()[0]
             started = time.monotonic()
             proc = subprocess.run([sys.executable, str(script), *args.args, "--json", str(path)])

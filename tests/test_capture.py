@@ -296,7 +296,7 @@ def test_the_stream_stops_reading_when_its_buffer_is_full_and_resumes(tls_pair, 
             stream = await stream.start_tls(client_ctx, server_hostname="localhost", timeout=5)
         await stream.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         await asyncio.sleep(0.5)  # a slow consumer: the server keeps sending meanwhile
-        proto = stream._protocol
+        proto = getattr(stream, "_plain", stream)._protocol  # under TLS: the ciphertext's stream buffers
         paused, buffered = proto.read_paused, proto.buffered
         got = 0
         while chunk := await stream.read(65536, timeout=5):

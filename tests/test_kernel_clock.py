@@ -14,6 +14,7 @@ from harness.capture.core import capture
 from harness.capture.request import build_request
 from harness.model import Limits
 from tests.hostile_servers import SSE_HEAD, HostileServer, read_request, send
+from tests.test_capture import tls_pair  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
 FIRST_EVENT_S = 0.10  # the server's first event, after the headers
@@ -123,3 +124,29 @@ def test_without_the_receive_thread_the_loop_reads_with_kernel_stamps(monkeypatc
         cap = _capture_with_a_busy_loop(srv.url)
     assert cap.clock in ("kernel", "mixed") and cap.t_first_byte < FIRST_EVENT_S + 0.1, cap.t_first_byte
     assert not receiver._RECEIVERS
+
+
+def test_tls_reads_keep_the_kernel_stamp_of_their_ciphertext(tls_pair):
+    """TLS is decrypted over the stamped ciphertext (harness/capture/tlsstream.py): a loop blocked while the first
+    event arrives still measures its arrival, and the capture names the kernel clock."""
+    from harness.capture.client import make_client
+
+    server_ctx, client_ctx = tls_pair
+
+    async def go(url):
+        client = make_client(Limits(deadline_s=5.0), ssl_context=client_ctx)
+        loop = asyncio.get_running_loop()
+        start, stop = LOOP_BLOCKED
+        try:
+            loop.call_later(start, time.sleep, stop - start)
+            return await capture(build_request(url, "prompt", "hi"), Limits(deadline_s=5.0), client=client)
+        finally:
+            await client.aclose()
+
+    with HostileServer(_late_event, ssl_context=server_ctx) as srv:
+        cap = asyncio.run(go(srv.url))
+    assert cap.status == 200 and cap.end_reason == "eof", cap.error
+    assert cap.clock in ("kernel", "mixed"), cap.clock
+    first = next(r for r in cap.reads if b"Magma" in r.data)
+    assert first.t < FIRST_EVENT_S + 0.1, first.t
+    assert cap.read_lag_ms_max > 200

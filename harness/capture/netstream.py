@@ -20,9 +20,9 @@ So, where the C extension is built, the sockets are read by a receive thread tha
 (harness/capture/receiver.py, _receiver.c): each read happens within microseconds of its data, and the loop
 collects the stamped reads when it can. Without the extension the loop reads them itself (``_KernelReader``).
 ``lag`` is how late the loop saw the bytes. Kernel stamps are the default; STREAMCONFORM_CLOCK=userspace turns
-them off. Where the option or ``recvmsg`` is missing (other systems, uvloop's own transports, TLS: the TLS layer
-reads the socket itself), reads are stamped in userspace as before and ``lag`` is None: the capture then names
-its clock ``userspace``.
+them off. TLS is decrypted in memory over the stamped ciphertext reads (harness/capture/tlsstream.py). Where the
+option or ``recvmsg`` is missing (other systems, uvloop's own transports), reads are stamped in userspace as
+before and ``lag`` is None: the capture then names its clock ``userspace``.
 """
 
 from __future__ import annotations
@@ -229,6 +229,15 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 handle.cancel()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data, arrival, lag = await self.next_chunk(max_bytes, timeout)
+        tap = self._tap_for_task() if self._tap_for_task is not None and data else None
+        if tap is not None:
+            tap(data, arrival, lag)
+        return data
+
+    async def next_chunk(self, max_bytes: int, timeout: float | None = None) -> tuple[bytes, float, float | None]:
+        """The next received bytes (at most ``max_bytes``) with their arrival and lag, not yet shown to the tap:
+        ``read`` taps them; the TLS layer (harness/capture/tlsstream.py) taps what it decrypts instead."""
         proto = self._protocol
         if not proto.chunks and not proto.eof:
             try:
@@ -238,7 +247,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if not proto.chunks:
             if proto.error is not None:
                 raise httpcore.ReadError(str(proto.error) or type(proto.error).__name__) from proto.error
-            return b""  # the peer closed the connection
+            return b"", 0.0, None  # the peer closed the connection
         data, arrival, lag = proto.chunks.popleft()
         if len(data) > max_bytes:
             proto.chunks.appendleft((data[max_bytes:], arrival, lag))
@@ -246,10 +255,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         proto.buffered -= len(data)
         if proto.read_paused and proto.buffered < _LOW_WATER:
             proto.resume()
-        tap = self._tap_for_task() if self._tap_for_task is not None else None
-        if tap is not None:
-            tap(data, arrival, lag)
-        return data
+        return data, arrival, lag
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -311,7 +317,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
 class KernelStream(AsyncioStream):
     """A plain TCP connection read with kernel receive stamps (see the module docstring): the socket is this
-    stream's own, written with the loop's sock_sendall. TLS hands the socket to a transport (userspace stamps)."""
+    stream's own, written with the loop's sock_sendall. TLS is decrypted over it (harness/capture/tlsstream.py)."""
 
     def __init__(self, sock: socket.socket, protocol: _Protocol,
                  tap_for_task: typing.Callable[[], ReadTap | None] | None = None) -> None:
@@ -353,14 +359,11 @@ class KernelStream(AsyncioStream):
 
     async def start_tls(self, ssl_context: typing.Any, server_hostname: str | None = None,
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        """The TLS layer reads the socket itself: hand it to a transport (stamps are userspace from here on)."""
-        if self._protocol.kernel is not None:
-            self._protocol.kernel.close()
-        self._protocol.kernel = None
-        proto = _Protocol()
-        transport, _ = await self._loop.create_connection(lambda: proto, sock=self._sock)
-        plain = AsyncioStream(typing.cast(asyncio.Transport, transport), proto, self._tap_for_task)
-        return await plain.start_tls(ssl_context, server_hostname, timeout)
+        """TLS decrypted in memory over this stream's stamped reads (harness/capture/tlsstream.py): each
+        decrypted read keeps the kernel stamp of the ciphertext that completed its record."""
+        from harness.capture.tlsstream import KernelTLSStream
+
+        return await KernelTLSStream.wrap(self, ssl_context, server_hostname, timeout, self._tap_for_task)
 
     def get_extra_info(self, info: str) -> typing.Any:
         proto = self._protocol

@@ -1,5 +1,7 @@
-"""Beyond one machine: `bench --ray` and `grade --ray` on a Ray cluster (the optional ``ray`` extra).
+"""Beyond one loop: `bench --processes`, and `bench --ray` / `grade --ray` on a Ray cluster (the optional ``ray``
+extra).
 
+    process_workers.py  bench --processes N: the bench workers in N local processes (no Ray), one loop each
     ray_backend.py    the one place that imports ray: --ray's address, connecting (or starting a local
                       Ray for the command), the install hint when ray is missing, a worker's node
     bench_workers.py  bench: one actor per --workers, spread over the nodes, each running the in-process
