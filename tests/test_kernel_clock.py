@@ -126,7 +126,7 @@ def test_without_the_receive_thread_the_loop_reads_with_kernel_stamps(monkeypatc
     assert not receiver._RECEIVERS
 
 
-def test_tls_reads_keep_the_kernel_stamp_of_their_ciphertext(tls_pair):
+def test_tls_reads_keep_the_kernel_stamp_of_their_ciphertext(tls_pair):  # noqa: F811 - the imported fixture
     """TLS is decrypted over the stamped ciphertext (harness/capture/tlsstream.py): a loop blocked while the first
     event arrives still measures its arrival, and the capture names the kernel clock."""
     from harness.capture.client import make_client

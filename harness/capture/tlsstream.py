@@ -55,7 +55,7 @@ class KernelTLSStream(httpcore.AsyncNetworkStream):
                 except ssl.SSLWantReadError:
                     await stream._flush(left())
                     if not await stream._feed(left()):
-                        raise httpcore.ConnectError("TLS handshake failed: the server closed the connection")
+                        raise httpcore.ConnectError("TLS handshake failed: the server closed the connection") from None
             await stream._flush(left())
         except httpcore.ReadTimeout as exc:
             await plain.aclose()
