@@ -132,22 +132,31 @@ class Stream:
     async def play(self, content: Iterable[bytes], tail: list[bytes] | None = None, *, ttft_s: float | None = None,
                    gap_s: float | Callable[[int], float] | None = None, write: Callable[[bytes], Any] | None = None,
                    start: float | None = None) -> None:
-        """Write `content` events paced (first after ttft, then one per gap), then `tail` in one write."""
+        """Write `content` events paced (first after ttft, then one per gap), then `tail` in one write.
+
+        Due times are absolute (lateness does not accumulate), but two events are never written closer than half a
+        gap: a server stalled past several due times (a loaded machine) catches up at twice the pace instead of
+        flushing the overdue events as one burst, which a client would rightly measure as buffered output."""
         write = write or self.write
         ttft = self.config.ttft_ms / 1000 if ttft_s is None else ttft_s
         gap = self.config.gap_ms / 1000 if gap_s is None else gap_s
         loop_time = self.loop.time
         when = (loop_time() if start is None else start) + ttft
         lateness = self.lateness
+        last: float | None = None
         for i, event in enumerate(content):
             if i:
-                when += gap(i) if callable(gap) else gap
+                step = gap(i) if callable(gap) else gap
+                when += step
+                if last is not None:
+                    when = max(when, last + step / 2)
             delay = when - loop_time()
             if delay > 0:
                 await asyncio.sleep(delay)
             if lateness is not None:
                 lateness.add(loop_time() - when)
             await write(event)
+            last = loop_time()
         if tail:
             await write(b"".join(tail))
 
