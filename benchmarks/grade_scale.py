@@ -188,12 +188,6 @@ def main() -> int:
     proc.start()
     try:
         endpoints = parent.recv()
-        # The grader's evaluation processes (harness/run/eval_pool.py) start before the grader pins itself to CPU 1,
-        # so they keep both CPUs, as they would on a machine where nothing is pinned.
-        from harness.run import eval_pool
-
-        if eval_pool.size() > 0:
-            eval_pool._pool().submit(int).result()
         if args.pin:
             pin_to(1)
         # Records are written by threads (batch.py); hand the GIL back to the event loop within 1 ms, not 5,

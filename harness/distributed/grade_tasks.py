@@ -39,7 +39,7 @@ class GradeWorker:
         # As in-process grading does (grade/cli.py): checks run in threads; hand the GIL back to the event
         # loop within 1 ms so other submissions' reads are timestamped when they arrive.
         sys.setswitchinterval(0.001)
-        self.runner = EngineRunner(**settings, evaluate_in_process=False)  # the cluster spreads the work already
+        self.runner = EngineRunner(**settings)
         self.concurrency = concurrency
         self._executor: ThreadPoolExecutor | None = None
 

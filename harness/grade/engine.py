@@ -37,11 +37,8 @@ class EngineRunner:
                  api_key: str | None = None, follow_redirects: bool = False,
                  categories: set[str] | None = None, max_tokens: int | None = None,
                  headers: dict[str, str] | None = None, overrides: list[str] | None = None,
-                 dialect: str | None = None, model: str | None = None, evaluate_in_process: bool = True) -> None:
+                 dialect: str | None = None, model: str | None = None) -> None:
         self._profile_ref = profile
-        # Checks in other processes (harness/run/eval_pool.py) where there are CPUs for them; a Ray worker's copy
-        # evaluates in its own process (grade --ray already spreads the submissions over the cluster's CPUs).
-        self.evaluate_in_process = evaluate_in_process
         self.max_tokens = max_tokens
         self.headers = dict(headers or {})  # the instructor's -H: sent to every submission
         self.overrides = list(overrides or [])  # --set for every submission, before per-student thresholds
@@ -115,8 +112,7 @@ class EngineRunner:
         return RunOptions(headers=dict(self.headers), api_key=self.api_key, model=self.model, dialect=self.dialect,
                           limits=limits, follow_redirects=self.follow_redirects,
                           policy=AddressPolicy(allow_private=self.allow_private),
-                          categories=self.categories, evaluate_in_thread=True,
-                          evaluate_in_process=self.evaluate_in_process, max_tokens=self.max_tokens)
+                          categories=self.categories, evaluate_in_thread=True, max_tokens=self.max_tokens)
 
     async def attempt(self, url: str, overrides: list[str]) -> AttemptOutcome:
         from harness.run.runner import run_target

@@ -63,9 +63,6 @@ class RunOptions:
     chromium: str | None = None  # the browser client's executable (None: STREAMCONFORM_CHROMIUM, then PATH)
     # Parse and check in a worker thread, so a busy batch (grade) keeps timestamping other streams' reads on time.
     evaluate_in_thread: bool = False
-    # ... or in another process (harness/run/eval_pool.py: grade, where there are two CPUs or more), so the check
-    # work of many submissions runs on the other cores; falls back to the thread when that is not possible.
-    evaluate_in_process: bool = False
 
 
 @dataclass(slots=True)
@@ -185,16 +182,7 @@ async def run_target(url: str, profile: Any, options: RunOptions | None = None) 
         return evaluate(ctx, categories=options.categories, stop=stop)
 
     try:
-        result = None
-        if options.evaluate_in_process:
-            from harness.run import eval_pool
-
-            if eval_pool.size() > 0:
-                result = await eval_pool.evaluate_elsewhere(
-                    evaluate_with_deadline, profile, run.primary, run.secondary, run.probes, run.extra,
-                    options.categories, run.deadline, f"the run's {options.limits.deadline_s:g} s deadline was reached first")
-        if result is None:
-            result = await asyncio.to_thread(finish) if options.evaluate_in_thread else finish()
+        result = await asyncio.to_thread(finish) if options.evaluate_in_thread else finish()
     except asyncio.CancelledError:
         cancelled.set()  # a thread cannot be cancelled: it stops itself at the next check
         raise
@@ -286,18 +274,6 @@ def _run_one(spec: Any, ctx: Context) -> Outcome:
         return outcome
     except Exception as exc:  # a check that raises is a failed check with the reason, never a crash
         return Outcome.failed(f"check raised {type(exc).__name__}: {exc}")
-
-
-def evaluate_with_deadline(profile: Any, primary: Capture, secondary: Capture | None, probes: Any,
-                           extra: dict[str, Any], categories: set[str] | None, deadline: float,
-                           deadline_text: str) -> RunResult:
-    """run_target's own evaluation, as an evaluation process runs it (harness/run/eval_pool.py): ``deadline`` is
-    an absolute time.monotonic(), the same clock in every process on Linux."""
-
-    def stop() -> str | None:
-        return deadline_text if time.monotonic() > deadline else None
-
-    return evaluate(build_context(profile, primary, secondary, probes, extra), categories=categories, stop=stop)
 
 
 def evaluate(ctx: Context, categories: set[str] | None = None,
