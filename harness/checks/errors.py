@@ -49,11 +49,9 @@ _BODY_EXCERPT = 300
 def _error_schema_problem(obj: Any) -> str | None:
     """Why ``obj`` is not an OpenAI error object (schemas/error.json); None when it is one."""
     try:
-        import jsonschema
+        from harness.checks.validation import all_errors
 
-        from schemas import load_schema
-
-        errors = sorted(jsonschema.Draft202012Validator(load_schema("error")).iter_errors(obj), key=str)
+        errors = sorted(all_errors("error", obj), key=str)
         if errors:
             err = errors[0]
             where = "/".join(str(p) for p in err.absolute_path) or "(root)"

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from harness.checks import Context, Outcome, check, evidence
 from harness.checks.stream import not_chat_family
+from harness.checks.validation import first_error
 
 _MAX_EVIDENCE = 5
-# Validation costs ~50 us an event; a hostile stream of a million tiny events must not stall the verdict.
+# Validation costs up to ~50 us an event (jsonschema, for an invalid one); a hostile stream of a million tiny
+# events must not stall the verdict.
 MAX_VALIDATED = 50_000
-
-
-@cache
-def validator(name: str):
-    """A compiled validator for a schema shipped in schemas/ (compiled once per process)."""
-    import jsonschema
-
-    from schemas import load_schema
-
-    schema = load_schema(name)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
 
 
 def _problem(chunk, schema_name: str, errors_apart: bool = True) -> str | None:
@@ -33,7 +21,7 @@ def _problem(chunk, schema_name: str, errors_apart: bool = True) -> str | None:
         return f"not JSON: {chunk.json_error}"
     obj = chunk.json
     target = "error" if errors_apart and isinstance(obj, dict) and "error" in obj else schema_name
-    error = next(iter(validator(target).iter_errors(obj)), None)
+    error = first_error(target, obj)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

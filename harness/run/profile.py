@@ -55,6 +55,9 @@ class Profile:
     def __init__(self, data: dict[str, Any], source: str = "") -> None:
         self.data = data
         self.source = source  # the file it came from
+        # rule() per check id, for the [checks] table it was read from: evaluation asks for every rule once per
+        # check and the glob matching showed in a grade's profile. A new table (another profile) starts afresh.
+        self._rules: tuple[Any, dict[str, CheckRule]] = (None, {})
         self._validate()
 
     # -- top-level fields -------------------------------------------------------------------------------------
@@ -105,6 +108,17 @@ class Profile:
     def rule(self, check_id: str) -> CheckRule:
         """The rule for a check id: exact entry, else the most specific matching glob, else ``"*"``."""
         checks = self.data.get("checks", {})
+        table, memo = self._rules
+        if table is not checks or len(memo) > 4096:
+            memo = {}
+            self._rules = (checks, memo)
+        rule = memo.get(check_id)
+        if rule is None:
+            rule = memo[check_id] = self._rule(checks, check_id)
+        return rule
+
+    @staticmethod
+    def _rule(checks: dict[str, Any], check_id: str) -> CheckRule:
         entry = checks.get(check_id)
         if entry is None:
             patterns = [p for p in checks if p != "*" and any(ch in p for ch in "*?[") and fnmatch.fnmatchcase(
