@@ -34,11 +34,13 @@ from harness.cli.options import (
     add_json,
     add_max_tokens,
     add_model,
+    add_processes,
     add_profile,
     add_ray,
     add_set,
     add_token_method,
     add_workers,
+    check_processes,
 )
 from harness.errors import ConfigError
 
@@ -65,9 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_workers(load, "here: Ray actors spread over the cluster's nodes, each sending its share of every "
                       "level (closed loop: of the concurrency; open loop: of the rate); only with --ray; "
                       "default: one per node", type=int, default=None)
-    load("--processes", type=int, default=None, metavar="N",
-         help="split each level over N local processes, one event loop each (at most one per CPU): for loads "
-              "one loop cannot time exactly; not with --ray")
+    add_processes(load, "here: each level's load, for loads one loop cannot time exactly")
     req = parser.add_argument_group("request").add_argument
     add_profile(req)
     add_set(req, detail="bench reads only dialect, prompts, token_method and request.model")
@@ -348,14 +348,7 @@ def main(args: argparse.Namespace) -> int:
         require_url(args.url)
     if args.workers is not None and (args.workers < 1 or not args.ray):
         raise ConfigError("--workers needs --ray (the actors run on a Ray cluster) and a count of at least 1")
-    if args.processes is not None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if args.ray:
-            raise ConfigError("--processes splits the load on this machine; --ray splits it over a cluster "
-                              "(give --workers there): not both")
-        if not 1 <= args.processes <= cpus:
-            raise ConfigError(f"--processes must be between 1 and the {cpus} CPU(s) this machine lets the bench "
-                              "use (two loops sharing a core would time their streams late)")
+    check_processes(args.processes, args.ray)
     from harness.distributed.ray_backend import check_ray_option
 
     args.ray = check_ray_option(args.ray)  # Ray missing: exit 2 with the install hint, before any work

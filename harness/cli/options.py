@@ -77,6 +77,8 @@ SHARED_OPTIONS: tuple[SharedOption, ...] = (
                  "Ray started for this command) or HOST:PORT of a running one; needs pip install "
                  "'streamconform[ray]'", ("grade", "bench")),
     SharedOption(("--workers",), "how many worker processes share the load", ("serve", "bench")),
+    SharedOption(("--processes",), "split the work over N local processes, one event loop each (at most one per "
+                 "CPU); not with --ray", ("grade", "bench")),
     SharedOption(("--chromium",), "the Chromium the browser client runs (default: $STREAMCONFORM_CHROMIUM, then "
                  "chromium, chromium-browser or google-chrome on PATH)", ("run", "clients")),
 )
@@ -221,6 +223,23 @@ def add_ray(add: Add, detail: str) -> None:
 def add_workers(add: Add, detail: str, **kwargs: Any) -> None:
     """serve: uvicorn processes; bench: Ray actors. The same idea, processes that split the work."""
     add("--workers", metavar="N", help=shared_help("--workers", detail), **kwargs)
+
+
+def add_processes(add: Add, detail: str) -> None:
+    """grade: submissions over local processes; bench: each level's load. The same idea as --ray, on one machine."""
+    add("--processes", type=int, default=None, metavar="N", help=shared_help("--processes", detail))
+
+
+def check_processes(processes: int | None, ray: Any) -> None:
+    """Exit 2 before any work for a count this machine cannot run, or --processes with --ray."""
+    if processes is None:
+        return
+    if ray:
+        raise ConfigError("--processes splits the work on this machine; --ray splits it over a cluster: not both")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not 1 <= processes <= cpus:
+        raise ConfigError(f"--processes must be between 1 and the {cpus} CPU(s) this machine lets the command use "
+                          "(two loops sharing a core would time their streams late)")
 
 
 def add_run_options(add: Add, prefix: str = "") -> None:

@@ -26,11 +26,13 @@ from harness.cli.options import (
     add_json,
     add_max_tokens,
     add_model,
+    add_processes,
     add_profile,
     add_quiet,
     add_ray,
     add_set,
     add_token_method,
+    check_processes,
 )
 from harness.errors import ConfigError
 from harness.grade.attempt import AttemptPolicy, GradeInput
@@ -50,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     type=int, default=64, metavar="N")
     add_ray(add, "here: a submission per Ray task, --concurrency at once on each node; the records are "
                  "written here")
+    add_processes(add, "here: submissions spread over N processes, --concurrency in flight over all of them, "
+                       "the records written by this one (a roster with the probes and robustness keeps one loop "
+                       "busy); default: one loop in this process")
     add("--allow-private", action="store_true",
         help="allow loopback/private addresses (local testing only; refused by default)")
     # One value per use: a list of values (nargs) would swallow ROSTER given after it.
@@ -173,6 +178,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--deadline must be positive and --retry-delay not negative")
     from harness.distributed.ray_backend import check_ray_option
 
+    check_processes(args.processes, args.ray)
     args.ray = check_ray_option(args.ray)  # Ray missing: exit 2 with the install hint, before any work
     subs = load_roster(args.roster)
     items = build_inputs(subs, args)
@@ -260,6 +266,18 @@ def grade_batch(args: argparse.Namespace, subs: list[Submission], items: list[Gr
 
                 grade_all_on_ray(pending, runner, persist, address=args.ray, concurrency=args.concurrency,
                                  policy=policy, on_done=progress.done, on_unsaved=on_unsaved, on_ready=on_ray)
+            elif (args.processes or 1) > 1:  # the same attempts in local processes, written here
+                from harness.distributed.grade_processes import grade_all_in_processes
+
+                def on_processes(started: list[dict[str, Any]]) -> None:
+                    if not args.quiet:
+                        progress.console.print(f"grading in {len(started)} processes, "
+                                               f"{'+'.join(str(p['concurrency']) for p in started)} at once",
+                                               markup=False)
+
+                grade_all_in_processes(pending, runner, persist, processes=args.processes,
+                                       concurrency=args.concurrency, policy=policy, on_done=progress.done,
+                                       on_unsaved=on_unsaved, on_ready=on_processes)
             else:
                 asyncio.run(grade_all(pending, runner, persist, concurrency=args.concurrency, policy=policy,
                                       on_done=progress.done, on_unsaved=on_unsaved))
