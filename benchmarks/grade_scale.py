@@ -4,8 +4,8 @@
     python benchmarks/grade_scale.py --n 200 --quick   # a smaller run
     python benchmarks/grade_scale.py --all-checks      # also the probes and robustness (128 over 2 processes)
 
-Submissions. A few reference servers run in one separate process (pinned to CPU 0 on a two-core machine; the
-grader is pinned to CPU 1), each with a server-wide fault mode and a known TTFT delay; the 1,000 roster URLs point
+Submissions. A few reference servers run in one separate process (pinned to CPU 0 on a two-core machine; one
+grading process is pinned to CPU 1, several (``--processes``) are not pinned), each with a server-wide fault mode and a known TTFT delay; the 1,000 roster URLs point
 at them round-robin and differ by a ``?student=N`` query, so each is a distinct submission. Loopback only.
 
 What one submission costs. The grading profile's content and timing checks need two streams per submission (the
